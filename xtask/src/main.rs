@@ -1,0 +1,173 @@
+//! `cargo xtask`: the project's tasks, so that CI, the README and developers run the same steps.
+//!
+//! - `codegen [--check]`: writes `generated/` from the interface XML (or only checks it);
+//! - `test`: every check and test suite, as CI runs them;
+//! - `demo`: the end-to-end demonstration.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+const SOURCE: &str = "interface/org.projectatomic.rpmostree1.xml";
+
+type Task = fn(&[String]) -> Result<(), String>;
+
+const TASKS: &[(&str, Task, &str)] = &[
+    (
+        "codegen",
+        codegen,
+        "write generated/ from the interface XML (--check: only verify)",
+    ),
+    (
+        "test",
+        test,
+        "run every check and test suite (what CI runs)",
+    ),
+    ("demo", demo, "run the end-to-end demonstration"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(name) = args.first() else {
+        usage();
+        return ExitCode::from(2);
+    };
+    let Some((_, task, _)) = TASKS.iter().find(|(n, _, _)| n == name) else {
+        eprintln!("xtask: unknown task '{name}'");
+        usage();
+        return ExitCode::from(2);
+    };
+    if let Err(e) = std::env::set_current_dir(root()) {
+        eprintln!("xtask: cannot enter the workspace root: {e}");
+        return ExitCode::FAILURE;
+    }
+    match task(&args[1..]) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() {
+    eprintln!("usage: cargo xtask <task> [args]\n");
+    for (name, _, help) in TASKS {
+        eprintln!("  {name:<10} {help}");
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn codegen(args: &[String]) -> Result<(), String> {
+    let check = match args {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        _ => return Err("usage: cargo xtask codegen [--check]".into()),
+    };
+    let xml = std::fs::read_to_string(SOURCE).map_err(|e| format!("{SOURCE}: {e}"))?;
+    let files = rpmostree_codegen::generate(&xml, SOURCE)?;
+    let dir = Path::new("generated");
+    if check {
+        let problems = rpmostree_codegen::diff_dir(&files, dir)?;
+        if !problems.is_empty() {
+            return Err(format!(
+                "generated/ is stale ({}): run `cargo xtask codegen` and commit the result",
+                problems.join(", ")
+            ));
+        }
+        println!("generated/ matches {SOURCE}");
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if !files.iter().any(|(n, _)| Some(n) == name.as_ref()) {
+            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let mut changed = 0;
+    for (name, text) in &files {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("wrote {}", path.display());
+            changed += 1;
+        }
+    }
+    println!("generated/: {changed} file(s) changed");
+    Ok(())
+}
+
+/// Runs one command, echoing it; fails if it fails.
+fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    println!("\n==> {} {}", program, args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    if !args.is_empty() {
+        return Err("usage: cargo xtask test".into());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    codegen(&["--check".to_owned()])?;
+    run(&cargo, &["fmt", "--all", "--", "--check"], &[])?;
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run(
+        &cargo,
+        &["doc", "--no-deps", "--locked", "-p", "rpmostree-api"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    run(
+        &cargo,
+        &["test", "--workspace", "--all-targets", "--locked"],
+        &[],
+    )?;
+    run(
+        &cargo,
+        &["test", "--doc", "--locked", "-p", "rpmostree-api"],
+        &[],
+    )?;
+    println!("\nxtask test: all checks passed");
+    Ok(())
+}
+
+fn demo(_args: &[String]) -> Result<(), String> {
+    println!(
+        "The demo will start a sandbox (private system bus, real polkitd, an OSTree sysroot with a\n\
+         local remote), start rpm-ostreed by D-Bus activation and drive it with the rpm-ostree CLI:\n\
+         status, upgrade, rollback, kernel arguments and rebase.\n\n\
+         The daemon and CLI are not implemented yet: today the project provides the typed D-Bus API\n\
+         crate (see README.md). Run `cargo run --example list-deployments` against a running\n\
+         rpm-ostreed to see the API in use."
+    );
+    Ok(())
+}
