@@ -1,14 +1,16 @@
 //! rpm-ostreed, the daemon that serves `org.projectatomic.rpmostree1` on the system bus.
 //!
-//! Not implemented yet: the bus service, transactions and polkit authorisation land with the
-//! daemon issue, on top of the generated handler traits of `rpmostree-api`.
+//! Layers, top to bottom (calls only go down): [`object`] implements the generated handler
+//! traits and is the only place errors become D-Bus errors; [`authz`] decides with polkit;
+//! [`txn`] runs one mutating transaction at a time on its own peer-to-peer server; [`sysroot`]
+//! does the libostree work on blocking threads and knows nothing of D-Bus. [`daemon`] holds the
+//! shared state and the service's lifetime; [`config`] reads `rpm-ostreed.conf`.
 
-/// The bus name the daemon will own.
-pub const BUS_NAME: &str = rpmostree_api::names::BUS_NAME;
+mod authz;
+mod config;
+mod daemon;
+mod object;
+mod sysroot;
+mod txn;
 
-/// Runs the daemon. Today it only reports that it is not implemented.
-pub fn run() -> Result<(), String> {
-    Err(format!(
-        "rpm-ostreed: the daemon for {BUS_NAME} is not implemented yet in this build"
-    ))
-}
+pub use daemon::{Options, run};

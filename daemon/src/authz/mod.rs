@@ -1,0 +1,297 @@
+//! AUTHORIZATION: which polkit actions a call needs, and asking polkit.
+//!
+//! The mapping is upstream's (method, and for `UpdateDeployment` its modifiers and options, to
+//! action ids). Decisions: the caller's uid comes from the bus; uid 0 is allowed without a polkit
+//! round trip; everyone else needs polkit's yes for every action, asked with the caller's bus name
+//! as subject. If polkit cannot be asked, the answer is no, and the error says why. This module
+//! returns the API's wire error so the object layer can pass it on unchanged.
+
+use rpmostree_api::{Error, UpdateDeploymentModifiers, UpdateDeploymentOptions};
+use zbus::{Connection, message::Header};
+use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
+
+/// A polkit action of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Layering: install or remove packages.
+    InstallUninstallPackages,
+    /// Layering local packages.
+    InstallLocalPackages,
+    /// Base package overrides.
+    Override,
+    /// Deploy a given revision.
+    Deploy,
+    /// Upgrade.
+    Upgrade,
+    /// Switch to another refspec.
+    Rebase,
+    /// Roll back.
+    Rollback,
+    /// Kernel arguments and initramfs.
+    Bootconfig,
+    /// Reload the daemon's configuration.
+    ReloadDaemon,
+    /// Clean up.
+    Cleanup,
+    /// Refresh metadata, compute diffs.
+    RepoRefresh,
+    /// Change repository configuration.
+    RepoModify,
+    /// Register and unregister clients.
+    ClientManagement,
+    /// Finalize a staged deployment.
+    FinalizeDeployment,
+}
+
+impl Action {
+    /// The polkit action id.
+    pub(crate) fn id(self) -> &'static str {
+        match self {
+            Self::InstallUninstallPackages => {
+                "org.projectatomic.rpmostree1.install-uninstall-packages"
+            }
+            Self::InstallLocalPackages => "org.projectatomic.rpmostree1.install-local-packages",
+            Self::Override => "org.projectatomic.rpmostree1.override",
+            Self::Deploy => "org.projectatomic.rpmostree1.deploy",
+            Self::Upgrade => "org.projectatomic.rpmostree1.upgrade",
+            Self::Rebase => "org.projectatomic.rpmostree1.rebase",
+            Self::Rollback => "org.projectatomic.rpmostree1.rollback",
+            Self::Bootconfig => "org.projectatomic.rpmostree1.bootconfig",
+            Self::ReloadDaemon => "org.projectatomic.rpmostree1.reload-daemon",
+            Self::Cleanup => "org.projectatomic.rpmostree1.cleanup",
+            Self::RepoRefresh => "org.projectatomic.rpmostree1.repo-refresh",
+            Self::RepoModify => "org.projectatomic.rpmostree1.repo-modify",
+            Self::ClientManagement => "org.projectatomic.rpmostree1.client-management",
+            Self::FinalizeDeployment => "org.projectatomic.rpmostree1.finalize-deployment",
+        }
+    }
+}
+
+/// The actions an OS method needs (`None`: the method needs no authorization).
+/// `UpdateDeployment` is handled by [`update_deployment_actions`].
+pub(crate) fn os_method_actions(method: &str) -> Option<Vec<Action>> {
+    use Action::*;
+    let one = |a| Some(vec![a]);
+    match method {
+        "GetDeploymentsRpmDiff"
+        | "GetCachedDeployRpmDiff"
+        | "DownloadDeployRpmDiff"
+        | "GetCachedUpdateRpmDiff"
+        | "DownloadUpdateRpmDiff"
+        | "GetCachedRebaseRpmDiff"
+        | "DownloadRebaseRpmDiff"
+        | "RefreshMd" => one(RepoRefresh),
+        "ModifyYumRepo" => one(RepoModify),
+        "Deploy" => one(Deploy),
+        "Upgrade" | "AutomaticUpdateTrigger" => one(Upgrade),
+        "Rebase" => one(Rebase),
+        "SetInitramfsState" | "KernelArgs" | "InitramfsEtc" => one(Bootconfig),
+        "Cleanup" => one(Cleanup),
+        "Rollback" | "ClearRollbackTarget" => one(Rollback),
+        "PkgChange" => one(InstallUninstallPackages),
+        "FinalizeDeployment" => one(FinalizeDeployment),
+        // OSExperimental: upstream checks nothing here; we require the closest action.
+        "LiveFs" => one(InstallUninstallPackages),
+        "DownloadPackages" => one(RepoRefresh),
+        _ => None,
+    }
+}
+
+/// The actions an `UpdateDeployment` call needs: all of them must be granted.
+pub(crate) fn update_deployment_actions(
+    modifiers: &UpdateDeploymentModifiers,
+    options: &UpdateDeploymentOptions,
+) -> Vec<Action> {
+    use Action::*;
+    let mut actions = Vec::new();
+    if options.no_initramfs == Some(true) {
+        actions.push(Bootconfig);
+    }
+    if modifiers.set_refspec.is_some() {
+        actions.push(Rebase);
+    } else if modifiers.set_revision.is_some() {
+        actions.push(Deploy);
+    } else if options.no_pull_base != Some(true) {
+        actions.push(Upgrade);
+    }
+    let has = |v: &Option<Vec<String>>| v.is_some();
+    if has(&modifiers.install_packages)
+        || has(&modifiers.uninstall_packages)
+        || has(&modifiers.install_modules)
+        || has(&modifiers.uninstall_modules)
+        || has(&modifiers.enable_modules)
+        || has(&modifiers.disable_modules)
+        || options.no_layering == Some(true)
+    {
+        actions.push(InstallUninstallPackages);
+    }
+    let fds =
+        |v: &Option<rpmostree_api::dict::UnixFdList>| v.as_ref().is_some_and(|l| !l.0.is_empty());
+    if fds(&modifiers.install_local_packages)
+        || fds(&modifiers.install_local_fileoverride_packages)
+        || fds(&modifiers.install_fileoverride_local_packages)
+    {
+        actions.push(InstallLocalPackages);
+    }
+    if has(&modifiers.override_replace_packages)
+        || has(&modifiers.override_remove_packages)
+        || has(&modifiers.override_reset_packages)
+        || fds(&modifiers.override_replace_local_packages)
+        || options.no_overrides == Some(true)
+    {
+        actions.push(Override);
+    }
+    if actions.is_empty() {
+        actions.push(Override);
+    }
+    actions
+}
+
+/// Asks polkit on behalf of the daemon.
+#[derive(Debug, Clone)]
+pub(crate) struct Authorizer {
+    bus: Connection,
+}
+
+/// Who called, as far as the decision is concerned.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// Unique bus name.
+    pub(crate) sender: String,
+    /// Unix uid.
+    pub(crate) uid: u32,
+}
+
+impl Authorizer {
+    /// An authorizer on the daemon's bus connection.
+    pub(crate) fn new(bus: Connection) -> Self {
+        Self { bus }
+    }
+
+    /// Identifies the sender of a call.
+    pub(crate) async fn caller(&self, header: &Header<'_>) -> Result<Caller, Error> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::AccessDenied("the call has no sender".into()))?
+            .to_string();
+        let dbus = zbus::fdo::DBusProxy::new(&self.bus)
+            .await
+            .map_err(|e| Error::Failed(format!("cannot ask the bus who called: {e}")))?;
+        let name = zbus::names::BusName::try_from(sender.as_str())
+            .map_err(|e| Error::Failed(format!("bad sender name {sender}: {e}")))?;
+        let uid = dbus
+            .get_connection_unix_user(name)
+            .await
+            .map_err(|e| Error::Failed(format!("cannot find the uid of {sender}: {e}")))?;
+        Ok(Caller { sender, uid })
+    }
+
+    /// Checks that the caller may do every action in `actions`. `what` names the operation in
+    /// denials (e.g. `OS operation Upgrade`).
+    pub(crate) async fn check(
+        &self,
+        header: &Header<'_>,
+        what: &str,
+        actions: &[Action],
+        interactive: bool,
+    ) -> Result<Caller, Error> {
+        let caller = self.caller(header).await?;
+        if caller.uid == 0 || actions.is_empty() {
+            return Ok(caller);
+        }
+        let subject = Subject::new_for_message_header(header)
+            .map_err(|e| Error::AccessDenied(format!("cannot identify the caller: {e}")))?;
+        let authority = AuthorityProxy::builder(&self.bus)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| unreachable(what, actions[0], &e))?;
+        let flags = if interactive {
+            CheckAuthorizationFlags::ALLOW_USER_INTERACTION
+        } else {
+            CheckAuthorizationFlags::empty()
+        };
+        for action in actions {
+            let result = authority
+                .check_authorization(&subject, action.id(), &Default::default(), flags, "")
+                .await
+                .map_err(|e| unreachable(what, *action, &e))?;
+            if !result.is_authorized {
+                tracing::info!(
+                    "denied {what} to {} (uid {}): polkit action {}",
+                    caller.sender,
+                    caller.uid,
+                    action.id()
+                );
+                return Err(Error::AccessDenied(format!(
+                    "rpmostreed {what} not allowed for user: polkit action {} was not granted{}",
+                    action.id(),
+                    if result.is_challenge {
+                        " (authentication is required and no agent answered)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        Ok(caller)
+    }
+}
+
+fn unreachable(what: &str, action: Action, e: &zbus::Error) -> Error {
+    tracing::warn!("polkit could not be asked about {}: {e}", action.id());
+    Error::AccessDenied(format!(
+        "Authorization error: polkit could not be asked whether {what} is allowed (action {}), so it is denied: {e}",
+        action.id()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_deployment_needs_every_relevant_action() {
+        let m = UpdateDeploymentModifiers::new()
+            .set_refspec("origin:other")
+            .install_packages(vec!["vim".into()]);
+        let o = UpdateDeploymentOptions::new().no_initramfs(true);
+        assert_eq!(
+            update_deployment_actions(&m, &o),
+            vec![
+                Action::Bootconfig,
+                Action::Rebase,
+                Action::InstallUninstallPackages
+            ]
+        );
+        let none = update_deployment_actions(
+            &UpdateDeploymentModifiers::new(),
+            &UpdateDeploymentOptions::new().no_pull_base(true),
+        );
+        assert_eq!(none, vec![Action::Override]);
+        assert_eq!(
+            update_deployment_actions(
+                &UpdateDeploymentModifiers::new(),
+                &UpdateDeploymentOptions::new()
+            ),
+            vec![Action::Upgrade]
+        );
+    }
+
+    #[test]
+    fn os_methods_map_to_upstream_actions() {
+        assert_eq!(
+            os_method_actions("AutomaticUpdateTrigger"),
+            Some(vec![Action::Upgrade])
+        );
+        assert_eq!(
+            os_method_actions("ClearRollbackTarget"),
+            Some(vec![Action::Rollback])
+        );
+        assert_eq!(os_method_actions("GetDeploymentBootConfig"), None);
+        assert_eq!(
+            Action::ClientManagement.id(),
+            "org.projectatomic.rpmostree1.client-management"
+        );
+    }
+}

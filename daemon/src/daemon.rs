@@ -1,0 +1,436 @@
+//! The daemon as a whole: bus connection and name, object registration, the shared state every
+//! object reads (configuration, sysroot snapshot, clients, transactions), reloads with
+//! `PropertiesChanged`, client tracking and idle exit.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, OnceLock, RwLock},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use futures_util::StreamExt;
+use rpmostree_api::{
+    Error, OSExperimentalInterface, OSInterface, SysrootInterface,
+    names::{BASE_PATH, BUS_NAME, SYSROOT_PATH, os_path},
+};
+use zbus::Connection;
+
+use crate::{
+    authz::Authorizer,
+    config::Config,
+    object::{OsExperimentalObject, OsObject, SysrootObject},
+    sysroot::{self, Fingerprint, Snapshot},
+    txn::{Engine, lock},
+};
+
+/// A registered client (`RegisterClient`).
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    /// The `id` it gave, if any.
+    pub(crate) id: Option<String>,
+    /// Its uid.
+    pub(crate) uid: u32,
+}
+
+/// Shared state of the running daemon.
+#[derive(Debug)]
+pub(crate) struct Daemon {
+    sysroot_path: PathBuf,
+    config_path: PathBuf,
+    config: RwLock<Config>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    load_error: RwLock<Option<String>>,
+    clients: Mutex<HashMap<String, Client>>,
+    engine: Engine,
+    bus: OnceLock<Connection>,
+    reload_lock: tokio::sync::Mutex<()>,
+    exported: Mutex<Vec<String>>,
+}
+
+fn read<T: Clone>(l: &RwLock<T>) -> T {
+    l.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn write<T>(l: &RwLock<T>, value: T) {
+    *l.write().unwrap_or_else(|e| e.into_inner()) = value;
+}
+
+impl Daemon {
+    /// The sysroot path.
+    pub(crate) fn sysroot_path(&self) -> &Path {
+        &self.sysroot_path
+    }
+
+    /// The current configuration.
+    pub(crate) fn config(&self) -> Config {
+        read(&self.config)
+    }
+
+    /// The current sysroot snapshot, or the error that keeps the daemon from loading it.
+    pub(crate) fn snapshot(&self) -> Result<Arc<Snapshot>, Error> {
+        if let Some(e) = read(&self.load_error) {
+            return Err(Error::InvalidSysroot(format!(
+                "rpm-ostreed cannot load the OSTree sysroot at {}: {e}",
+                self.sysroot_path.display()
+            )));
+        }
+        Ok(read(&self.snapshot))
+    }
+
+    /// The transaction engine.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The system bus connection.
+    pub(crate) fn bus(&self) -> &Connection {
+        self.bus
+            .get()
+            .expect("the bus connection is set before any object is served")
+    }
+
+    /// An authorizer on the bus.
+    pub(crate) fn authorizer(&self) -> Authorizer {
+        Authorizer::new(self.bus().clone())
+    }
+
+    /// Records a client.
+    pub(crate) fn add_client(&self, name: &str, client: Client) {
+        let mut clients = lock(&self.clients);
+        clients.insert(name.to_owned(), client.clone());
+        tracing::info!(
+            "client {name} (id {:?}, uid {}) registered; {} client(s)",
+            client.id,
+            client.uid,
+            clients.len()
+        );
+    }
+
+    /// Forgets a client.
+    pub(crate) fn remove_client(&self, name: &str) {
+        let mut clients = lock(&self.clients);
+        if clients.remove(name).is_some() {
+            tracing::info!("client {name} gone; {} client(s) remain", clients.len());
+        }
+    }
+
+    /// How clients see the initiator of a call (`InitiatingClientDescription`).
+    pub(crate) fn describe_client(&self, sender: &str, uid: u32) -> String {
+        match lock(&self.clients).get(sender) {
+            Some(c) => match &c.id {
+                Some(id) => format!("client(id:{id} dbus:{sender} uid:{uid})"),
+                None => format!("client(dbus:{sender} uid:{uid})"),
+            },
+            None => format!("caller {sender}"),
+        }
+    }
+
+    /// Re-reads the configuration (`ReloadConfig`), updating `AutomaticUpdatePolicy`.
+    pub(crate) async fn reload_config(&self) -> Result<()> {
+        let config = Config::load(&self.config_path)?;
+        let changed = config.automatic_update_policy != self.config().automatic_update_policy;
+        write(&self.config, config);
+        if changed {
+            let iface = self.sysroot_iface().await?;
+            iface
+                .get()
+                .await
+                .automatic_update_policy_changed(iface.signal_emitter())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Loads the sysroot again and publishes what changed: OS objects appear or disappear, and
+    /// `PropertiesChanged` is emitted for the properties that changed, before this returns.
+    pub(crate) async fn reload(&self) -> Result<bool> {
+        let _guard = self.reload_lock.lock().await;
+        let path = self.sysroot_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || sysroot::load(&path))
+            .await
+            .context("the sysroot loader died")?;
+        let old = read(&self.snapshot);
+        let old_error = read(&self.load_error);
+        let new = match loaded {
+            Ok(s) => {
+                write(&self.load_error, None);
+                Arc::new(s)
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                if old_error.as_deref() != Some(message.as_str()) {
+                    tracing::error!("cannot load the sysroot: {message}");
+                }
+                write(&self.load_error, Some(message));
+                return Ok(false);
+            }
+        };
+        write(&self.snapshot, Arc::clone(&new));
+        let changed = old_error.is_some() || old.deployments != new.deployments;
+        self.sync_os_objects(&new).await?;
+        if changed {
+            tracing::info!("sysroot changed: {} deployment(s)", new.deployments.len());
+            self.emit_deployments_changed().await?;
+        }
+        Ok(changed)
+    }
+
+    /// Reloads when the sysroot changed on disk (e.g. `ostree admin` run by hand).
+    async fn reload_if_changed(&self) {
+        let current = Fingerprint::read(&self.sysroot_path);
+        let known = read(&self.snapshot).fingerprint.clone();
+        if (current != known || read(&self.load_error).is_some())
+            && let Err(e) = self.reload().await
+        {
+            tracing::warn!("reloading the sysroot: {e:#}");
+        }
+    }
+
+    async fn sysroot_iface(
+        &self,
+    ) -> zbus::Result<zbus::object_server::InterfaceRef<SysrootInterface<SysrootObject>>> {
+        self.bus()
+            .object_server()
+            .interface::<_, SysrootInterface<SysrootObject>>(SYSROOT_PATH)
+            .await
+    }
+
+    async fn emit_deployments_changed(&self) -> zbus::Result<()> {
+        let iface = self.sysroot_iface().await?;
+        {
+            let s = iface.get().await;
+            s.deployments_changed(iface.signal_emitter()).await?;
+            s.booted_changed(iface.signal_emitter()).await?;
+        }
+        let exported = lock(&self.exported).clone();
+        for osname in exported {
+            let Some(path) = os_path(&osname) else {
+                continue;
+            };
+            let Ok(os) = self
+                .bus()
+                .object_server()
+                .interface::<_, OSInterface<OsObject>>(path.as_str())
+                .await
+            else {
+                continue;
+            };
+            let o = os.get().await;
+            o.booted_deployment_changed(os.signal_emitter()).await?;
+            o.default_deployment_changed(os.signal_emitter()).await?;
+            o.rollback_deployment_changed(os.signal_emitter()).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `ActiveTransaction` and `ActiveTransactionPath` after the slot changed.
+    pub(crate) async fn transaction_changed(&self) {
+        let result = async {
+            let iface = self.sysroot_iface().await?;
+            let s = iface.get().await;
+            s.active_transaction_changed(iface.signal_emitter()).await?;
+            s.active_transaction_path_changed(iface.signal_emitter())
+                .await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!("emitting the transaction properties: {e}");
+        }
+    }
+
+    /// Exports one OS object per osname with deployments, and removes the others.
+    async fn sync_os_objects(self: &Daemon, snapshot: &Snapshot) -> Result<()> {
+        let wanted = snapshot.osnames();
+        let exported = lock(&self.exported).clone();
+        let server = self.bus().object_server();
+        for osname in exported.iter().filter(|o| !wanted.contains(o)) {
+            if let Some(path) = os_path(osname) {
+                server
+                    .remove::<OSInterface<OsObject>, _>(path.as_str())
+                    .await?;
+                server
+                    .remove::<OSExperimentalInterface<OsExperimentalObject>, _>(path.as_str())
+                    .await?;
+                tracing::info!("removed OS object {path}");
+            }
+        }
+        let me = self.me();
+        for osname in wanted.iter().filter(|o| !exported.contains(o)) {
+            let Some(path) = os_path(osname) else {
+                continue;
+            };
+            server
+                .at(
+                    path.as_str(),
+                    OSInterface(OsObject::new(Arc::clone(&me), osname)),
+                )
+                .await?;
+            server
+                .at(
+                    path.as_str(),
+                    OSExperimentalInterface(OsExperimentalObject::new(Arc::clone(&me), osname)),
+                )
+                .await?;
+            tracing::info!("exported OS object {path}");
+        }
+        *lock(&self.exported) = wanted;
+        Ok(())
+    }
+
+    fn me(&self) -> Arc<Daemon> {
+        ME.get()
+            .and_then(|w| w.upgrade())
+            .expect("the daemon is alive while it serves")
+    }
+
+    /// Whether the daemon has nothing to do: no client, no transaction.
+    fn is_idle(&self) -> bool {
+        lock(&self.clients).is_empty() && self.engine.active().is_none()
+    }
+}
+
+static ME: OnceLock<std::sync::Weak<Daemon>> = OnceLock::new();
+
+/// Options of one daemon run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The sysroot to manage.
+    pub sysroot: PathBuf,
+    /// The configuration file.
+    pub config: PathBuf,
+}
+
+/// Runs the daemon until it idles out or is told to stop.
+pub async fn run(options: Options) -> Result<()> {
+    let started = Instant::now();
+    let config = Config::load(&options.config)?;
+    let daemon = Arc::new(Daemon {
+        sysroot_path: options.sysroot.clone(),
+        config_path: options.config.clone(),
+        config: RwLock::new(config),
+        snapshot: RwLock::new(Arc::new(Snapshot::default())),
+        load_error: RwLock::new(Some("not loaded yet".into())),
+        clients: Mutex::new(HashMap::new()),
+        engine: Engine::default(),
+        bus: OnceLock::new(),
+        reload_lock: tokio::sync::Mutex::new(()),
+        exported: Mutex::new(Vec::new()),
+    });
+    let _ = ME.set(Arc::downgrade(&daemon));
+
+    let bus = zbus::connection::Builder::system()
+        .serve_at(BASE_PATH, zbus::fdo::ObjectManager)
+        .serve_at(
+            SYSROOT_PATH,
+            SysrootInterface(SysrootObject::new(Arc::clone(&daemon))),
+        )
+        .build()
+        .await
+        .context("connecting to the system bus")?;
+    daemon
+        .bus
+        .set(bus.clone())
+        .map_err(|_| anyhow::anyhow!("the bus connection was set twice"))?;
+
+    // Load before taking the name, so the first caller sees real properties. A sysroot that
+    // cannot be loaded does not stop the daemon: every call then explains why.
+    daemon.reload().await?;
+    bus.request_name(BUS_NAME)
+        .await
+        .with_context(|| format!("acquiring the name {BUS_NAME}"))?;
+    tracing::info!(
+        "serving {BUS_NAME} for sysroot {} (ready in {} ms)",
+        options.sysroot.display(),
+        started.elapsed().as_millis()
+    );
+
+    tokio::spawn(track_clients(Arc::clone(&daemon)));
+    let reason = watch(Arc::clone(&daemon)).await;
+    tracing::info!("exiting: {reason}");
+    let _ = bus.release_name(BUS_NAME).await;
+    Ok(())
+}
+
+/// Forgets registered clients that leave the bus.
+async fn track_clients(daemon: Arc<Daemon>) {
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(daemon.bus()).await else {
+        return;
+    };
+    let Ok(mut changes) = dbus.receive_name_owner_changed().await else {
+        return;
+    };
+    while let Some(change) = changes.next().await {
+        if let Ok(args) = change.args()
+            && args.new_owner().is_none()
+        {
+            daemon.remove_client(args.name().as_str());
+        }
+    }
+}
+
+/// Watches the sysroot for outside changes and the daemon for idleness; returns why it should
+/// exit.
+async fn watch(daemon: Arc<Daemon>) -> &'static str {
+    let mut idle_since: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => return "interrupted",
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return "terminated",
+        }
+        daemon.reload_if_changed().await;
+        let timeout = daemon.config().idle_exit_timeout;
+        if timeout.is_zero() || !daemon.is_idle() {
+            idle_since = None;
+            continue;
+        }
+        let since = *idle_since.get_or_insert_with(|| {
+            tracing::info!(
+                "idle; exiting in {} s unless a client registers",
+                timeout.as_secs()
+            );
+            Instant::now()
+        });
+        if since.elapsed() >= timeout {
+            return "idle";
+        }
+    }
+}
+
+/// Asks the system to reboot, through logind (or systemd when logind is absent).
+pub(crate) async fn request_reboot() -> Result<()> {
+    let bus = zbus::Connection::system()
+        .await
+        .context("connecting to the system bus")?;
+    let logind = bus
+        .call_method(
+            Some("org.freedesktop.login1"),
+            "/org/freedesktop/login1",
+            Some("org.freedesktop.login1.Manager"),
+            "Reboot",
+            &(false,),
+        )
+        .await;
+    if logind.is_ok() {
+        return Ok(());
+    }
+    bus.call_method(
+        Some("org.freedesktop.systemd1"),
+        "/org/freedesktop/systemd1",
+        Some("org.freedesktop.systemd1.Manager"),
+        "Reboot",
+        &(),
+    )
+    .await
+    .map(|_| ())
+    .with_context(|| {
+        format!(
+            "neither logind nor systemd accepted the reboot request (logind: {})",
+            logind.err().map(|e| e.to_string()).unwrap_or_default()
+        )
+    })
+}

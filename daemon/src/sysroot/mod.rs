@@ -1,0 +1,285 @@
+//! SYSROOT: everything that touches libostree. Loading a snapshot of the deployments and the
+//! operations transactions run ([`ops`]). All functions here block and must run off the async
+//! executor (`spawn_blocking`); libostree objects never leave the thread that made them, only
+//! plain data ([`Snapshot`]) does. This module knows nothing about D-Bus.
+
+pub(crate) mod ops;
+
+use std::{
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use anyhow::{Context, Result};
+use ostree::{gio, glib};
+
+/// Where libostree leaves the marker of a staged deployment locked against finalization.
+pub(crate) const STAGED_LOCKED_MARKER: &str = "/run/ostree/staged-deployment-locked";
+
+/// What the daemon knows about the sysroot at one moment: plain data, cheap to share.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Snapshot {
+    /// Whether the running system is booted from this sysroot.
+    pub(crate) is_booted: bool,
+    /// Every deployment, in sysroot (boot) order.
+    pub(crate) deployments: Vec<DeploymentInfo>,
+    /// What the sysroot looked like on disk when loaded, to notice changes.
+    pub(crate) fingerprint: Fingerprint,
+}
+
+impl Snapshot {
+    /// The booted deployment.
+    pub(crate) fn booted(&self) -> Option<&DeploymentInfo> {
+        self.deployments.iter().find(|d| d.booted)
+    }
+
+    /// The osnames that have deployments, in order of first appearance.
+    pub(crate) fn osnames(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for d in &self.deployments {
+            if !names.contains(&d.osname) {
+                names.push(d.osname.clone());
+            }
+        }
+        names
+    }
+
+    /// The deployments of one osname, in order.
+    pub(crate) fn of_os<'a>(
+        &'a self,
+        osname: &str,
+    ) -> impl Iterator<Item = &'a DeploymentInfo> + use<'a> {
+        let osname = osname.to_owned();
+        self.deployments.iter().filter(move |d| d.osname == osname)
+    }
+
+    /// The deployment that boots next for `osname` (a staged or pending one, else the first).
+    pub(crate) fn default_for(&self, osname: &str) -> Option<&DeploymentInfo> {
+        self.of_os(osname).next()
+    }
+
+    /// The deployment a rollback of `osname` would go back to: the first one after the booted
+    /// deployment, or on a sysroot that is not booted, the second one.
+    pub(crate) fn rollback_for(&self, osname: &str) -> Option<&DeploymentInfo> {
+        if self.is_booted {
+            let booted = self.booted()?;
+            if booted.osname != osname {
+                return self.of_os(osname).nth(1);
+            }
+            self.of_os(osname).find(|d| d.index > booted.index)
+        } else {
+            self.of_os(osname).nth(1)
+        }
+    }
+}
+
+/// One deployment, as plain data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DeploymentInfo {
+    /// Position in the sysroot's list.
+    pub(crate) index: usize,
+    /// Stateroot.
+    pub(crate) osname: String,
+    /// Commit checksum.
+    pub(crate) checksum: String,
+    /// Deployment serial.
+    pub(crate) serial: i32,
+    /// The running deployment.
+    pub(crate) booted: bool,
+    /// Staged, to be finalized at shutdown.
+    pub(crate) staged: bool,
+    /// Protected from garbage collection.
+    pub(crate) pinned: bool,
+    /// `none`, `development`, `hotfix` or `transient`.
+    pub(crate) unlocked: String,
+    /// Staged and locked against automatic finalization.
+    pub(crate) finalization_locked: bool,
+    /// The commit's `version` metadata.
+    pub(crate) version: Option<String>,
+    /// The commit's timestamp (seconds since the epoch).
+    pub(crate) timestamp: u64,
+    /// The commit's metadata (`a{sv}`).
+    pub(crate) commit_meta: Option<glib::Variant>,
+    /// The origin's refspec (`remote:ref`, `ref` or a checksum).
+    pub(crate) refspec: Option<String>,
+    /// `override-commit` of the origin: a pinned revision.
+    pub(crate) override_commit: Option<String>,
+    /// `custom-url` and `custom-description` of the origin.
+    pub(crate) custom_origin: Option<(String, String)>,
+    /// Whether the origin's remote verifies GPG signatures.
+    pub(crate) gpg_enabled: Option<bool>,
+    /// Why the origin's remote cannot be used, if it cannot.
+    pub(crate) remote_error: Option<String>,
+    /// The commit the origin's ref points to locally, when it differs from `checksum`:
+    /// (checksum, version, timestamp).
+    pub(crate) pending_base: Option<(String, Option<String>, u64)>,
+    /// `ostree.endoflife` of the commit.
+    pub(crate) endoflife: Option<String>,
+    /// The boot entry: title, linux, initrd, options, version.
+    pub(crate) boot: BootEntry,
+    /// Whether an origin file exists.
+    pub(crate) has_origin: bool,
+}
+
+impl DeploymentInfo {
+    /// Upstream's deployment id: `<osname>-<checksum>.<serial>`.
+    pub(crate) fn id(&self) -> String {
+        format!("{}-{}.{}", self.osname, self.checksum, self.serial)
+    }
+}
+
+/// The keys of a deployment's boot loader entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BootEntry {
+    /// `title`.
+    pub(crate) title: Option<String>,
+    /// `linux`.
+    pub(crate) linux: Option<String>,
+    /// `initrd`.
+    pub(crate) initrd: Option<String>,
+    /// `options` (the kernel arguments).
+    pub(crate) options: Option<String>,
+    /// `version`.
+    pub(crate) version: Option<String>,
+}
+
+/// Modification times of the places libostree changes when deployments change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Fingerprint(Vec<Option<SystemTime>>);
+
+impl Fingerprint {
+    /// Reads the fingerprint of the sysroot at `path` (cheap: a few `stat` calls).
+    pub(crate) fn read(path: &Path) -> Self {
+        let places = [
+            path.join("ostree/deploy"),
+            path.join("ostree/repo"),
+            path.join("ostree/repo/refs/heads"),
+            path.join("ostree/repo/refs/remotes"),
+            path.join("boot/loader"),
+            PathBuf::from("/run/ostree/staged-deployment"),
+            PathBuf::from(STAGED_LOCKED_MARKER),
+        ];
+        Self(
+            places
+                .iter()
+                .map(|p| std::fs::symlink_metadata(p).and_then(|m| m.modified()).ok())
+                .collect(),
+        )
+    }
+}
+
+/// Opens the sysroot at `path` the way every daemon operation does.
+pub(crate) fn open(path: &Path, cancellable: Option<&gio::Cancellable>) -> Result<ostree::Sysroot> {
+    let sysroot = ostree::Sysroot::new(Some(&gio::File::for_path(path)));
+    // The daemon runs in its own mount namespace (as upstream's does); telling libostree so
+    // avoids its check of /proc/1/ns/mnt, which fails in containers.
+    sysroot.set_mount_namespace_in_use();
+    sysroot
+        .load(cancellable)
+        .with_context(|| format!("loading the OSTree sysroot at {}", path.display()))?;
+    Ok(sysroot)
+}
+
+/// Loads a snapshot of the sysroot at `path`.
+pub(crate) fn load(path: &Path) -> Result<Snapshot> {
+    let fingerprint = Fingerprint::read(path);
+    let sysroot = open(path, None)?;
+    let repo = sysroot.repo();
+    let booted = sysroot.booted_deployment();
+    let staged_locked = Path::new(STAGED_LOCKED_MARKER).exists();
+    let deployments = sysroot
+        .deployments()
+        .iter()
+        .enumerate()
+        .map(|(index, d)| describe(&repo, d, index, booted.as_ref(), staged_locked))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Snapshot {
+        is_booted: booted.is_some(),
+        deployments,
+        fingerprint,
+    })
+}
+
+/// A commit's version, timestamp and metadata.
+pub(crate) fn commit_info(
+    repo: &ostree::Repo,
+    checksum: &str,
+) -> Result<(Option<String>, u64, glib::Variant)> {
+    let (commit, _) = repo
+        .load_commit(checksum)
+        .with_context(|| format!("loading commit {checksum}"))?;
+    let meta = commit.child_value(0);
+    let dict = glib::VariantDict::new(Some(&meta));
+    let version = dict.lookup::<String>("version").ok().flatten();
+    Ok((version, ostree::commit_get_timestamp(&commit), meta))
+}
+
+fn describe(
+    repo: &ostree::Repo,
+    d: &ostree::Deployment,
+    index: usize,
+    booted: Option<&ostree::Deployment>,
+    staged_locked: bool,
+) -> Result<DeploymentInfo> {
+    let checksum = d.csum().to_string();
+    let (version, timestamp, meta) = commit_info(repo, &checksum)?;
+    let endoflife = glib::VariantDict::new(Some(&meta))
+        .lookup::<String>("ostree.endoflife")
+        .ok()
+        .flatten();
+    let mut info = DeploymentInfo {
+        index,
+        osname: d.osname().to_string(),
+        serial: d.deployserial(),
+        booted: booted.is_some_and(|b| b.equal(d)),
+        staged: d.is_staged(),
+        pinned: d.is_pinned(),
+        unlocked: ostree::Deployment::unlocked_state_to_string(d.unlocked()).to_string(),
+        finalization_locked: d.is_staged() && staged_locked,
+        version,
+        timestamp,
+        commit_meta: Some(meta),
+        endoflife,
+        checksum,
+        ..Default::default()
+    };
+    if let Some(bootconfig) = d.bootconfig() {
+        let get = |k: &str| bootconfig.get(k).map(|v| v.to_string());
+        info.boot = BootEntry {
+            title: get("title"),
+            linux: get("linux"),
+            initrd: get("initrd"),
+            options: get("options"),
+            version: get("version"),
+        };
+    }
+    if let Some(origin) = d.origin() {
+        info.has_origin = true;
+        let string = |g: &str, k: &str| origin.string(g, k).ok().map(|s| s.to_string());
+        info.refspec = string("origin", "refspec").or_else(|| string("origin", "baserefspec"));
+        info.override_commit = string("origin", "override-commit");
+        if let Some(url) = string("origin", "custom-url") {
+            info.custom_origin = Some((
+                url,
+                string("origin", "custom-description").unwrap_or_default(),
+            ));
+        }
+    }
+    if let Some(refspec) = info.refspec.clone()
+        && let Ok((remote, _branch)) = ostree::parse_refspec(&refspec)
+    {
+        if let Some(remote) = remote {
+            match repo.remote_get_gpg_verify(&remote) {
+                Ok(v) => info.gpg_enabled = Some(v),
+                Err(e) => info.remote_error = Some(e.message().to_owned()),
+            }
+        }
+        if let Ok(Some(head)) = repo.resolve_rev(&refspec, true)
+            && head.as_str() != info.checksum
+            && let Ok((v, t, _)) = commit_info(repo, &head)
+        {
+            info.pending_base = Some((head.to_string(), v, t));
+        }
+    }
+    Ok(info)
+}

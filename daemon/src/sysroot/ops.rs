@@ -1,0 +1,248 @@
+//! Operations that change the sysroot, run by transactions on a blocking thread. Each takes the
+//! sysroot's path, opens its own libostree handle, holds the sysroot lock for its whole run and
+//! reports through [`Progress`]. Cancellation is checked between steps and passed to libostree.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use ostree::{gio, prelude::*};
+
+/// Where an operation reports what it is doing. Implemented by the transaction engine.
+pub(crate) trait Progress: Send + Sync {
+    /// A line of output.
+    fn message(&self, text: &str);
+    /// A named step starts.
+    fn task_begin(&self, text: &str);
+    /// The current step ends.
+    fn task_end(&self, text: &str);
+}
+
+/// The error every operation returns when it was cancelled.
+pub(crate) const CANCELLED: &str = "Transaction was cancelled";
+
+/// The context of one operation.
+pub(crate) struct Op<'a> {
+    /// The sysroot path.
+    pub(crate) path: &'a Path,
+    /// Cancelled by `Transaction.Cancel()`.
+    pub(crate) cancellable: &'a gio::Cancellable,
+    /// Output.
+    pub(crate) progress: &'a dyn Progress,
+}
+
+impl Op<'_> {
+    /// Fails with [`CANCELLED`] if the transaction was cancelled.
+    pub(crate) fn check_cancelled(&self) -> Result<()> {
+        if self.cancellable.is_cancelled() {
+            bail!(CANCELLED);
+        }
+        Ok(())
+    }
+
+    /// Opens and locks the sysroot; the lock is released when the guard drops.
+    fn lock(&self) -> Result<Locked> {
+        self.check_cancelled()?;
+        let sysroot = super::open(self.path, Some(self.cancellable))?;
+        if !sysroot.try_lock().context("locking the sysroot")? {
+            bail!(
+                "System transaction in progress: another program (such as `ostree admin`) holds the sysroot lock"
+            );
+        }
+        Ok(Locked(sysroot))
+    }
+}
+
+/// A locked sysroot, unlocked on drop.
+struct Locked(ostree::Sysroot);
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+fn name(d: &ostree::Deployment) -> String {
+    format!("{}.{}", d.csum(), d.deployserial())
+}
+
+/// Makes the rollback deployment of `osname` the default one (upstream's semantics: with a
+/// pending deployment and no rollback one, the booted deployment comes back to the front).
+/// Returns what changed, for the log.
+pub(crate) fn rollback(op: &Op<'_>, osname: &str) -> Result<String> {
+    let locked = op.lock()?;
+    let sysroot = &locked.0;
+    op.progress.task_begin("Finding the rollback deployment");
+    let deployments = sysroot.deployments();
+    let ours: Vec<&ostree::Deployment> = deployments
+        .iter()
+        .filter(|d| d.osname() == osname)
+        .collect();
+    let target = match sysroot.booted_deployment() {
+        Some(booted) if booted.osname() == osname => {
+            let (pending, rollback) = sysroot.query_deployments_for(Some(osname));
+            if let Some(p) = &pending
+                && p.is_staged()
+            {
+                bail!("A deployment is staged; remove it first with `rpm-ostree cleanup -p`");
+            }
+            match (pending, rollback) {
+                (_, Some(r)) => r,
+                (Some(_), None) => booted,
+                (None, None) => bail!("No rollback deployment found"),
+            }
+        }
+        _ => (*ours
+            .get(1)
+            .ok_or_else(|| anyhow!("No rollback deployment found"))?)
+        .clone(),
+    };
+    op.progress.task_end("done");
+    op.check_cancelled()?;
+
+    let mut order = vec![target.clone()];
+    order.extend(deployments.iter().filter(|d| !d.equal(&target)).cloned());
+    let message = format!("Moving '{}' to be first deployment", name(&target));
+    op.progress.message(&message);
+    if deployments.first().is_some_and(|d| d.equal(&target)) {
+        return Ok(message);
+    }
+    op.progress
+        .task_begin("Writing the boot loader configuration");
+    sysroot
+        .write_deployments(&order, Some(op.cancellable))
+        .context("writing the new deployment order")?;
+    op.progress.task_end("done");
+    Ok(message)
+}
+
+/// One element of a cleanup request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CleanupElement {
+    /// Remove unused objects and temporary data.
+    Base,
+    /// Remove the pending (or staged) deployment.
+    PendingDeploy,
+    /// Remove the rollback deployment.
+    RollbackDeploy,
+    /// Remove cached package metadata.
+    Repomd,
+}
+
+impl CleanupElement {
+    /// Parses upstream's element names.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "base" => Some(Self::Base),
+            "pending-deploy" => Some(Self::PendingDeploy),
+            "rollback-deploy" => Some(Self::RollbackDeploy),
+            "repomd" => Some(Self::Repomd),
+            _ => None,
+        }
+    }
+}
+
+/// Removes what `elements` name, for `osname`. Booted, pinned and other osnames' deployments are
+/// always kept.
+pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) -> Result<String> {
+    let locked = op.lock()?;
+    let sysroot = &locked.0;
+    let mut base = elements.contains(&CleanupElement::Base);
+    let mut said = Vec::new();
+    let pending = elements.contains(&CleanupElement::PendingDeploy);
+    let rollback = elements.contains(&CleanupElement::RollbackDeploy);
+    if pending || rollback {
+        let deployments = sysroot.deployments();
+        let booted = sysroot.booted_deployment();
+        // On a sysroot that is not booted, the first deployment of the osname stands in for the
+        // booted one: it is what would boot.
+        let anchor = booted
+            .clone()
+            .filter(|b| b.osname() == osname)
+            .or_else(|| deployments.iter().find(|d| d.osname() == osname).cloned());
+        let anchor_index = anchor
+            .as_ref()
+            .and_then(|a| deployments.iter().position(|d| d.equal(a)));
+        let keep: Vec<ostree::Deployment> = deployments
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                if d.osname() != osname || d.is_pinned() {
+                    return true;
+                }
+                if booted.as_ref().is_some_and(|b| b.equal(d)) {
+                    return true;
+                }
+                match anchor_index {
+                    Some(a) if *i == a => true,
+                    Some(a) if *i < a => !pending,
+                    Some(_) => !rollback,
+                    None => true,
+                }
+            })
+            .map(|(_, d)| d.clone())
+            .collect();
+        if keep.len() == deployments.len() {
+            op.progress.message("Deployments unchanged.");
+        } else {
+            let removed = deployments.len() - keep.len();
+            op.progress.task_begin("Removing deployments");
+            op.check_cancelled()?;
+            sysroot
+                .write_deployments(&keep, Some(op.cancellable))
+                .context("writing the remaining deployments")?;
+            op.progress.task_end("done");
+            said.push(format!("Removed {removed} deployment(s)"));
+            base = true;
+        }
+    }
+    if base {
+        op.check_cancelled()?;
+        op.progress.task_begin("Removing unused objects");
+        sysroot
+            .cleanup(Some(op.cancellable))
+            .context("cleaning up the sysroot")?;
+        op.progress.task_end("done");
+        said.push("cleaned up unused objects".to_owned());
+    }
+    if elements.contains(&CleanupElement::Repomd) {
+        let dir = cache_dir(op.path, osname);
+        let removed = empty_dir(&dir)?;
+        op.progress.message(&format!(
+            "Removed {removed} cached metadata item(s) from {}",
+            dir.display()
+        ));
+        said.push("cleared cached metadata".to_owned());
+    }
+    for line in &said {
+        op.progress.message(line);
+    }
+    Ok(said.join("; "))
+}
+
+fn cache_dir(sysroot: &Path, osname: &str) -> PathBuf {
+    if sysroot == Path::new("/") {
+        PathBuf::from("/var/cache/rpm-ostree")
+    } else {
+        sysroot.join(format!("ostree/deploy/{osname}/var/cache/rpm-ostree"))
+    }
+}
+
+fn empty_dir(dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut n = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        }
+        .with_context(|| format!("removing {}", path.display()))?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -1,0 +1,171 @@
+//! The per-transaction peer-to-peer D-Bus server.
+//!
+//! Each transaction listens on its own abstract unix socket whose name carries 128 random bits, so
+//! it cannot be guessed. Every connecting peer's credentials are checked before any D-Bus traffic:
+//! only root and the uid that started the transaction may connect (upstream lets anyone in). Each
+//! admitted peer gets the Transaction object at `/`; signals go to every peer.
+
+use std::{io::Read, sync::Arc};
+
+use anyhow::{Context, Result};
+use rpmostree_api::{
+    CallContext, Error, TransactionEvent, TransactionHandler, TransactionInterface,
+    TransactionSignals,
+};
+use tokio::{net::UnixListener, sync::watch};
+use zbus::{Connection, object_server::SignalEmitter};
+
+use super::{Txn, lock};
+
+/// A bound, not yet serving, transaction socket.
+pub(crate) struct Listener {
+    listener: UnixListener,
+    name: String,
+}
+
+impl Listener {
+    /// Binds a fresh abstract socket with an unguessable name.
+    pub(crate) fn bind() -> Result<Self> {
+        let mut random = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut random))
+            .context("reading /dev/urandom")?;
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("rpm-ostreed/txn/{hex}");
+        let listener = UnixListener::bind(format!("\0{name}"))
+            .with_context(|| format!("binding the abstract socket {name}"))?;
+        Ok(Self { listener, name })
+    }
+
+    /// The D-Bus address of the socket.
+    pub(crate) fn address(&self) -> String {
+        format!("unix:abstract={}", self.name)
+    }
+}
+
+/// Accepts peers until the transaction closes.
+pub(crate) async fn serve(txn: Arc<Txn>, listener: Listener, mut closed: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.listener.accept() => a,
+            _ = closed.wait_for(|c| *c) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("transaction socket: accept failed: {e}");
+                continue;
+            }
+        };
+        let txn = Arc::clone(&txn);
+        tokio::spawn(async move {
+            if let Err(e) = admit(txn, stream).await {
+                tracing::warn!("transaction peer refused: {e:#}");
+            }
+        });
+    }
+}
+
+async fn admit(txn: Arc<Txn>, stream: tokio::net::UnixStream) -> Result<()> {
+    let creds = stream
+        .peer_cred()
+        .context("reading the peer's credentials")?;
+    let uid = creds.uid();
+    if uid != 0 && uid != txn.request.uid {
+        anyhow::bail!(
+            "uid {uid} (pid {:?}) may not connect to transaction {}: only root and uid {} may",
+            creds.pid(),
+            txn.request.title,
+            txn.request.uid
+        );
+    }
+    let object = TxnObject {
+        txn: Arc::clone(&txn),
+    };
+    let connection = zbus::connection::Builder::unix_stream(stream.into_std()?)
+        .server(zbus::Guid::generate())
+        .p2p()
+        .serve_at(
+            rpmostree_api::names::TRANSACTION_PATH,
+            TransactionInterface(object),
+        )
+        .build()
+        .await
+        .context("setting up the peer connection")?;
+    tracing::info!(
+        "process (pid {:?}, uid {uid}) connected to transaction {}",
+        creds.pid(),
+        txn.request.title
+    );
+    let id = NEXT_PEER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    lock(&txn.peers).push((id, connection.clone()));
+    // Watch for the peer leaving: the message stream ends when the connection closes.
+    let mut messages = zbus::MessageStream::from(&connection);
+    use futures_util::StreamExt;
+    while let Some(message) = messages.next().await {
+        if message.is_err() {
+            break;
+        }
+    }
+    lock(&txn.peers).retain(|(peer, _)| *peer != id);
+    tracing::debug!("a peer left transaction {}", txn.request.title);
+    Ok(())
+}
+
+static NEXT_PEER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Emits one event as its signal on one peer connection.
+pub(crate) async fn emit(peer: &Connection, event: &TransactionEvent) -> zbus::Result<()> {
+    let e = SignalEmitter::new(peer, rpmostree_api::names::TRANSACTION_PATH)?;
+    match event {
+        TransactionEvent::Finished {
+            success,
+            error_message,
+        } => e.finished(*success, error_message).await,
+        TransactionEvent::Message { text } => e.message(text).await,
+        TransactionEvent::TaskBegin { text } => e.task_begin(text).await,
+        TransactionEvent::TaskEnd { text } => e.task_end(text).await,
+        TransactionEvent::PercentProgress { text, percentage } => {
+            e.percent_progress(text, *percentage).await
+        }
+        TransactionEvent::DownloadProgress {
+            time,
+            outstanding,
+            metadata,
+            delta,
+            content,
+            transfer,
+        } => {
+            e.download_progress(*time, *outstanding, *metadata, *delta, *content, *transfer)
+                .await
+        }
+        TransactionEvent::SignatureProgress { signature, commit } => {
+            e.signature_progress(signature, commit).await
+        }
+        TransactionEvent::ProgressEnd => e.progress_end().await,
+    }
+}
+
+/// The Transaction object served to one peer.
+struct TxnObject {
+    txn: Arc<Txn>,
+}
+
+impl TransactionHandler for TxnObject {
+    async fn cancel(&self, _ctx: &CallContext<'_>) -> Result<(), Error> {
+        self.txn.cancel();
+        Ok(())
+    }
+
+    async fn start(&self, ctx: &CallContext<'_>) -> Result<bool, Error> {
+        self.txn.start(ctx.connection()).await
+    }
+
+    async fn title(&self) -> Result<String, Error> {
+        Ok(self.txn.request.title.clone())
+    }
+
+    async fn initiating_client_description(&self) -> Result<String, Error> {
+        Ok(self.txn.request.client_description.clone())
+    }
+}
