@@ -42,6 +42,7 @@ pub(crate) struct Daemon {
     config: RwLock<Config>,
     snapshot: RwLock<Arc<Snapshot>>,
     load_error: RwLock<Option<String>>,
+    config_error: RwLock<Option<String>>,
     clients: Mutex<HashMap<String, Client>>,
     engine: Engine,
     bus: OnceLock<Connection>,
@@ -70,6 +71,12 @@ impl Daemon {
 
     /// The current sysroot snapshot, or the error that keeps the daemon from loading it.
     pub(crate) fn snapshot(&self) -> Result<Arc<Snapshot>, Error> {
+        if let Some(e) = read(&self.config_error) {
+            return Err(Error::Failed(format!(
+                "rpm-ostreed cannot use its configuration {}: {e} (fix it, then run `rpm-ostree reload`)",
+                self.config_path.display()
+            )));
+        }
         if let Some(e) = read(&self.load_error) {
             return Err(Error::InvalidSysroot(format!(
                 "rpm-ostreed cannot load the OSTree sysroot at {}: {e}",
@@ -129,7 +136,14 @@ impl Daemon {
 
     /// Re-reads the configuration (`ReloadConfig`), updating `AutomaticUpdatePolicy`.
     pub(crate) async fn reload_config(&self) -> Result<()> {
-        let config = Config::load(&self.config_path)?;
+        let config = match Config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                write(&self.config_error, Some(format!("{e:#}")));
+                return Err(e);
+            }
+        };
+        write(&self.config_error, None);
         let changed = config.automatic_update_policy != self.config().automatic_update_policy;
         write(&self.config, config);
         if changed {
@@ -172,7 +186,11 @@ impl Daemon {
         self.sync_os_objects(&new).await?;
         if changed {
             tracing::info!("sysroot changed: {} deployment(s)", new.deployments.len());
-            self.emit_deployments_changed().await?;
+            // A getter that fails (e.g. with a configuration error) cannot be announced; the
+            // error reaches whoever reads the property instead.
+            if let Err(e) = self.emit_deployments_changed().await {
+                tracing::debug!("announcing changed properties: {e}");
+            }
         }
         Ok(changed)
     }
@@ -305,13 +323,22 @@ pub struct Options {
 /// Runs the daemon until it idles out or is told to stop.
 pub async fn run(options: Options) -> Result<()> {
     let started = Instant::now();
-    let config = Config::load(&options.config)?;
+    // A bad configuration does not keep the daemon from answering: every call then says what is
+    // wrong, instead of clients timing out on activation.
+    let (config, config_error) = match Config::load(&options.config) {
+        Ok(c) => (c, None),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            (Config::default(), Some(format!("{e:#}")))
+        }
+    };
     let daemon = Arc::new(Daemon {
         sysroot_path: options.sysroot.clone(),
         config_path: options.config.clone(),
         config: RwLock::new(config),
         snapshot: RwLock::new(Arc::new(Snapshot::default())),
         load_error: RwLock::new(Some("not loaded yet".into())),
+        config_error: RwLock::new(config_error),
         clients: Mutex::new(HashMap::new()),
         engine: Engine::default(),
         bus: OnceLock::new(),

@@ -1,0 +1,223 @@
+//! The OSTree fixture: a fake OS tree, an archive repo served as the `file://` remote
+//! `origin`, and a sysroot with two deployments of `testos`.
+//!
+//! Remote history: `testos/stable` 1.0 -> 1.1 -> 2.0, `testos/devel` 10.0. The sysroot has
+//! 1.1 (default) and 1.0 (rollback) deployed, so an upgrade to 2.0 is available.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::error::{Context, HarnessError};
+use crate::process;
+
+/// The stateroot of the fixture.
+pub(crate) const OSNAME: &str = "testos";
+/// The branch the sysroot follows.
+pub(crate) const STABLE: &str = "testos/stable";
+/// A second branch, for rebase tests.
+pub(crate) const DEVEL: &str = "testos/devel";
+/// The kernel version of the fake OS.
+pub(crate) const KVER: &str = "6.1.0-testos";
+/// Kernel arguments of the first deployment.
+pub(crate) const KARGS: [&str; 3] = ["root=LABEL=testroot", "rw", "quiet"];
+
+/// How long one ostree command may take (the machine may be busy with builds).
+const OSTREE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Paths of the fixture.
+#[derive(Debug, Clone)]
+pub(crate) struct Fixture {
+    /// The archive repo (`origin`).
+    pub(crate) remote: PathBuf,
+    /// The sysroot.
+    pub(crate) sysroot: PathBuf,
+    /// The work tree that commits are made from.
+    pub(crate) tree: PathBuf,
+}
+
+impl Fixture {
+    pub(crate) fn new(dir: &Path) -> Self {
+        Self {
+            remote: dir.join("remote"),
+            sysroot: dir.join("sysroot"),
+            tree: dir.join("tree"),
+        }
+    }
+
+    /// The sysroot's repo.
+    pub(crate) fn sysroot_repo(&self) -> PathBuf {
+        self.sysroot.join("ostree").join("repo")
+    }
+
+    /// `ostree` with the environment every ostree invocation of the harness gets.
+    pub(crate) fn ostree_command() -> Command {
+        let mut cmd = Command::new("ostree");
+        // No immutable bits on deployment dirs, so a sandbox can always be removed.
+        cmd.env("OSTREE_SYSROOT_DEBUG", "mutable-deployments");
+        cmd
+    }
+
+    /// Runs `ostree --repo=<repo> args...`.
+    pub(crate) fn ostree_repo(repo: &Path, args: &[&str]) -> Result<String, HarnessError> {
+        process::run_ok(
+            Self::ostree_command()
+                .arg(format!("--repo={}", repo.display()))
+                .args(args),
+            OSTREE_TIMEOUT,
+        )
+    }
+
+    /// Runs `ostree admin --sysroot=<sysroot> args...`.
+    pub(crate) fn ostree_admin(&self, args: &[&str]) -> Result<String, HarnessError> {
+        process::run_ok(
+            Self::ostree_command()
+                .arg("admin")
+                .arg(format!("--sysroot={}", self.sysroot.display()))
+                .args(args),
+            OSTREE_TIMEOUT,
+        )
+    }
+
+    /// Builds everything: remote history, sysroot, two deployments.
+    pub(crate) fn build(&self) -> Result<(), HarnessError> {
+        Self::ostree_repo(&self.remote, &["init", "--mode=archive"])
+            .context("creating the remote repo")?;
+        // Commits in a throwaway fixture need no fsync.
+        Self::ostree_repo(&self.remote, &["config", "set", "core.fsync", "false"])?;
+        self.commit(STABLE, "1.0")?;
+
+        fs::create_dir_all(&self.sysroot)
+            .map_err(|e| HarnessError::io("creating", &self.sysroot, e))?;
+        // init-fs takes the path as its argument, not --sysroot.
+        process::run_ok(
+            Self::ostree_command()
+                .args(["admin", "init-fs"])
+                .arg(&self.sysroot),
+            OSTREE_TIMEOUT,
+        )
+        .context("ostree admin init-fs")?;
+        self.ostree_admin(&["os-init", OSNAME])?;
+        let repo = self.sysroot_repo();
+        Self::ostree_repo(&repo, &["config", "set", "sysroot.bootloader", "none"])?;
+        let url = format!("file://{}", self.remote.display());
+        Self::ostree_repo(&repo, &["remote", "add", "--no-gpg-verify", "origin", &url])?;
+        Self::ostree_repo(&repo, &["pull", "origin", STABLE])?;
+        let refspec = format!("origin:{STABLE}");
+        let mut deploy = vec!["deploy".to_owned(), format!("--os={OSNAME}")];
+        deploy.extend(KARGS.iter().map(|k| format!("--karg={k}")));
+        deploy.push(refspec);
+        let deploy: Vec<&str> = deploy.iter().map(String::as_str).collect();
+        self.ostree_admin(&deploy).context("deploying 1.0")?;
+
+        // 1.1 on top (pull + deploy; kernel arguments carry over from the merge deployment).
+        self.commit(STABLE, "1.1")?;
+        self.ostree_admin(&["upgrade", &format!("--os={OSNAME}")])
+            .context("deploying 1.1")?;
+
+        // What an upgrade will find, and a branch to rebase to.
+        self.commit(STABLE, "2.0")?;
+        self.commit(DEVEL, "10.0")?;
+        Ok(())
+    }
+
+    /// Writes the tree of `version` and commits it to `branch` on the remote; returns the
+    /// checksum. Callers serialise (the work tree is shared).
+    pub(crate) fn commit(&self, branch: &str, version: &str) -> Result<String, HarnessError> {
+        write_tree(&self.tree, version)?;
+        let out = Self::ostree_repo(
+            &self.remote,
+            &[
+                "commit",
+                &format!("--branch={branch}"),
+                &format!("--subject=TestOS {version}"),
+                &format!("--add-metadata-string=version={version}"),
+                "--owner-uid=0",
+                "--owner-gid=0",
+                &format!("--tree=dir={}", self.tree.display()),
+            ],
+        )
+        .context(format!("committing {version} to {branch}"))?;
+        let checksum = out.trim().to_owned();
+        if checksum.len() != 64 || !checksum.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(HarnessError::new(format!(
+                "ostree commit printed {out:?}, not a checksum"
+            )));
+        }
+        Ok(checksum)
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
+    fs::write(path, text).map_err(|e| HarnessError::io("writing", path, e))
+}
+
+fn mkdirs(path: &Path) -> Result<(), HarnessError> {
+    fs::create_dir_all(path).map_err(|e| HarnessError::io("creating", path, e))
+}
+
+/// The fake OS of `version`: what libostree needs to deploy it (kernel and initramfs in
+/// usr/lib/modules, usr/etc, os-release), and what a chroot into a deployment needs (the
+/// usual top-level symlinks, `ostree -> sysroot/ostree`, empty mount points).
+fn write_tree(tree: &Path, version: &str) -> Result<(), HarnessError> {
+    let modules = tree.join("usr/lib/modules").join(KVER);
+    for d in [
+        "usr/bin",
+        "usr/sbin",
+        "usr/lib64",
+        "usr/etc",
+        "usr/share/testos",
+        "sysroot",
+        "boot",
+        "var",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "mnt",
+        "home",
+        "root",
+    ] {
+        mkdirs(&tree.join(d))?;
+    }
+    mkdirs(&modules)?;
+    // A kernel per version: every version gets its own boot directory, as in real updates.
+    write(
+        &modules.join("vmlinuz"),
+        &format!("TestOS kernel {KVER} for {version}\n"),
+    )?;
+    write(
+        &modules.join("initramfs.img"),
+        &format!("TestOS initramfs for {version}\n"),
+    )?;
+    write(
+        &tree.join("usr/lib/os-release"),
+        &format!(
+            "NAME=\"TestOS\"\nID=testos\nVERSION_ID={version}\nVERSION=\"{version}\"\n\
+             PRETTY_NAME=\"TestOS {version}\"\n"
+        ),
+    )?;
+    write(
+        &tree.join("usr/share/testos/version"),
+        &format!("{version}\n"),
+    )?;
+    write(&tree.join("usr/etc/hostname"), "testos\n")?;
+    let links = [
+        ("usr/etc/os-release", "../lib/os-release"),
+        ("bin", "usr/bin"),
+        ("sbin", "usr/sbin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("ostree", "sysroot/ostree"),
+    ];
+    for (link, target) in links {
+        let path = tree.join(link);
+        if fs::symlink_metadata(&path).is_err() {
+            symlink(target, &path).map_err(|e| HarnessError::io("symlinking", &path, e))?;
+        }
+    }
+    Ok(())
+}

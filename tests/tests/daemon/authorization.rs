@@ -1,0 +1,235 @@
+//! Authorization through the real polkitd: a non-root user is denied every mutating method with
+//! `AccessDenied` naming the polkit action, and gets through once a rule grants that action; root
+//! needs no polkit; with polkit unreachable, the answer is no, and says why.
+
+use std::time::{Duration, Instant};
+
+use rpmostree_tests::{Sandbox, SandboxOptions};
+
+use crate::common::*;
+
+/// (interface, method, gdbus arguments, polkit action) for every method that needs authorization.
+const METHODS: &[(&str, &str, &[&str], &str)] = &[
+    ("OS", "AutomaticUpdateTrigger", &["@a{sv} {}"], "upgrade"),
+    ("OS", "GetDeploymentsRpmDiff", &["''", "''"], "repo-refresh"),
+    ("OS", "Deploy", &["''", "@a{sv} {}"], "deploy"),
+    (
+        "OS",
+        "GetCachedDeployRpmDiff",
+        &["''", "@as []"],
+        "repo-refresh",
+    ),
+    (
+        "OS",
+        "DownloadDeployRpmDiff",
+        &["''", "@as []"],
+        "repo-refresh",
+    ),
+    ("OS", "Upgrade", &["@a{sv} {}"], "upgrade"),
+    ("OS", "GetCachedUpdateRpmDiff", &["''"], "repo-refresh"),
+    ("OS", "DownloadUpdateRpmDiff", &[], "repo-refresh"),
+    ("OS", "Rollback", &["@a{sv} {}"], "rollback"),
+    ("OS", "ClearRollbackTarget", &["@a{sv} {}"], "rollback"),
+    (
+        "OS",
+        "Rebase",
+        &["@a{sv} {}", "'origin:testos/devel'", "@as []"],
+        "rebase",
+    ),
+    (
+        "OS",
+        "GetCachedRebaseRpmDiff",
+        &["'origin:testos/devel'", "@as []"],
+        "repo-refresh",
+    ),
+    (
+        "OS",
+        "DownloadRebaseRpmDiff",
+        &["'origin:testos/devel'", "@as []"],
+        "repo-refresh",
+    ),
+    (
+        "OS",
+        "PkgChange",
+        &["@a{sv} {}", "@as []", "@as []"],
+        "install-uninstall-packages",
+    ),
+    (
+        "OS",
+        "SetInitramfsState",
+        &["false", "@as []", "@a{sv} {}"],
+        "bootconfig",
+    ),
+    (
+        "OS",
+        "InitramfsEtc",
+        &["@as []", "@as []", "false", "false", "@a{sv} {}"],
+        "bootconfig",
+    ),
+    (
+        "OS",
+        "KernelArgs",
+        &["''", "@as []", "@as []", "@as []", "@a{sv} {}"],
+        "bootconfig",
+    ),
+    ("OS", "Cleanup", &["['base']"], "cleanup"),
+    ("OS", "RefreshMd", &["@a{sv} {}"], "repo-refresh"),
+    (
+        "OS",
+        "ModifyYumRepo",
+        &["'repo'", "@a{ss} {}"],
+        "repo-modify",
+    ),
+    (
+        "OS",
+        "UpdateDeployment",
+        &["@a{sv} {}", "@a{sv} {}"],
+        "upgrade",
+    ),
+    (
+        "OS",
+        "FinalizeDeployment",
+        &["@a{sv} {}"],
+        "finalize-deployment",
+    ),
+    (
+        "Sysroot",
+        "RegisterClient",
+        &["@a{sv} {}"],
+        "client-management",
+    ),
+    (
+        "Sysroot",
+        "UnregisterClient",
+        &["@a{sv} {}"],
+        "client-management",
+    ),
+    ("Sysroot", "ReloadConfig", &[], "reload-daemon"),
+];
+
+/// Calls a method as the test user with gdbus; returns (success, stdout+stderr).
+fn call_as_test_user(sb: &Sandbox, iface: &str, method: &str, args: &[&str]) -> (bool, String) {
+    let path = if iface == "Sysroot" {
+        "/org/projectatomic/rpmostree1/Sysroot"
+    } else {
+        OS_PATH
+    };
+    let out = sb
+        .command_as_test_user("gdbus")
+        .args([
+            "call",
+            "--system",
+            "--dest",
+            "org.projectatomic.rpmostree1",
+            "--object-path",
+            path,
+        ])
+        .args([
+            "--method",
+            &format!("org.projectatomic.rpmostree1.{iface}.{method}"),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn every_mutating_method_is_denied_then_granted_by_polkit() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    sb.start_daemon().unwrap();
+    let before = sb.admin_status().unwrap();
+
+    for (iface, method, args, action) in METHODS {
+        let (ok, text) = call_as_test_user(&sb, iface, method, args);
+        assert!(
+            !ok,
+            "{iface}.{method} must be denied without a grant: {text}"
+        );
+        assert!(
+            text.contains("org.freedesktop.DBus.Error.AccessDenied"),
+            "{iface}.{method}: {text}"
+        );
+        assert!(
+            text.contains(&format!("org.projectatomic.rpmostree1.{action}")),
+            "{iface}.{method}: the denial names the action {action}: {text}"
+        );
+    }
+    assert_eq!(
+        sb.admin_status().unwrap(),
+        before,
+        "nothing changed on disk"
+    );
+
+    let actions: Vec<String> = METHODS
+        .iter()
+        .map(|(_, _, _, a)| format!("org.projectatomic.rpmostree1.{a}"))
+        .collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    sb.grant(&actions).unwrap();
+
+    for (iface, method, args, action) in METHODS {
+        let start = Instant::now();
+        let (ok, text) = loop {
+            let (ok, text) = call_as_test_user(&sb, iface, method, args);
+            // A cancelled transaction may need a moment to leave the slot.
+            if text.contains("Code26") && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            break (ok, text);
+        };
+        assert!(
+            !text.contains("AccessDenied"),
+            "{iface}.{method} must pass authorization once {action} is granted: {text}"
+        );
+        if ok {
+            // A real transaction: gdbus leaves right away, so the daemon drops it unstarted.
+            if method.contains("Rollback") || *method == "Cleanup" {
+                assert!(
+                    text.contains("unix:abstract=rpm-ostreed/txn/"),
+                    "{method}: {text}"
+                );
+            }
+        } else {
+            // Kinds that land with the sysroot issue are refused after authorization.
+            assert!(text.contains("NotSupported"), "{iface}.{method}: {text}");
+        }
+    }
+}
+
+#[test]
+fn root_needs_no_polkit_and_unreachable_polkit_means_no() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    sb.start_daemon().unwrap();
+    sb.grant(&["org.projectatomic.rpmostree1.cleanup"]).unwrap();
+    sb.stop_polkit().unwrap();
+
+    let (ok, text) = call_as_test_user(&sb, "OS", "Cleanup", &["['base']"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("org.freedesktop.DBus.Error.AccessDenied"),
+        "{text}"
+    );
+    assert!(
+        text.contains("polkit could not be asked"),
+        "the error says why: {text}"
+    );
+
+    run(Duration::from_secs(60), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        // Root: no polkit round trip at all.
+        let mut txn = os.cleanup_transaction(&["base"]).await.unwrap();
+        txn.run(|_| {}).await.unwrap();
+    });
+}

@@ -1,0 +1,13 @@
+//! System tests of rpm-ostreed: the real daemon, started by D-Bus activation on a private system
+//! bus, with the real polkitd and a real OSTree sysroot (see the `rpmostree-tests` harness).
+//! They need root; without it they say loudly that they are skipped, and under `CI=true` that
+//! is a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod authorization; // every mutating method is denied, then granted, through the real polkitd
+mod lifetime; // activation, RegisterClient, idle exit, SIGKILL recovery, config errors
+mod objects; // introspection, GetAll, ObjectManager, properties from the sysroot, outside changes
+mod transactions; // Rollback/Cleanup, busy/join, Cancel, disconnects, peer credentials
