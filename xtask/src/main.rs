@@ -2,7 +2,8 @@
 //!
 //! - `codegen [--check]`: writes `generated/` from the interface XML (or only checks it);
 //! - `test`: every check and test suite, as CI runs them;
-//! - `demo`: the end-to-end demonstration.
+//! - `demo`: the end-to-end demonstration;
+//! - `bench`: the benchmarks (results in docs/PERFORMANCE.md).
 
 use std::{
     path::{Path, PathBuf},
@@ -25,6 +26,7 @@ const TASKS: &[(&str, Task, &str)] = &[
         "run every check and test suite (what CI runs)",
     ),
     ("demo", demo, "run the end-to-end demonstration"),
+    ("bench", bench, "run the benchmarks (root; results go in docs/PERFORMANCE.md)"),
 ];
 
 fn main() -> ExitCode {
@@ -158,6 +160,16 @@ fn test(args: &[String]) -> Result<(), String> {
     )?;
     println!("\nxtask test: all checks passed");
     Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    if !args.is_empty() {
+        return Err("usage: cargo xtask bench".into());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The benchmark drives the release daemon, found next to the bench executable.
+    run(&cargo, &["build", "--release", "--locked", "-p", "rpm-ostreed"], &[])?;
+    run(&cargo, &["bench", "--locked", "-p", "rpmostree-tests", "--bench", "daemon"], &[])
 }
 
 fn demo(_args: &[String]) -> Result<(), String> {

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use ostree::glib::{self, VariantClass};
-use rpmostree_api::{BootConfig, Deployment};
+use rpmostree_api::{BootConfig, CachedUpdate, Deployment};
 use zbus::{OwnedVariant, Signature, Variant};
 
-use crate::sysroot::{BootEntry, DeploymentInfo};
+use crate::sysroot::{BootEntry, DeploymentInfo, cached_update::CachedUpdateInfo};
 
 /// Commit metadata keys upstream leaves out of `base-commit-meta` (large, layering-internal).
 const HIDDEN_META: &[&str] = &[
@@ -76,6 +76,21 @@ pub(crate) fn deployment(d: &DeploymentInfo) -> Deployment {
     }
     if let Some(c) = &d.custom_origin {
         out = out.custom_origin(c.clone());
+    }
+    out
+}
+
+/// The `CachedUpdate` dictionary.
+pub(crate) fn cached_update(osname: &str, u: &CachedUpdateInfo) -> CachedUpdate {
+    let mut out = CachedUpdate::new()
+        .osname(osname)
+        .checksum(u.checksum.clone())
+        .timestamp(u.timestamp)
+        .origin(u.origin.clone())
+        .ref_has_new_commit(u.ref_has_new_commit)
+        .gpg_enabled(false);
+    if let Some(v) = &u.version {
+        out = out.version(v.clone());
     }
     out
 }

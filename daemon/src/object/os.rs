@@ -18,9 +18,34 @@ use super::{canonical, convert};
 use crate::{
     authz::{self, Caller},
     daemon::Daemon,
-    sysroot::ops::CleanupElement,
+    sysroot::{
+        deploy::DeployRequest,
+        ops::CleanupElement,
+        refspec::{KargsChange, parse_revision, rebase_target},
+    },
     txn::{Request, kinds::Kind},
 };
+
+/// The transaction title: the client's command line when it sent one, else a default.
+fn title(command_line: &Option<String>, default: &str) -> String {
+    match command_line {
+        Some(c) if !c.trim().is_empty() => c.clone(),
+        _ => default.to_owned(),
+    }
+}
+
+fn invalid(e: anyhow::Error) -> Error {
+    Error::InvalidArgs(format!("{e:#}"))
+}
+
+fn exclusive(a: Option<bool>, an: &str, b: Option<bool>, bn: &str) -> Result<(), Error> {
+    if a == Some(true) && b == Some(true) {
+        return Err(Error::InvalidArgs(format!(
+            "{an} and {bn} cannot be combined"
+        )));
+    }
+    Ok(())
+}
 
 /// An OS object.
 #[derive(Debug)]
@@ -62,6 +87,24 @@ impl OsObject {
         Err(Error::not_supported(&format!("OS.{method}")))
     }
 
+    fn request(&self) -> DeployRequest {
+        DeployRequest {
+            osname: self.osname.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Checks a rebase target against the current origin before any transaction exists.
+    fn check_refspec(&self, refspec: &str) -> Result<(), Error> {
+        let snapshot = self.d.snapshot()?;
+        let current = snapshot
+            .default_for(&self.osname)
+            .and_then(|d| d.refspec.clone());
+        rebase_target(current.as_deref(), refspec)
+            .map(|_| ())
+            .map_err(|e| Error::InvalidRefspec(format!("{e:#}")))
+    }
+
     /// Starts (or joins) a transaction for an authorized caller.
     async fn begin(
         &self,
@@ -92,9 +135,53 @@ impl OSHandler for OsObject {
     async fn automatic_update_trigger(
         &self,
         ctx: &CallContext<'_>,
-        _options: AutomaticUpdateTriggerOptions,
+        options: AutomaticUpdateTriggerOptions,
     ) -> Result<(bool, String), Error> {
-        self.not_yet(ctx, "AutomaticUpdateTrigger").await
+        let caller = self.authorize(ctx, "AutomaticUpdateTrigger").await?;
+        let snapshot = self.d.snapshot()?;
+        if let Some(b) = snapshot.booted()
+            && b.osname != self.osname
+        {
+            return Err(Error::Failed(format!(
+                "Cannot trigger auto-update for offline OS '{}'",
+                self.osname
+            )));
+        }
+        let configured = self.d.config().automatic_update_policy.as_str();
+        let policy = match options.mode.as_deref().unwrap_or("auto") {
+            "auto" => configured,
+            "none" => "none",
+            "check" => "check",
+            "stage" | "ex-stage" => "stage",
+            "apply" => "apply",
+            other => {
+                return Err(Error::InvalidArgs(format!(
+                    "mode '{other}' is not one of auto, none, check, stage, apply"
+                )));
+            }
+        };
+        let (kind, reboot) = match policy {
+            "none" => return Ok((false, String::new())),
+            "check" => (
+                Kind::CheckUpdate {
+                    osname: self.osname.clone(),
+                },
+                false,
+            ),
+            "stage" => (Kind::Deploy(Box::new(self.request())), false),
+            _ => (Kind::Deploy(Box::new(self.request())), true),
+        };
+        let address = self
+            .begin(
+                caller,
+                "AutomaticUpdateTrigger",
+                canonical(&options),
+                &format!("automatic ({policy})"),
+                kind,
+                reboot,
+            )
+            .await?;
+        Ok((true, address))
     }
 
     async fn get_deployments_rpm_diff(
@@ -109,10 +196,43 @@ impl OSHandler for OsObject {
     async fn deploy(
         &self,
         ctx: &CallContext<'_>,
-        _revision: String,
-        _options: DeployOptions,
+        revision: String,
+        options: DeployOptions,
     ) -> Result<String, Error> {
-        self.not_yet(ctx, "Deploy").await
+        let caller = self.authorize(ctx, "Deploy").await?;
+        if options.register_driver.is_some() {
+            return Err(Error::not_supported("OS.Deploy with register-driver"));
+        }
+        if revision.is_empty() {
+            return Err(Error::InvalidArgs(
+                "Deploy needs a revision: a checksum or version".into(),
+            ));
+        }
+        exclusive(
+            options.cache_only,
+            "cache-only",
+            options.download_only,
+            "download-only",
+        )?;
+        let mut request = self.request();
+        request.revision = Some(parse_revision(&revision).map_err(invalid)?);
+        request.allow_downgrade = options.allow_downgrade.unwrap_or(true);
+        request.cache_only = options.cache_only.unwrap_or(false);
+        request.download_only = options.download_only.unwrap_or(false);
+        request.dry_run = options.dry_run.unwrap_or(false);
+        request.lock_finalization = options.lock_finalization.unwrap_or(false);
+        let title = title(&options.initiating_command_line, "deploy");
+        let args = format!("{revision}|{}", canonical(&options));
+        let reboot = options.reboot.unwrap_or(false);
+        self.begin(
+            caller,
+            "Deploy",
+            args,
+            &title,
+            Kind::Deploy(Box::new(request)),
+            reboot,
+        )
+        .await
     }
 
     async fn get_cached_deploy_rpm_diff(
@@ -136,9 +256,48 @@ impl OSHandler for OsObject {
     async fn upgrade(
         &self,
         ctx: &CallContext<'_>,
-        _options: UpgradeOptions,
+        options: UpgradeOptions,
     ) -> Result<String, Error> {
-        self.not_yet(ctx, "Upgrade").await
+        let caller = self.authorize(ctx, "Upgrade").await?;
+        exclusive(
+            options.cache_only,
+            "cache-only",
+            options.download_only,
+            "download-only",
+        )?;
+        exclusive(
+            options.dry_run,
+            "dry-run",
+            options.download_only,
+            "download-only",
+        )?;
+        let mut request = self.request();
+        request.allow_downgrade = options.allow_downgrade.unwrap_or(false);
+        request.cache_only = options.cache_only.unwrap_or(false);
+        request.download_only = options.download_only.unwrap_or(false);
+        request.dry_run = options.dry_run.unwrap_or(false);
+        request.lock_finalization = options.lock_finalization.unwrap_or(false);
+        let suffix = if request.cache_only {
+            " (cache only)"
+        } else if request.download_only {
+            " (download only)"
+        } else {
+            ""
+        };
+        let title = title(
+            &options.initiating_command_line,
+            &format!("upgrade{suffix}"),
+        );
+        let reboot = options.reboot.unwrap_or(false);
+        self.begin(
+            caller,
+            "Upgrade",
+            canonical(&options),
+            &title,
+            Kind::Deploy(Box::new(request)),
+            reboot,
+        )
+        .await
     }
 
     async fn get_cached_update_rpm_diff(
@@ -199,11 +358,51 @@ impl OSHandler for OsObject {
     async fn rebase(
         &self,
         ctx: &CallContext<'_>,
-        _options: RebaseOptions,
-        _refspec: String,
-        _packages: Vec<String>,
+        options: RebaseOptions,
+        refspec: String,
+        packages: Vec<String>,
     ) -> Result<String, Error> {
-        self.not_yet(ctx, "Rebase").await
+        let caller = self.authorize(ctx, "Rebase").await?;
+        if !packages.is_empty() {
+            return Err(Error::not_supported(
+                "OS.Rebase with packages (package layering)",
+            ));
+        }
+        if options.custom_origin.is_some() || options.register_driver.is_some() {
+            return Err(Error::not_supported(
+                "OS.Rebase with custom-origin or register-driver",
+            ));
+        }
+        self.check_refspec(&refspec)?;
+        exclusive(
+            options.cache_only,
+            "cache-only",
+            options.download_only,
+            "download-only",
+        )?;
+        let mut request = self.request();
+        request.rebase = Some(refspec.clone());
+        if let Some(r) = options.revision.as_deref().filter(|r| !r.is_empty()) {
+            request.revision = Some(parse_revision(r).map_err(invalid)?);
+        }
+        request.allow_downgrade = options.allow_downgrade.unwrap_or(true);
+        request.skip_purge = options.skip_purge.unwrap_or(false);
+        request.cache_only = options.cache_only.unwrap_or(false);
+        request.download_only = options.download_only.unwrap_or(false);
+        request.dry_run = options.dry_run.unwrap_or(false);
+        request.lock_finalization = options.lock_finalization.unwrap_or(false);
+        let title = title(&options.initiating_command_line, "rebase");
+        let args = format!("{refspec}|{}", canonical(&options));
+        let reboot = options.reboot.unwrap_or(false);
+        self.begin(
+            caller,
+            "Rebase",
+            args,
+            &title,
+            Kind::Deploy(Box::new(request)),
+            reboot,
+        )
+        .await
     }
 
     async fn get_cached_rebase_rpm_diff(
@@ -259,13 +458,42 @@ impl OSHandler for OsObject {
     async fn kernel_args(
         &self,
         ctx: &CallContext<'_>,
-        _existing_kernel_arg_string: String,
-        _kernel_args_added: Vec<String>,
-        _kernel_args_replaced: Vec<String>,
-        _kernel_args_removed: Vec<String>,
-        _options: KernelArgsOptions,
+        existing_kernel_arg_string: String,
+        kernel_args_added: Vec<String>,
+        kernel_args_replaced: Vec<String>,
+        kernel_args_removed: Vec<String>,
+        options: KernelArgsOptions,
     ) -> Result<String, Error> {
-        self.not_yet(ctx, "KernelArgs").await
+        let caller = self.authorize(ctx, "KernelArgs").await?;
+        let change = KargsChange {
+            final_args: options.final_kernel_args.clone(),
+            added: kernel_args_added,
+            replaced: kernel_args_replaced,
+            removed: kernel_args_removed,
+            append_if_missing: options.append_if_missing.clone().unwrap_or_default(),
+            delete_if_present: options.delete_if_present.clone().unwrap_or_default(),
+        };
+        change.validate().map_err(invalid)?;
+        // Refuse a change that cannot apply before any transaction exists.
+        change.apply(&existing_kernel_arg_string).map_err(invalid)?;
+        let args = format!(
+            "{existing_kernel_arg_string}|{change:?}|{}",
+            canonical(&options)
+        );
+        let mut request = self.request();
+        request.lock_finalization = options.lock_finalization.unwrap_or(false);
+        request.kargs = Some((existing_kernel_arg_string, change));
+        let title = title(&options.initiating_command_line, "kargs");
+        let reboot = options.reboot.unwrap_or(false);
+        self.begin(
+            caller,
+            "KernelArgs",
+            args,
+            &title,
+            Kind::Deploy(Box::new(request)),
+            reboot,
+        )
+        .await
     }
 
     async fn get_deployment_boot_config(
@@ -336,9 +564,19 @@ impl OSHandler for OsObject {
     async fn refresh_md(
         &self,
         ctx: &CallContext<'_>,
-        _options: RefreshMdOptions,
+        options: RefreshMdOptions,
     ) -> Result<String, Error> {
-        self.not_yet(ctx, "RefreshMd").await
+        let caller = self.authorize(ctx, "RefreshMd").await?;
+        let title = if options.force == Some(true) {
+            "refresh-md (force)"
+        } else {
+            "refresh-md"
+        };
+        let kind = Kind::RefreshMd {
+            osname: self.osname.clone(),
+        };
+        self.begin(caller, "RefreshMd", canonical(&options), title, kind, false)
+            .await
     }
 
     async fn modify_yum_repo(
@@ -357,7 +595,8 @@ impl OSHandler for OsObject {
         options: UpdateDeploymentOptions,
     ) -> Result<String, Error> {
         let actions = authz::update_deployment_actions(&modifiers, &options);
-        self.d
+        let caller = self
+            .d
             .authorizer()
             .check(
                 ctx.header(),
@@ -367,15 +606,147 @@ impl OSHandler for OsObject {
             )
             .await?;
         self.d.snapshot()?;
-        Err(Error::not_supported("OS.UpdateDeployment"))
+        let m = &modifiers;
+        let layering = [
+            ("install-packages", m.install_packages.is_some()),
+            ("uninstall-packages", m.uninstall_packages.is_some()),
+            ("install-local-packages", m.install_local_packages.is_some()),
+            (
+                "install-local-fileoverride-packages",
+                m.install_local_fileoverride_packages.is_some(),
+            ),
+            (
+                "install-fileoverride-local-packages",
+                m.install_fileoverride_local_packages.is_some(),
+            ),
+            ("install-modules", m.install_modules.is_some()),
+            ("uninstall-modules", m.uninstall_modules.is_some()),
+            ("enable-modules", m.enable_modules.is_some()),
+            ("disable-modules", m.disable_modules.is_some()),
+            (
+                "override-remove-packages",
+                m.override_remove_packages.is_some(),
+            ),
+            (
+                "override-reset-packages",
+                m.override_reset_packages.is_some(),
+            ),
+            (
+                "override-replace-packages",
+                m.override_replace_packages.is_some(),
+            ),
+            (
+                "override-replace-local-packages",
+                m.override_replace_local_packages.is_some(),
+            ),
+            ("custom-origin", m.custom_origin.is_some()),
+            ("treefile", m.treefile.is_some()),
+            ("ex-local-repo-remote", m.ex_local_repo_remote.is_some()),
+            ("ex-cliwrap", m.ex_cliwrap.is_some()),
+            ("apply-live", options.apply_live == Some(true)),
+            ("register-driver", options.register_driver.is_some()),
+        ];
+        if let Some((key, _)) = layering.iter().find(|(_, set)| *set) {
+            return Err(Error::NotSupported(format!(
+                "UpdateDeployment: '{key}' is not supported yet by this rpm-ostreed (package layering lands later)"
+            )));
+        }
+        let has_refspec = m.set_refspec.is_some();
+        let has_revision = m.set_revision.as_deref().is_some_and(|r| !r.is_empty());
+        if options.skip_purge == Some(true) && !has_refspec {
+            return Err(Error::InvalidArgs(
+                "skip-purge is only valid with set-refspec".into(),
+            ));
+        }
+        if options.no_pull_base == Some(true) && (has_refspec || has_revision) {
+            return Err(Error::InvalidArgs(
+                "no-pull-base cannot be combined with set-refspec or set-revision".into(),
+            ));
+        }
+        exclusive(
+            options.cache_only,
+            "cache-only",
+            options.download_only,
+            "download-only",
+        )?;
+        exclusive(
+            options.dry_run,
+            "dry-run",
+            options.download_only,
+            "download-only",
+        )?;
+        if let Some(r) = &m.set_refspec {
+            self.check_refspec(r)?;
+        }
+        let mut request = self.request();
+        request.rebase = m.set_refspec.clone();
+        if has_revision {
+            request.revision = Some(
+                parse_revision(m.set_revision.as_deref().unwrap_or_default()).map_err(invalid)?,
+            );
+        }
+        request.allow_downgrade = options.allow_downgrade.unwrap_or(has_refspec);
+        request.skip_purge = options.skip_purge.unwrap_or(false);
+        request.no_pull_base = options.no_pull_base.unwrap_or(false);
+        request.cache_only = options.cache_only.unwrap_or(false);
+        request.download_only = options.download_only.unwrap_or(false);
+        request.dry_run = options.dry_run.unwrap_or(false);
+        request.lock_finalization = options.lock_finalization.unwrap_or(false);
+        let default = if has_refspec {
+            "rebase"
+        } else if has_revision {
+            "deploy"
+        } else {
+            "upgrade"
+        };
+        let title = title(&options.initiating_command_line, default);
+        let args = format!("{}|{}", canonical(&modifiers), canonical(&options));
+        let reboot = options.reboot.unwrap_or(false);
+        self.begin(
+            caller,
+            "UpdateDeployment",
+            args,
+            &title,
+            Kind::Deploy(Box::new(request)),
+            reboot,
+        )
+        .await
     }
 
     async fn finalize_deployment(
         &self,
         ctx: &CallContext<'_>,
-        _options: FinalizeDeploymentOptions,
+        options: FinalizeDeploymentOptions,
     ) -> Result<String, Error> {
-        self.not_yet(ctx, "FinalizeDeployment").await
+        let caller = self.authorize(ctx, "FinalizeDeployment").await?;
+        let snapshot = self.d.snapshot()?;
+        if !snapshot
+            .deployments
+            .first()
+            .is_some_and(|d| d.staged && d.osname == self.osname)
+        {
+            return Err(Error::Failed(format!(
+                "No staged deployment for OS '{}' to finalize",
+                self.osname
+            )));
+        }
+        let kind = Kind::Finalize {
+            osname: self.osname.clone(),
+            checksum: options.checksum.clone(),
+            allow_missing_checksum: options.allow_missing_checksum.unwrap_or(false),
+            allow_unlocked: options.allow_unlocked.unwrap_or(false),
+        };
+        let title = title(&options.initiating_command_line, "finalize-deployment");
+        // Finalizing means rebooting into the staged deployment.
+        self.begin(
+            caller,
+            "FinalizeDeployment",
+            canonical(&options),
+            &title,
+            kind,
+            true,
+        )
+        .await
     }
 
     async fn booted_deployment(&self) -> Result<Deployment, Error> {
@@ -404,11 +775,15 @@ impl OSHandler for OsObject {
     }
 
     async fn cached_update(&self) -> Result<CachedUpdate, Error> {
-        self.d.snapshot()?;
-        Ok(CachedUpdate::default())
+        let snapshot = self.d.snapshot()?;
+        Ok(snapshot
+            .cached_update(&self.osname)
+            .map(|u| convert::cached_update(&self.osname, u))
+            .unwrap_or_default())
     }
 
     async fn has_cached_update_rpm_diff(&self) -> Result<bool, Error> {
+        // Cached updates carry no package diff until layering exists.
         self.d.snapshot()?;
         Ok(false)
     }

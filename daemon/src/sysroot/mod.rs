@@ -3,7 +3,10 @@
 //! executor (`spawn_blocking`); libostree objects never leave the thread that made them, only
 //! plain data ([`Snapshot`]) does. This module knows nothing about D-Bus.
 
+pub(crate) mod cached_update;
+pub(crate) mod deploy;
 pub(crate) mod ops;
+pub(crate) mod refspec;
 
 use std::{
     path::{Path, PathBuf},
@@ -25,12 +28,22 @@ pub(crate) struct Snapshot {
     pub(crate) deployments: Vec<DeploymentInfo>,
     /// What the sysroot looked like on disk when loaded, to notice changes.
     pub(crate) fingerprint: Fingerprint,
+    /// The cached update of each osname that has a current one.
+    pub(crate) cached_updates: Vec<(String, cached_update::CachedUpdateInfo)>,
 }
 
 impl Snapshot {
     /// The booted deployment.
     pub(crate) fn booted(&self) -> Option<&DeploymentInfo> {
         self.deployments.iter().find(|d| d.booted)
+    }
+
+    /// The cached update of `osname`, if a current one exists.
+    pub(crate) fn cached_update(&self, osname: &str) -> Option<&cached_update::CachedUpdateInfo> {
+        self.cached_updates
+            .iter()
+            .find(|(o, _)| o == osname)
+            .map(|(_, u)| u)
     }
 
     /// The osnames that have deployments, in order of first appearance.
@@ -158,6 +171,8 @@ impl Fingerprint {
             path.join("boot/loader"),
             PathBuf::from("/run/ostree/staged-deployment"),
             PathBuf::from(STAGED_LOCKED_MARKER),
+            path.join("var/cache/rpm-ostree"),
+            PathBuf::from("/var/cache/rpm-ostree"),
         ];
         Self(
             places
@@ -193,11 +208,25 @@ pub(crate) fn load(path: &Path) -> Result<Snapshot> {
         .enumerate()
         .map(|(index, d)| describe(&repo, d, index, booted.as_ref(), staged_locked))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         is_booted: booted.is_some(),
         deployments,
         fingerprint,
-    })
+        cached_updates: Vec::new(),
+    };
+    for osname in snapshot.osnames() {
+        let base = snapshot
+            .booted()
+            .filter(|b| b.osname == osname)
+            .or_else(|| snapshot.default_for(&osname))
+            .map(|d| d.checksum.clone());
+        if let Some(base) = base
+            && let Some(update) = cached_update::read(path, &osname, &base)
+        {
+            snapshot.cached_updates.push((osname, update));
+        }
+    }
+    Ok(snapshot)
 }
 
 /// A commit's version, timestamp and metadata.

@@ -15,6 +15,27 @@ pub(crate) trait Progress: Send + Sync {
     fn task_begin(&self, text: &str);
     /// The current step ends.
     fn task_end(&self, text: &str);
+    /// Download counters of a pull.
+    fn download(&self, stats: DownloadStats);
+    /// A pull (or other progress) ended.
+    fn progress_end(&self);
+}
+
+/// The counters libostree reports during a pull, in the shape of the `DownloadProgress` signal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DownloadStats {
+    /// (start time in s, elapsed s).
+    pub(crate) time: (u64, u64),
+    /// (outstanding fetches, outstanding writes).
+    pub(crate) outstanding: (u32, u32),
+    /// (scanned, fetched, outstanding) metadata.
+    pub(crate) metadata: (u32, u32, u32),
+    /// (total parts, fetched parts, total superblocks, total size) of deltas.
+    pub(crate) delta: (u32, u32, u32, u64),
+    /// (fetched, requested) objects.
+    pub(crate) content: (u32, u32),
+    /// (bytes transferred, bytes per second).
+    pub(crate) transfer: (u64, u64),
 }
 
 /// The error every operation returns when it was cancelled.
@@ -27,7 +48,7 @@ pub(crate) struct Op<'a> {
     /// Cancelled by `Transaction.Cancel()`.
     pub(crate) cancellable: &'a gio::Cancellable,
     /// Output.
-    pub(crate) progress: &'a dyn Progress,
+    pub(crate) progress: std::sync::Arc<dyn Progress>,
 }
 
 impl Op<'_> {
@@ -40,7 +61,7 @@ impl Op<'_> {
     }
 
     /// Opens and locks the sysroot; the lock is released when the guard drops.
-    fn lock(&self) -> Result<Locked> {
+    pub(crate) fn lock(&self) -> Result<Locked> {
         self.check_cancelled()?;
         let sysroot = super::open(self.path, Some(self.cancellable))?;
         if !sysroot.try_lock().context("locking the sysroot")? {
@@ -53,7 +74,7 @@ impl Op<'_> {
 }
 
 /// A locked sysroot, unlocked on drop.
-struct Locked(ostree::Sysroot);
+pub(crate) struct Locked(pub(crate) ostree::Sysroot);
 
 impl Drop for Locked {
     fn drop(&mut self) {
@@ -219,7 +240,8 @@ pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) ->
     Ok(said.join("; "))
 }
 
-fn cache_dir(sysroot: &Path, osname: &str) -> PathBuf {
+/// Where the daemon keeps cached data for `osname` (`/var/cache/rpm-ostree` of the system).
+pub(crate) fn cache_dir(sysroot: &Path, osname: &str) -> PathBuf {
     if sysroot == Path::new("/") {
         PathBuf::from("/var/cache/rpm-ostree")
     } else {

@@ -1,9 +1,13 @@
-//! The transaction kinds: one variant per D-Bus method that starts a transaction, and how each
-//! runs on the sysroot.
+//! The transaction kinds: one variant per kind of work a D-Bus method starts, and how each runs
+//! on the sysroot.
 
 use anyhow::Result;
 
-use crate::sysroot::ops::{self, CleanupElement, Op};
+use crate::sysroot::{
+    cached_update,
+    deploy::{self, DeployRequest},
+    ops::{self, CleanupElement, Op},
+};
 
 /// What a transaction does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +24,30 @@ pub(crate) enum Kind {
         /// What to remove.
         elements: Vec<CleanupElement>,
     },
+    /// `Upgrade`, `Deploy`, `Rebase`, `KernelArgs`, `UpdateDeployment`, and the stage policy of
+    /// `AutomaticUpdateTrigger`.
+    Deploy(Box<DeployRequest>),
+    /// `FinalizeDeployment`.
+    Finalize {
+        /// Stateroot.
+        osname: String,
+        /// The expected checksum of the staged deployment.
+        checksum: Option<String>,
+        /// Accept no checksum.
+        allow_missing_checksum: bool,
+        /// Accept a staged deployment that is not locked.
+        allow_unlocked: bool,
+    },
+    /// The check policy of `AutomaticUpdateTrigger` (`upgrade --check`): fills `CachedUpdate`.
+    CheckUpdate {
+        /// Stateroot.
+        osname: String,
+    },
+    /// `RefreshMd`: fetches the newest commit metadata of the origin.
+    RefreshMd {
+        /// Stateroot.
+        osname: String,
+    },
 }
 
 impl Kind {
@@ -28,6 +56,28 @@ impl Kind {
         match self {
             Kind::Rollback { osname } => ops::rollback(op, osname),
             Kind::Cleanup { osname, elements } => ops::cleanup(op, osname, elements),
+            Kind::Deploy(request) => deploy::deploy(op, request),
+            Kind::Finalize {
+                osname,
+                checksum,
+                allow_missing_checksum,
+                allow_unlocked,
+            } => deploy::finalize(
+                op,
+                osname,
+                checksum.as_deref(),
+                *allow_missing_checksum,
+                *allow_unlocked,
+            ),
+            Kind::CheckUpdate { osname } => {
+                let found = deploy::check_update(op, osname)?;
+                cached_update::write(op.path, osname, found.as_ref())?;
+                Ok(match found {
+                    Some(u) => format!("update available: {}", u.checksum),
+                    None => "no update".into(),
+                })
+            }
+            Kind::RefreshMd { osname } => deploy::refresh(op, osname),
         }
     }
 }

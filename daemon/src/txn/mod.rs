@@ -183,11 +183,10 @@ impl Txn {
             .daemon
             .upgrade()
             .ok_or_else(|| anyhow::anyhow!("the daemon is shutting down"))?;
-        let progress = Forward(self.events.clone());
         let op = ops::Op {
             path: daemon.sysroot_path(),
             cancellable: &self.cancellable,
-            progress: &progress,
+            progress: Arc::new(Forward(self.events.clone())),
         };
         test_delay(&op)?;
         self.request.kind.run(&op)
@@ -269,6 +268,19 @@ impl ops::Progress for Forward {
     }
     fn task_end(&self, text: &str) {
         let _ = self.0.send(TransactionEvent::TaskEnd { text: text.into() });
+    }
+    fn download(&self, s: ops::DownloadStats) {
+        let _ = self.0.send(TransactionEvent::DownloadProgress {
+            time: s.time,
+            outstanding: s.outstanding,
+            metadata: s.metadata,
+            delta: s.delta,
+            content: s.content,
+            transfer: s.transfer,
+        });
+    }
+    fn progress_end(&self) {
+        let _ = self.0.send(TransactionEvent::ProgressEnd);
     }
 }
 

@@ -10,4 +10,5 @@ mod common;
 mod authorization; // every mutating method is denied, then granted, through the real polkitd
 mod lifetime; // activation, RegisterClient, idle exit, SIGKILL recovery, config errors
 mod objects; // introspection, GetAll, ObjectManager, properties from the sysroot, outside changes
+mod operations; // upgrade, deploy, rebase, kargs, update checks, staging and finalization
 mod transactions; // Rollback/Cleanup, busy/join, Cancel, disconnects, peer credentials

@@ -1,0 +1,80 @@
+//! The cached update: what an update check found, kept on disk (in the system's
+//! `/var/cache/rpm-ostree`) so it survives daemon restarts, and dropped when the deployment it
+//! was computed against is no longer the base.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ostree::glib;
+
+use super::{deploy::UpdateCheck, ops::cache_dir};
+
+const GROUP: &str = "cached-update";
+
+/// A cached update, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CachedUpdateInfo {
+    /// The new commit.
+    pub(crate) checksum: String,
+    /// Its version.
+    pub(crate) version: Option<String>,
+    /// Its timestamp.
+    pub(crate) timestamp: u64,
+    /// The refspec.
+    pub(crate) origin: String,
+    /// Whether the ref has a commit newer than the base.
+    pub(crate) ref_has_new_commit: bool,
+}
+
+fn file(sysroot: &Path, osname: &str) -> PathBuf {
+    cache_dir(sysroot, osname).join(format!("cached-update-{osname}.ini"))
+}
+
+/// Records a check's result; `None` removes the cache.
+pub(crate) fn write(sysroot: &Path, osname: &str, check: Option<&UpdateCheck>) -> Result<()> {
+    let path = file(sysroot, osname);
+    let Some(check) = check else {
+        match std::fs::remove_file(&path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+        }
+    };
+    let kf = glib::KeyFile::new();
+    kf.set_string(GROUP, "osname", osname);
+    kf.set_string(GROUP, "checksum", &check.checksum);
+    if let Some(v) = &check.version {
+        kf.set_string(GROUP, "version", v);
+    }
+    kf.set_uint64(GROUP, "timestamp", check.timestamp);
+    kf.set_string(GROUP, "origin", &check.origin);
+    kf.set_string(GROUP, "base", &check.base);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, kf.to_data().as_bytes())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads the cached update of `osname` if it was computed against `base`; a stale one is
+/// removed.
+pub(crate) fn read(sysroot: &Path, osname: &str, base: &str) -> Option<CachedUpdateInfo> {
+    let path = file(sysroot, osname);
+    let kf = glib::KeyFile::new();
+    kf.load_from_file(&path, glib::KeyFileFlags::NONE).ok()?;
+    let get = |k: &str| kf.string(GROUP, k).ok().map(|s| s.to_string());
+    if get("base").as_deref() != Some(base) {
+        let _ = std::fs::remove_file(&path);
+        return None;
+    }
+    let checksum = get("checksum")?;
+    Some(CachedUpdateInfo {
+        ref_has_new_commit: checksum != base,
+        checksum,
+        version: get("version"),
+        timestamp: kf.uint64(GROUP, "timestamp").unwrap_or(0),
+        origin: get("origin").unwrap_or_default(),
+    })
+}

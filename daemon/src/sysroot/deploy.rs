@@ -1,0 +1,528 @@
+//! The deploy family on libostree: upgrade, deploy a revision, rebase, new kernel arguments,
+//! finalization of a staged deployment, and update checks. Deployments chain on the first
+//! deployment of the osname (a pending one included); on a booted system the new deployment is
+//! staged, on a sysroot that is not booted it is written directly.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use ostree::glib;
+
+use super::{
+    STAGED_LOCKED_MARKER,
+    ops::{DownloadStats, Op},
+    refspec::{KargsChange, Refspec, Revision, rebase_target},
+};
+
+/// What a deploy-family transaction asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DeployRequest {
+    /// Stateroot.
+    pub(crate) osname: String,
+    /// Move to this refspec (upstream's partial forms allowed).
+    pub(crate) rebase: Option<String>,
+    /// Deploy this revision instead of the branch head.
+    pub(crate) revision: Option<Revision>,
+    /// Accept an older commit.
+    pub(crate) allow_downgrade: bool,
+    /// Keep the old ref after a rebase.
+    pub(crate) skip_purge: bool,
+    /// Only download.
+    pub(crate) download_only: bool,
+    /// Use only what is on the machine.
+    pub(crate) cache_only: bool,
+    /// Stop before deploying.
+    pub(crate) dry_run: bool,
+    /// Stage locked: only `FinalizeDeployment` applies it.
+    pub(crate) lock_finalization: bool,
+    /// Redeploy the current commit (kernel arguments only).
+    pub(crate) no_pull_base: bool,
+    /// New kernel arguments: the client's view of the current ones, and the change.
+    pub(crate) kargs: Option<(String, KargsChange)>,
+}
+
+/// A clone of a key file (libostree keeps a deployment's origin; it must not be edited in place).
+fn copy_keyfile(kf: &glib::KeyFile) -> Result<glib::KeyFile> {
+    let out = glib::KeyFile::new();
+    out.load_from_data(&kf.to_data(), glib::KeyFileFlags::KEEP_COMMENTS)
+        .context("copying the origin")?;
+    Ok(out)
+}
+
+fn origin_refspec(origin: &glib::KeyFile) -> Option<String> {
+    origin
+        .string("origin", "refspec")
+        .or_else(|_| origin.string("origin", "baserefspec"))
+        .ok()
+        .map(|s| s.to_string())
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Pulls `refs` from `remote`, reporting download progress.
+fn pull(
+    op: &Op<'_>,
+    repo: &ostree::Repo,
+    remote: &str,
+    refs: &[&str],
+    commit_only: bool,
+    depth: i32,
+) -> Result<()> {
+    op.check_cancelled()?;
+    op.progress.message(&format!(
+        "Receiving from remote '{remote}': {}",
+        refs.join(", ")
+    ));
+    let context = glib::MainContext::new();
+    let started = now_us();
+    let result = context
+        .with_thread_default(|| {
+            let progress = ostree::AsyncProgress::new();
+            let sink = op.progress.clone();
+            progress.connect_changed(move |p| {
+                if let Some(status) = p.status()
+                    && !status.is_empty()
+                {
+                    sink.message(&status);
+                    return;
+                }
+                let elapsed = (now_us().saturating_sub(started) / 1_000_000).max(1);
+                let bytes = p.uint64("bytes-transferred");
+                sink.download(DownloadStats {
+                    time: (started / 1_000_000, elapsed),
+                    outstanding: (p.uint("outstanding-fetches"), p.uint("outstanding-writes")),
+                    metadata: (
+                        p.uint("scanned-metadata"),
+                        p.uint("metadata-fetched"),
+                        p.uint("outstanding-metadata-fetches"),
+                    ),
+                    delta: (
+                        p.uint("total-delta-parts"),
+                        p.uint("fetched-delta-parts"),
+                        p.uint("total-delta-superblocks"),
+                        p.uint64("total-delta-part-size"),
+                    ),
+                    content: (p.uint("fetched"), p.uint("requested")),
+                    transfer: (bytes, bytes / elapsed),
+                });
+            });
+            let options = glib::VariantDict::new(None);
+            let refs: Vec<String> = refs.iter().map(|s| s.to_string()).collect();
+            options.insert("refs", &refs);
+            let flags = if commit_only {
+                ostree::RepoPullFlags::COMMIT_ONLY
+            } else {
+                ostree::RepoPullFlags::NONE
+            };
+            options.insert("flags", flags.bits() as i32);
+            if depth != 0 {
+                options.insert("depth", depth);
+            }
+            let r = repo.pull_with_options(
+                remote,
+                &options.end(),
+                Some(&progress),
+                Some(op.cancellable),
+            );
+            progress.finish();
+            r
+        })
+        .map_err(|e| anyhow!("cannot run the pull: {e}"))?;
+    op.progress.progress_end();
+    op.check_cancelled()?;
+    result.with_context(|| format!("pulling {} from remote '{remote}'", refs.join(", ")))
+}
+
+/// Finds the commit with `version` in the history of `refspec`.
+fn find_version(
+    op: &Op<'_>,
+    repo: &ostree::Repo,
+    refspec: &Refspec,
+    version: &str,
+    cache_only: bool,
+) -> Result<String> {
+    if let (Some(remote), false) = (&refspec.remote, cache_only) {
+        pull(op, repo, remote, &[&refspec.branch], true, -1)?;
+    }
+    let mut checksum = repo
+        .resolve_rev(&refspec.to_string(), false)?
+        .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
+        .to_string();
+    loop {
+        op.check_cancelled()?;
+        let (commit, _) = repo
+            .load_commit(&checksum)
+            .map_err(|_| anyhow!("Version {version} not found in the history of {refspec}"))?;
+        let meta = glib::VariantDict::new(Some(&commit.child_value(0)));
+        if meta.lookup::<String>("version").ok().flatten().as_deref() == Some(version) {
+            return Ok(checksum);
+        }
+        match ostree::commit_get_parent(&commit) {
+            Some(parent) => checksum = parent.to_string(),
+            None => bail!("Version {version} not found in the history of {refspec}"),
+        }
+    }
+}
+
+fn timestamp(repo: &ostree::Repo, checksum: &str) -> Result<u64> {
+    let (commit, _) = repo
+        .load_commit(checksum)
+        .with_context(|| format!("loading commit {checksum}"))?;
+    Ok(ostree::commit_get_timestamp(&commit))
+}
+
+fn booted_in(sysroot: &ostree::Sysroot, osname: &str) -> bool {
+    sysroot
+        .booted_deployment()
+        .is_some_and(|b| b.osname() == osname)
+}
+
+/// Runs a deploy-family request. Returns a summary.
+pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
+    let locked = op.lock()?;
+    let sysroot = &locked.0;
+    let repo = sysroot.repo();
+    let osname = req.osname.as_str();
+    let deployments = sysroot.deployments();
+    let base = deployments
+        .iter()
+        .find(|d| d.osname() == osname)
+        .ok_or_else(|| anyhow!("No previous deployment for OS '{osname}'"))?
+        .clone();
+    let merge = sysroot.merge_deployment(Some(osname));
+    let origin = copy_keyfile(
+        &base
+            .origin()
+            .ok_or_else(|| anyhow!("The deployment {} has no origin file", base.csum()))?,
+    )?;
+    let current = origin_refspec(&origin);
+    let pinned = origin
+        .string("origin", "override-commit")
+        .ok()
+        .map(|s| s.to_string());
+
+    let refspec = match &req.rebase {
+        Some(r) => rebase_target(current.as_deref(), r)?,
+        None => Refspec::parse(
+            current
+                .as_deref()
+                .ok_or_else(|| anyhow!("The origin of the current deployment has no refspec"))?,
+        )?,
+    };
+    if let Some(remote) = &refspec.remote {
+        let remotes: Vec<String> = repo.remote_list().iter().map(|r| r.to_string()).collect();
+        if !remotes.contains(remote) {
+            bail!(
+                "Remote \"{remote}\" not found (configured remotes: {})",
+                if remotes.is_empty() {
+                    "none".to_owned()
+                } else {
+                    remotes.join(", ")
+                }
+            );
+        }
+    }
+
+    // The commit to deploy.
+    let is_kargs = req.kargs.is_some();
+    let target = if is_kargs || req.no_pull_base {
+        base.csum().to_string()
+    } else {
+        match &req.revision {
+            Some(Revision::Checksum(c)) => {
+                if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
+                    pull(op, &repo, remote, &[c], false, 0)?;
+                }
+                repo.load_commit(c).map_err(|_| {
+                    anyhow!(
+                        "Commit {c} not found in the repository or on remote {}",
+                        refspec.remote.as_deref().unwrap_or("(local)")
+                    )
+                })?;
+                c.clone()
+            }
+            Some(Revision::Version(v)) => {
+                let c = find_version(op, &repo, &refspec, v, req.cache_only)?;
+                if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
+                    pull(op, &repo, remote, &[&c], false, 0)?;
+                }
+                op.progress.message(&format!("Resolved version {v} to {c}"));
+                c
+            }
+            None => {
+                if let (Some(p), None) = (&pinned, &req.rebase) {
+                    op.progress
+                        .message(&format!("Pinned to commit {p}; no upgrade available"));
+                    return Ok(format!("pinned to {p}"));
+                }
+                if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
+                    pull(op, &repo, remote, &[&refspec.branch], false, 0)?;
+                }
+                repo.resolve_rev(&refspec.to_string(), false)?
+                    .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
+                    .to_string()
+            }
+        }
+    };
+    op.check_cancelled()?;
+
+    if target != base.csum().as_str() && !req.allow_downgrade {
+        let (old, new) = (timestamp(&repo, &base.csum())?, timestamp(&repo, &target)?);
+        if new < old {
+            bail!(
+                "The target commit {target} (timestamp {new}) is older than the current one {} (timestamp {old}); allow a downgrade to deploy it",
+                base.csum()
+            );
+        }
+    }
+
+    let current_kargs: Vec<String> = base
+        .bootconfig()
+        .and_then(|b| b.get("options"))
+        .map(|o| o.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let kargs = match &req.kargs {
+        Some((existing, change)) => {
+            let new = change.apply(existing)?;
+            if new.join(" ") == existing.split_whitespace().collect::<Vec<_>>().join(" ") {
+                op.progress.message("No changes.");
+                return Ok("kernel arguments unchanged".into());
+            }
+            new
+        }
+        None => current_kargs,
+    };
+    let revision_changes = match &req.revision {
+        Some(_) => pinned.as_deref() != Some(target.as_str()),
+        None => pinned.is_some() && req.rebase.is_some(),
+    };
+    if target == base.csum().as_str()
+        && req.rebase.is_none()
+        && !revision_changes
+        && !is_kargs
+        && !req.no_pull_base
+    {
+        op.progress.message("No upgrade available.");
+        return Ok("no upgrade available".into());
+    }
+    if req.download_only {
+        op.progress.message("Update downloaded.");
+        return Ok(format!("downloaded {target}"));
+    }
+    if req.dry_run {
+        op.progress
+            .message(&format!("Dry run: would deploy {target} ({refspec})"));
+        return Ok("dry run".into());
+    }
+
+    origin.set_string("origin", "refspec", &refspec.to_string());
+    let _ = origin.remove_key("origin", "baserefspec");
+    if req.revision.is_some() {
+        origin.set_string("origin", "override-commit", &target);
+    } else {
+        let _ = origin.remove_key("origin", "override-commit");
+    }
+
+    op.check_cancelled()?;
+    let kargs_refs: Vec<&str> = kargs.iter().map(String::as_str).collect();
+    let opts = ostree::SysrootDeployTreeOpts {
+        override_kernel_argv: Some(&kargs_refs),
+        ..Default::default()
+    };
+    let summary = if booted_in(sysroot, osname) {
+        op.progress.task_begin("Staging deployment");
+        sysroot
+            .stage_tree_with_options(
+                Some(osname),
+                &target,
+                Some(&origin),
+                merge.as_ref(),
+                &opts,
+                Some(op.cancellable),
+            )
+            .context("staging the new deployment")?;
+        op.progress.task_end("done");
+        let marker = Path::new(STAGED_LOCKED_MARKER);
+        if req.lock_finalization {
+            std::fs::write(marker, b"")
+                .with_context(|| format!("locking the staged deployment ({})", marker.display()))?;
+            op.progress.message(
+                "The staged deployment is locked: it is applied only by finalize-deployment.",
+            );
+        } else if marker.exists() {
+            std::fs::remove_file(marker)
+                .with_context(|| format!("removing {}", marker.display()))?;
+        }
+        format!("staged {target}")
+    } else {
+        op.progress.task_begin("Writing deployment");
+        let new = sysroot
+            .deploy_tree_with_options(
+                Some(osname),
+                &target,
+                Some(&origin),
+                merge.as_ref(),
+                Some(&opts),
+                Some(op.cancellable),
+            )
+            .context("deploying the new tree")?;
+        sysroot
+            .simple_write_deployment(
+                Some(osname),
+                &new,
+                merge.as_ref(),
+                ostree::SysrootSimpleWriteDeploymentFlags::NO_CLEAN,
+                Some(op.cancellable),
+            )
+            .context("writing the new deployment list")?;
+        op.progress.task_end("done");
+        sysroot
+            .cleanup(Some(op.cancellable))
+            .context("cleaning up")?;
+        format!("deployed {target}")
+    };
+
+    if req.rebase.is_some()
+        && !req.skip_purge
+        && let Some(old) = current.as_deref().and_then(|c| Refspec::parse(c).ok())
+        && old != refspec
+    {
+        repo.set_ref_immediate(
+            old.remote.as_deref(),
+            &old.branch,
+            None,
+            Some(op.cancellable),
+        )
+        .with_context(|| format!("removing the old ref {old}"))?;
+        op.progress.message(&format!("Removed the old ref {old}"));
+    }
+    op.progress
+        .message(&format!("Deployment ready: {refspec} {target}"));
+    Ok(summary)
+}
+
+/// `FinalizeDeployment`: unlocks the staged deployment of `osname` so that it is applied at the
+/// next shutdown (the caller then reboots).
+pub(crate) fn finalize(
+    op: &Op<'_>,
+    osname: &str,
+    checksum: Option<&str>,
+    allow_missing_checksum: bool,
+    allow_unlocked: bool,
+) -> Result<String> {
+    let locked = op.lock()?;
+    let sysroot = &locked.0;
+    let staged = sysroot
+        .staged_deployment()
+        .ok_or_else(|| anyhow!("No staged deployment to finalize"))?;
+    if staged.osname() != osname {
+        bail!(
+            "The staged deployment belongs to '{}', not '{osname}'",
+            staged.osname()
+        );
+    }
+    match checksum {
+        Some(c) if c != staged.csum().as_str() => {
+            bail!(
+                "Expected staged base checksum {c}, but found {}",
+                staged.csum()
+            )
+        }
+        None if !allow_missing_checksum => bail!(
+            "No checksum given: pass the checksum of the staged deployment you expect ({}), or allow a missing checksum",
+            staged.csum()
+        ),
+        _ => {}
+    }
+    let marker = PathBuf::from(STAGED_LOCKED_MARKER);
+    if !marker.exists() {
+        if !allow_unlocked {
+            bail!("Staged deployment already unlocked");
+        }
+    } else {
+        std::fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
+    }
+    op.progress.message(&format!(
+        "Staged deployment {} unlocked; it is applied at the next shutdown",
+        staged.csum()
+    ));
+    Ok(format!("finalizing {}", staged.csum()))
+}
+
+/// The result of an update check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UpdateCheck {
+    /// The new commit.
+    pub(crate) checksum: String,
+    /// Its version.
+    pub(crate) version: Option<String>,
+    /// Its timestamp.
+    pub(crate) timestamp: u64,
+    /// The refspec it is on.
+    pub(crate) origin: String,
+    /// The base it was compared with.
+    pub(crate) base: String,
+}
+
+/// Fetches the newest commit's metadata of `osname`'s refspec (no content) and compares it with
+/// the current base. `Ok(None)`: no update.
+pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateCheck>> {
+    let locked = op.lock()?;
+    let sysroot = &locked.0;
+    let repo = sysroot.repo();
+    let base = sysroot
+        .booted_deployment()
+        .filter(|b| b.osname() == osname)
+        .or_else(|| {
+            sysroot
+                .deployments()
+                .into_iter()
+                .find(|d| d.osname() == osname)
+        })
+        .ok_or_else(|| anyhow!("No deployment for OS '{osname}'"))?;
+    let origin = base
+        .origin()
+        .ok_or_else(|| anyhow!("The deployment has no origin"))?;
+    let refspec = Refspec::parse(
+        &origin_refspec(&origin).ok_or_else(|| anyhow!("The origin has no refspec"))?,
+    )?;
+    if let Some(remote) = &refspec.remote {
+        pull(op, &repo, remote, &[&refspec.branch], true, 0)?;
+    }
+    let head = repo
+        .resolve_rev(&refspec.to_string(), false)?
+        .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
+        .to_string();
+    if head == base.csum().as_str() {
+        op.progress.message("No update available.");
+        return Ok(None);
+    }
+    let (version, timestamp, _) = super::commit_info(&repo, &head)?;
+    op.progress.message(&format!(
+        "Update available: {} ({head})",
+        version.as_deref().unwrap_or("no version")
+    ));
+    Ok(Some(UpdateCheck {
+        checksum: head,
+        version,
+        timestamp,
+        origin: refspec.to_string(),
+        base: base.csum().to_string(),
+    }))
+}
+
+/// `RefreshMd` for the OSTree side: fetches the newest commit metadata of `osname`'s refspec.
+pub(crate) fn refresh(op: &Op<'_>, osname: &str) -> Result<String> {
+    match check_update(op, osname)? {
+        Some(u) => Ok(format!("{} has a new commit {}", u.origin, u.checksum)),
+        None => Ok("metadata is current".into()),
+    }
+}

@@ -1,0 +1,295 @@
+//! The deploy family on the real sysroot through D-Bus: upgrade, deploy by version and checksum,
+//! rebase, kernel arguments, update checks into `CachedUpdate`, staging and finalization on a
+//! fake-booted system; and bad input that leaves the sysroot unchanged.
+
+use std::time::Duration;
+
+use rpmostree_api::{
+    AutomaticUpdateTriggerOptions, DeployOptions, Error, FinalizeDeploymentOptions,
+    KernelArgsOptions, RebaseOptions, TransactionEvent, UpdateDeploymentModifiers,
+    UpdateDeploymentOptions, UpgradeOptions,
+};
+use rpmostree_tests::SandboxOptions;
+
+use crate::common::*;
+
+#[test]
+fn upgrade_deploy_rebase_and_kargs_on_a_sysroot() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+
+        // An update check fills CachedUpdate without deploying.
+        let (enabled, txn) = os
+            .automatic_update_trigger_transaction(
+                &AutomaticUpdateTriggerOptions::new().mode("check"),
+            )
+            .await
+            .unwrap();
+        assert!(enabled);
+        txn.unwrap().run(|_| {}).await.unwrap();
+        let cached = os.cached_update().await.unwrap();
+        assert_eq!(cached.version.as_deref(), Some("2.0"));
+        assert_eq!(cached.ref_has_new_commit, Some(true));
+        assert_eq!(admin_versions(&sb), ["1.1", "1.0"]);
+
+        // Upgrade: pulls 2.0 with progress and deploys it.
+        let mut events = Vec::new();
+        let mut txn = os
+            .upgrade_transaction(&UpgradeOptions::new())
+            .await
+            .unwrap();
+        txn.run(|e| events.push(e.clone())).await.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TransactionEvent::DownloadProgress { .. }))
+                || events
+                    .iter()
+                    .any(|e| matches!(e, TransactionEvent::ProgressEnd))
+        );
+        assert_eq!(versions(&sysroot).await, ["2.0", "1.1"]);
+        assert_eq!(admin_versions(&sb), ["2.0", "1.1"]);
+        assert!(
+            sb.boot_entries()
+                .unwrap()
+                .iter()
+                .any(|e| e.contains("root=LABEL=testroot"))
+        );
+
+        // Nothing new: success, no new deployment.
+        let mut txn = os
+            .upgrade_transaction(&UpgradeOptions::new())
+            .await
+            .unwrap();
+        let mut messages = Vec::new();
+        txn.run(|e| {
+            if let TransactionEvent::Message { text } = e {
+                messages.push(text.clone())
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            messages.iter().any(|m| m.contains("No upgrade available")),
+            "{messages:?}"
+        );
+        assert_eq!(admin_versions(&sb), ["2.0", "1.1"]);
+
+        // Deploy an older version by name (allowed by default for Deploy).
+        let mut txn = os
+            .deploy_transaction("version=1.0", &DeployOptions::new())
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        assert_eq!(admin_versions(&sb)[0], "1.0");
+
+        // Kernel arguments: appended on a new deployment of the same commit.
+        let current = os
+            .get_deployment_boot_config("0", false)
+            .await
+            .unwrap()
+            .options
+            .unwrap();
+        let mut txn = os
+            .kernel_args_transaction(
+                &current,
+                &["debug=1"],
+                &[],
+                &["quiet"],
+                &KernelArgsOptions::new(),
+            )
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        let options = os
+            .get_deployment_boot_config("0", false)
+            .await
+            .unwrap()
+            .options
+            .unwrap();
+        assert!(
+            options.contains("debug=1") && !options.contains("quiet"),
+            "{options}"
+        );
+        assert!(
+            sb.boot_entries()
+                .unwrap()
+                .iter()
+                .any(|e| e.contains("debug=1"))
+        );
+
+        // Rebase to the devel branch.
+        let mut txn = os
+            .rebase_transaction(&RebaseOptions::new(), "origin:testos/devel", &[])
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        let first = &sb.admin_deployments().unwrap()[0];
+        assert_eq!(first.version.as_deref(), Some("10.0"));
+        assert_eq!(first.refspec.as_deref(), Some("origin:testos/devel"));
+        let d = &sysroot.deployments().await.unwrap()[0];
+        assert_eq!(d.origin.as_deref(), Some("origin:testos/devel"));
+        assert!(
+            d.base_commit_meta.as_ref().unwrap().contains_key("version"),
+            "base-commit-meta carries the commit metadata"
+        );
+
+        // UpdateDeployment with set-refspec back to stable.
+        let mut txn = os
+            .update_deployment_transaction(
+                &UpdateDeploymentModifiers::new().set_refspec("origin:testos/stable"),
+                &UpdateDeploymentOptions::new(),
+            )
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        assert_eq!(
+            sb.admin_deployments().unwrap()[0].refspec.as_deref(),
+            Some("origin:testos/stable")
+        );
+    });
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_changes_nothing() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    let before = sb.admin_status().unwrap();
+    run(Duration::from_secs(90), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        // Unknown version: the transaction fails naming it.
+        let mut txn = os
+            .deploy_transaction("version=9.9", &DeployOptions::new())
+            .await
+            .unwrap();
+        let err = txn.run(|_| {}).await.unwrap_err();
+        assert!(err.message().contains("Version 9.9 not found"), "{err}");
+        // Malformed refspec: refused before any transaction.
+        let err = Error::from(
+            os.rebase(&RebaseOptions::new(), "origin:bad ref", &[])
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            err.dbus_name(),
+            "org.projectatomic.rpmostreed.Error.InvalidRefspec"
+        );
+        // Unknown remote.
+        let mut txn = os
+            .rebase_transaction(&RebaseOptions::new(), "nowhere:testos/devel", &[])
+            .await
+            .unwrap();
+        let err = txn.run(|_| {}).await.unwrap_err();
+        assert!(
+            err.message().contains("Remote \"nowhere\" not found"),
+            "{err}"
+        );
+        // Kernel arguments with invalid characters.
+        let err = Error::from(
+            os.kernel_args("rw", &["bad\narg"], &[], &[], &KernelArgsOptions::new())
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(err.dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs");
+        assert!(err.message().contains("Invalid kernel argument"), "{err}");
+        // An option of the wrong type over D-Bus.
+        let mut bad = std::collections::HashMap::new();
+        bad.insert("reboot", zbus::Variant::from("yes"));
+        let err = Error::from(
+            os.inner()
+                .call_method("Upgrade", &(bad,))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(err.dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs");
+        assert!(err.message().contains("reboot"), "{err}");
+        // Package layering is refused clearly.
+        let err = Error::from(
+            os.update_deployment(
+                &UpdateDeploymentModifiers::new().install_packages(vec!["vim".into()]),
+                &UpdateDeploymentOptions::new(),
+            )
+            .await
+            .unwrap_err(),
+        );
+        assert!(err.message().contains("install-packages"), "{err}");
+    });
+    assert_eq!(
+        sb.admin_status().unwrap(),
+        before,
+        "nothing changed on disk"
+    );
+}
+
+#[test]
+fn staged_upgrade_and_finalization_on_a_booted_system() {
+    let Some(sb) = sandbox(SandboxOptions {
+        fake_booted: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+        let mut txn = os
+            .upgrade_transaction(&UpgradeOptions::new().lock_finalization(true))
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        let deployments = sysroot.deployments().await.unwrap();
+        assert_eq!(deployments[0].staged, Some(true));
+        assert_eq!(deployments[0].version.as_deref(), Some("2.0"));
+        assert_eq!(deployments[0].finalization_locked, Some(true));
+        assert!(
+            sb.run_fake_booted(&["ostree", "admin", "status"])
+                .unwrap()
+                .contains("staged")
+        );
+
+        // Finalize: a wrong checksum is refused; the right one unlocks (the reboot that would
+        // follow cannot happen in the sandbox, and the error says so).
+        let err = os
+            .finalize_deployment_transaction(
+                &FinalizeDeploymentOptions::new().checksum("0".repeat(64)),
+            )
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            err.message().contains("Expected staged base checksum"),
+            "{err}"
+        );
+        let checksum = deployments[0].checksum.clone().unwrap();
+        let result = os
+            .finalize_deployment_transaction(&FinalizeDeploymentOptions::new().checksum(checksum))
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await;
+        if let Err(e) = &result {
+            assert!(e.message().contains("reboot could not be requested"), "{e}");
+        }
+        wait_for(
+            "the staged deployment to be unlocked",
+            Duration::from_secs(10),
+            || async { sysroot.deployments().await.unwrap()[0].finalization_locked == Some(false) },
+        )
+        .await;
+        // Shutdown: what ostree-finalize-staged.service does.
+        sb.run_fake_booted_pid_ns(&["ostree", "admin", "finalize-staged"])
+            .unwrap();
+        let admin = sb.admin_deployments().unwrap();
+        assert_eq!(admin[0].version.as_deref(), Some("2.0"));
+    });
+}
