@@ -4,14 +4,17 @@
 //! server handler trait, a generic `#[zbus::interface]` adapter, typed signal emitters and
 //! transaction helpers; one module of typed dictionaries from the XML's schema annotations; and
 //! a module index. It is a pure, deterministic function of its input: no I/O, no clock, stable
-//! ordering, formatted with prettyplease.
+//! ordering, formatted with prettyplease. [`api_diff`] compares two interface files for
+//! compatibility.
 
 mod comments;
+mod diff;
 mod docs;
 mod emit;
 pub mod model;
 mod types;
 
+pub use diff::api_diff;
 use sha2::{Digest, Sha256};
 
 /// One generated file: its name relative to the output directory, and its text.

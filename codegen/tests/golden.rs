@@ -158,3 +158,56 @@ fn the_real_interface_generates_every_member() {
     }
     assert_eq!(count, 37, "the interface has 37 methods");
 }
+
+#[test]
+fn api_diff_allows_additions_and_names_every_break() {
+    let xml = include_str!("../../interface/org.projectatomic.rpmostree1.xml");
+    assert_eq!(
+        rpmostree_codegen::api_diff(xml, xml).unwrap(),
+        Vec::<String>::new()
+    );
+
+    // An addition is compatible.
+    let added = xml.replacen(
+        "<method name=\"Reload\"/>",
+        "<method name=\"Frobnicate\"/>\n    <method name=\"Reload\"/>",
+        1,
+    );
+    assert_ne!(added, xml);
+    assert!(rpmostree_codegen::api_diff(xml, &added).unwrap().is_empty());
+
+    // A removed method, a retyped argument, a retyped property, a removed signal, a retyped key.
+    let broken = xml
+        .replacen("<method name=\"Moo\">", "<method name=\"Mooo\">", 1)
+        .replacen(
+            "<arg type=\"s\" name=\"deployid\" direction=\"in\"/>",
+            "<arg type=\"u\" name=\"deployid\" direction=\"in\"/>",
+            1,
+        )
+        .replacen(
+            "<property name=\"Path\" type=\"s\"",
+            "<property name=\"Path\" type=\"o\"",
+            1,
+        )
+        .replacen(
+            "<signal name=\"ProgressEnd\"",
+            "<signal name=\"ProgressDone\"",
+            1,
+        )
+        .replacen(
+            "Dict.Key.reboot\" value=\"b:",
+            "Dict.Key.reboot\" value=\"s:",
+            1,
+        );
+    let problems = rpmostree_codegen::api_diff(xml, &broken).unwrap();
+    let text = problems.join("\n");
+    for expected in [
+        "org.projectatomic.rpmostree1.OSExperimental.Moo: method removed",
+        "deployid",
+        "org.projectatomic.rpmostree1.Sysroot.Path: property type changed from s to o",
+        "org.projectatomic.rpmostree1.Transaction.ProgressEnd: signal removed",
+        "key 'reboot' changed type from b to s",
+    ] {
+        assert!(text.contains(expected), "missing '{expected}' in:\n{text}");
+    }
+}

@@ -3,6 +3,8 @@
 //! - `codegen [--check]`: writes `generated/` from the interface XML (or only checks it);
 //! - `test`: every check and test suite, as CI runs them;
 //! - `demo`: the end-to-end demonstration;
+//! - `api-diff [OLD NEW]`: API compatibility of the interface XML (default: every released
+//!   version in interface/released/ against the current one);
 //! - `bench`: the benchmarks (results in docs/PERFORMANCE.md).
 
 use std::{
@@ -26,7 +28,16 @@ const TASKS: &[(&str, Task, &str)] = &[
         "run every check and test suite (what CI runs)",
     ),
     ("demo", demo, "run the end-to-end demonstration"),
-    ("bench", bench, "run the benchmarks (root; results go in docs/PERFORMANCE.md)"),
+    (
+        "api-diff",
+        api_diff,
+        "compare two interface XMLs; fails on removed or changed members (OLD NEW)",
+    ),
+    (
+        "bench",
+        bench,
+        "run the benchmarks (root; results go in docs/PERFORMANCE.md)",
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -129,6 +140,7 @@ fn test(args: &[String]) -> Result<(), String> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     codegen(&["--check".to_owned()])?;
+    api_diff(&[])?;
     run(&cargo, &["fmt", "--all", "--", "--check"], &[])?;
     run(
         &cargo,
@@ -162,14 +174,63 @@ fn test(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+fn api_diff(args: &[String]) -> Result<(), String> {
+    let (old, new) = match args {
+        [old, new] => (old.as_str(), new.as_str()),
+        [] => {
+            // Every released interface against the current one.
+            let mut released: Vec<_> = std::fs::read_dir("interface/released")
+                .map_err(|e| format!("interface/released: {e}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+                .collect();
+            released.sort();
+            if released.is_empty() {
+                return Err("interface/released has no released interface".into());
+            }
+            for old in released {
+                api_diff(&[old.display().to_string(), SOURCE.to_owned()])?;
+            }
+            return Ok(());
+        }
+        _ => return Err("usage: cargo xtask api-diff [OLD.xml NEW.xml]".into()),
+    };
+    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+    let problems = rpmostree_codegen::api_diff(&read(old)?, &read(new)?)?;
+    if problems.is_empty() {
+        println!("api-diff: {new} is compatible with {old}");
+        Ok(())
+    } else {
+        Err(format!(
+            "{new} breaks the API of {old}:\n  {}",
+            problems.join("\n  ")
+        ))
+    }
+}
+
 fn bench(args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         return Err("usage: cargo xtask bench".into());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // The benchmark drives the release daemon, found next to the bench executable.
-    run(&cargo, &["build", "--release", "--locked", "-p", "rpm-ostreed"], &[])?;
-    run(&cargo, &["bench", "--locked", "-p", "rpmostree-tests", "--bench", "daemon"], &[])
+    run(
+        &cargo,
+        &["build", "--release", "--locked", "-p", "rpm-ostreed"],
+        &[],
+    )?;
+    run(
+        &cargo,
+        &[
+            "bench",
+            "--locked",
+            "-p",
+            "rpmostree-tests",
+            "--bench",
+            "daemon",
+        ],
+        &[],
+    )
 }
 
 fn demo(_args: &[String]) -> Result<(), String> {
