@@ -195,8 +195,8 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
     let base = deployments
         .iter()
         .find(|d| d.osname() == osname)
-        .ok_or_else(|| anyhow!("No previous deployment for OS '{osname}'"))?
-        .clone();
+        .cloned()
+        .ok_or_else(|| anyhow!("No previous deployment for OS '{osname}'"))?;
     let merge = sysroot.merge_deployment(Some(osname));
     let origin = copy_keyfile(
         &base

@@ -112,15 +112,18 @@ pub(crate) fn rollback(op: &Op<'_>, osname: &str) -> Result<String> {
                 (None, None) => bail!("No rollback deployment found"),
             }
         }
-        _ => (*ours
-            .get(1)
-            .ok_or_else(|| anyhow!("No rollback deployment found"))?)
-        .clone(),
+        _ => Clone::clone(
+            *ours
+                .get(1)
+                .ok_or_else(|| anyhow!("No rollback deployment found"))?,
+        ),
     };
     op.progress.task_end("done");
     op.check_cancelled()?;
 
-    let mut order = vec![target.clone()];
+    // `Clone::clone` takes a reference to the same object. The inherent `Deployment::clone`
+    // makes a copy, which libostree no longer recognises as the booted deployment.
+    let mut order = vec![Clone::clone(&target)];
     order.extend(deployments.iter().filter(|d| !d.equal(&target)).cloned());
     let message = format!("Moving '{}' to be first deployment", name(&target));
     op.progress.message(&message);
@@ -200,7 +203,7 @@ pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) ->
                     None => true,
                 }
             })
-            .map(|(_, d)| d.clone())
+            .map(|(_, d)| Clone::clone(d))
             .collect();
         if keep.len() == deployments.len() {
             op.progress.message("Deployments unchanged.");

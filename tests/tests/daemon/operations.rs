@@ -291,5 +291,14 @@ fn staged_upgrade_and_finalization_on_a_booted_system() {
             .unwrap();
         let admin = sb.admin_deployments().unwrap();
         assert_eq!(admin[0].version.as_deref(), Some("2.0"));
+
+        // After that shutdown step, the system still runs 1.1: a rollback brings it back to
+        // the front, and cleanup of the pending deployment works.
+        let mut txn = os.rollback_transaction(&Default::default()).await.unwrap();
+        txn.run(|_| {}).await.unwrap();
+        assert_eq!(
+            sb.admin_deployments().unwrap()[0].version.as_deref(),
+            Some("1.1")
+        );
     });
 }
