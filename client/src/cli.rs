@@ -1,0 +1,396 @@
+//! The command line: every verb, flag and argument of `rpm-ostree`, as clap derive types.
+//!
+//! Flag names follow upstream rpm-ostree so that scripts and programs such as zincati keep
+//! working. Completions and man pages are generated from these definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// rpm-ostree: ask rpm-ostreed to inspect and change the OSTree-based system.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rpm-ostree",
+    version,
+    about = "Manage an image-based (OSTree) operating system through rpm-ostreed",
+    long_about = "rpm-ostree is the command-line client of rpm-ostreed. It never changes the \
+                  system itself: every operation is a request to the daemon over the system \
+                  D-Bus, which authorises it with polkit and runs it as a transaction.",
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Options every command accepts.
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalOptions {
+    /// Operate on the stateroot (OS name) NAME instead of the booted one.
+    #[arg(long = "stateroot", alias = "os", value_name = "NAME", global = true)]
+    pub stateroot: Option<String>,
+    /// Print only errors and the final result, no progress.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+    /// When another transaction is running, wait for it to end and then go ahead instead of
+    /// failing.
+    #[arg(long, global = true)]
+    pub wait: bool,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the deployments and the state of the daemon.
+    Status(StatusArgs),
+    /// Upgrade to the newest commit of the current origin.
+    #[command(visible_alias = "update")]
+    Upgrade(UpgradeArgs),
+    /// Deploy a given revision (commit checksum or version) of the current origin.
+    Deploy(DeployArgs),
+    /// Switch to another tree (refspec) and deploy it.
+    Rebase(RebaseArgs),
+    /// Make the previous deployment the default one for the next boot.
+    Rollback(RollbackArgs),
+    /// Remove pending or rollback deployments, cached data and unused objects.
+    Cleanup(CleanupArgs),
+    /// Show or change the kernel arguments.
+    Kargs(KargsArgs),
+    /// Finalize (unlock) a staged deployment and reboot into it.
+    FinalizeDeployment(FinalizeDeploymentArgs),
+    /// Cancel the active transaction.
+    Cancel,
+    /// Make the daemon reload its configuration and the sysroot state.
+    Reload,
+    /// Refresh the metadata of the configured remotes.
+    #[command(visible_alias = "makecache")]
+    RefreshMd(RefreshMdArgs),
+    /// Print a shell completion script for rpm-ostree.
+    #[command(hide = true)]
+    Completions(CompletionsArgs),
+    /// Write man pages for rpm-ostree and its commands into a directory.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+impl Command {
+    /// Whether the command talks to the daemon (`completions` and `man` do not).
+    pub fn needs_daemon(&self) -> bool {
+        !matches!(self, Command::Completions(_) | Command::Man(_))
+    }
+}
+
+/// `rpm-ostree status`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// Print more fields (StateRoot, Staged, index, ...).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Print the state as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Only show the booted deployment.
+    #[arg(short = 'b', long = "booted")]
+    pub booted: bool,
+    /// Exit 77 when a pending deployment is available (the next boot changes the system).
+    #[arg(long = "pending-exit-77")]
+    pub pending_exit_77: bool,
+}
+
+/// `rpm-ostree upgrade`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct UpgradeArgs {
+    /// Reboot once the upgrade is staged.
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Allow the new commit to be older than the current one.
+    #[arg(long = "allow-downgrade")]
+    pub allow_downgrade: bool,
+    /// Only check whether an update is available; download nothing.
+    #[arg(long, conflicts_with_all = ["preview", "reboot", "download_only", "cache_only"])]
+    pub check: bool,
+    /// Like --check, and show what would change.
+    #[arg(long, conflicts_with_all = ["reboot", "download_only", "cache_only"])]
+    pub preview: bool,
+    /// Download the update without deploying it.
+    #[arg(long = "download-only", conflicts_with = "cache_only")]
+    pub download_only: bool,
+    /// Use only data already on the machine; do not download.
+    #[arg(short = 'C', long = "cache-only")]
+    pub cache_only: bool,
+    /// Exit 77 when there was nothing to upgrade.
+    #[arg(long = "unchanged-exit-77")]
+    pub unchanged_exit_77: bool,
+    /// Stage the deployment locked: it is applied only by `finalize-deployment`.
+    #[arg(long = "lock-finalization")]
+    pub lock_finalization: bool,
+    /// Accepted for compatibility; update drivers are not checked by this client.
+    #[arg(long = "bypass-driver", hide = true)]
+    pub bypass_driver: bool,
+    /// Run the configured automatic update policy once, as the timer does.
+    #[arg(long = "trigger-automatic-update-policy", hide = true)]
+    pub trigger_automatic_update_policy: bool,
+}
+
+/// `rpm-ostree deploy`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeployArgs {
+    /// Commit checksum or version to deploy; `revision=` or `version=` forces the meaning. The
+    /// empty string only registers an update driver (with --register-driver).
+    #[arg(value_name = "REVISION", allow_hyphen_values = false)]
+    pub revision: String,
+    /// Reboot once the deployment is staged.
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Refuse to deploy a commit older than the current one.
+    #[arg(long = "disallow-downgrade")]
+    pub disallow_downgrade: bool,
+    /// Use only data already on the machine; do not download.
+    #[arg(short = 'C', long = "cache-only", conflicts_with = "download_only")]
+    pub cache_only: bool,
+    /// Download the commit without deploying it.
+    #[arg(long = "download-only")]
+    pub download_only: bool,
+    /// Stage the deployment locked: it is applied only by `finalize-deployment`.
+    #[arg(long = "lock-finalization")]
+    pub lock_finalization: bool,
+    /// Register the caller (and its systemd unit) as the driver of updates, under NAME.
+    #[arg(long = "register-driver", value_name = "NAME")]
+    pub register_driver: Option<String>,
+    /// Do not require a checksum to be in the history of the origin branch.
+    #[arg(long = "skip-branch-check")]
+    pub skip_branch_check: bool,
+    /// Exit 77 when nothing changed.
+    #[arg(long = "unchanged-exit-77")]
+    pub unchanged_exit_77: bool,
+    /// Accepted for compatibility; update drivers are not checked by this client.
+    #[arg(long = "bypass-driver", hide = true)]
+    pub bypass_driver: bool,
+}
+
+/// `rpm-ostree rebase`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RebaseArgs {
+    /// The new tree: `remote:branch`, `remote:`, `branch`, a checksum, ...
+    #[arg(value_name = "REFSPEC", required_unless_present_any = ["branch", "remote"])]
+    pub refspec: Option<String>,
+    /// A revision (checksum or version) of the new tree to deploy instead of its newest commit.
+    #[arg(value_name = "REVISION")]
+    pub revision: Option<String>,
+    /// Rebase to BRANCH (of the current remote unless --remote is given).
+    #[arg(short = 'b', long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Rebase to REMOTE (the current branch unless --branch is given).
+    #[arg(short = 'm', long, value_name = "REMOTE")]
+    pub remote: Option<String>,
+    /// Keep the old ref in the repository.
+    #[arg(long = "skip-purge")]
+    pub skip_purge: bool,
+    /// Reboot once the deployment is staged.
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Refuse to deploy a commit older than the current one.
+    #[arg(long = "disallow-downgrade")]
+    pub disallow_downgrade: bool,
+    /// Use only data already on the machine; do not download.
+    #[arg(short = 'C', long = "cache-only", conflicts_with = "download_only")]
+    pub cache_only: bool,
+    /// Download the new tree without deploying it.
+    #[arg(long = "download-only")]
+    pub download_only: bool,
+    /// Stage the deployment locked: it is applied only by `finalize-deployment`.
+    #[arg(long = "lock-finalization")]
+    pub lock_finalization: bool,
+    /// Do not require a checksum revision to be in the history of the new branch.
+    #[arg(long = "skip-branch-check")]
+    pub skip_branch_check: bool,
+    /// For a checksum refspec: the URL to record as its origin.
+    #[arg(
+        long = "custom-origin-url",
+        value_name = "URL",
+        requires = "custom_origin_description"
+    )]
+    pub custom_origin_url: Option<String>,
+    /// For a checksum refspec: a description of the custom origin.
+    #[arg(
+        long = "custom-origin-description",
+        value_name = "TEXT",
+        requires = "custom_origin_url"
+    )]
+    pub custom_origin_description: Option<String>,
+    /// Accepted for compatibility; update drivers are not checked by this client.
+    #[arg(long = "bypass-driver", hide = true)]
+    pub bypass_driver: bool,
+}
+
+/// `rpm-ostree rollback`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RollbackArgs {
+    /// Reboot once the boot order is changed.
+    #[arg(short, long)]
+    pub reboot: bool,
+}
+
+/// `rpm-ostree cleanup`: at least one of the flags is required.
+#[derive(Debug, Clone, Default, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(true))]
+pub struct CleanupArgs {
+    /// Clear temporary files and unused base commits; keep deployments.
+    #[arg(short = 'b', long, group = "what")]
+    pub base: bool,
+    /// Remove the pending deployment.
+    #[arg(short = 'p', long, group = "what")]
+    pub pending: bool,
+    /// Remove the rollback deployment.
+    #[arg(short = 'r', long, group = "what")]
+    pub rollback: bool,
+    /// Delete the cached package repository metadata.
+    #[arg(short = 'm', long, group = "what")]
+    pub repomd: bool,
+}
+
+/// `rpm-ostree kargs`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KargsArgs {
+    /// Append a kernel argument (repeatable); `console=` style keys may appear many times.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub append: Vec<String>,
+    /// Replace an argument: `KEY=VALUE` when KEY has one value, or `KEY=OLD=NEW` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE=NEWVALUE", conflicts_with = "delete")]
+    pub replace: Vec<String>,
+    /// Delete an argument: `KEY` or a `KEY=VALUE` pair (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub delete: Vec<String>,
+    /// Like --append, but do nothing if KEY is already present (repeatable).
+    #[arg(long = "append-if-missing", value_name = "KEY=VALUE")]
+    pub append_if_missing: Vec<String>,
+    /// Like --delete, but do nothing if the argument is missing (repeatable).
+    #[arg(long = "delete-if-present", value_name = "KEY=VALUE")]
+    pub delete_if_present: Vec<String>,
+    /// Show or change the arguments of the deployment at INDEX (0 is the first).
+    #[arg(long = "deploy-index", value_name = "INDEX")]
+    pub deploy_index: Option<String>,
+    /// Start from the arguments of the booted deployment instead of the pending one.
+    #[arg(long = "import-proc-cmdline", conflicts_with = "deploy_index")]
+    pub import_proc_cmdline: bool,
+    /// Reboot once the new arguments are staged.
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Exit 77 when the arguments did not change.
+    #[arg(long = "unchanged-exit-77")]
+    pub unchanged_exit_77: bool,
+    /// Stage the deployment locked: it is applied only by `finalize-deployment`.
+    #[arg(long = "lock-finalization", hide = true)]
+    pub lock_finalization: bool,
+}
+
+impl KargsArgs {
+    /// Whether any change was asked for (otherwise the current arguments are printed).
+    pub fn modifies(&self) -> bool {
+        !(self.append.is_empty()
+            && self.replace.is_empty()
+            && self.delete.is_empty()
+            && self.append_if_missing.is_empty()
+            && self.delete_if_present.is_empty())
+    }
+}
+
+/// `rpm-ostree finalize-deployment`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FinalizeDeploymentArgs {
+    /// The base checksum (or image digest) the staged deployment must have.
+    #[arg(
+        value_name = "CHECKSUM",
+        required_unless_present = "allow_missing_checksum"
+    )]
+    pub checksum: Option<String>,
+    /// Finalize without checking the checksum.
+    #[arg(long = "allow-missing-checksum")]
+    pub allow_missing_checksum: bool,
+    /// Do not fail if the staged deployment is already unlocked.
+    #[arg(long = "allow-unlocked")]
+    pub allow_unlocked: bool,
+}
+
+/// `rpm-ostree refresh-md`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RefreshMdArgs {
+    /// Refresh even if the metadata is recent.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// The shells completions can be generated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU Bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// `rpm-ostree completions SHELL`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// `rpm-ostree man DIR`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The directory to write `rpm-ostree.1` and one page per command into.
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cleanup_needs_a_flag() {
+        assert!(Cli::try_parse_from(["rpm-ostree", "cleanup"]).is_err());
+        let cli = Cli::try_parse_from(["rpm-ostree", "cleanup", "-pr"]).expect("parses");
+        match cli.command {
+            Command::Cleanup(c) => assert!(c.pending && c.rollback && !c.base),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn zincati_command_lines_parse() {
+        for argv in [
+            &["rpm-ostree", "deploy", "", "--register-driver=Zincati"][..],
+            &[
+                "rpm-ostree",
+                "deploy",
+                "--lock-finalization",
+                "--skip-branch-check",
+                "revision=abc",
+                "--disallow-downgrade",
+            ],
+            &["rpm-ostree", "finalize-deployment", "abc"],
+            &["rpm-ostree", "cleanup", "-p"],
+            &["rpm-ostree", "status", "--json"],
+            &["rpm-ostree", "status", "--booted", "--json"],
+            &["rpm-ostree", "--os", "testos", "status"],
+            &["rpm-ostree", "status", "--stateroot=testos", "-v"],
+        ] {
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+    }
+}

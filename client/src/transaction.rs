@@ -1,0 +1,156 @@
+//! Running a transaction from the command line: asking for it (and, with `--wait`, waiting
+//! out a busy daemon), `Start()`, rendering its signals, Ctrl-C as `Cancel()`, and turning
+//! `Finished(false, message)` into the command's error.
+
+use std::future::Future;
+
+use anyhow::Result;
+use futures_util::StreamExt;
+use rpmostree_api::{Error as WireError, OSProxy, TransactionClient, TransactionEvent};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::commands::Context;
+use crate::connection::Daemon;
+use crate::error::{CliError, daemon_error, wire_error};
+use crate::progress;
+
+/// Calls `call` (an OS method that starts a transaction, named `method` for messages) and
+/// returns its result (usually the connected transaction). When the daemon is busy and `--wait` was given, waits
+/// for the active transaction to end and asks again.
+pub async fn request<T, F, Fut>(
+    daemon: &Daemon,
+    ctx: &Context,
+    method: &str,
+    mut call: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = zbus::Result<T>>,
+{
+    let mut announced = String::new();
+    loop {
+        let error = match call().await {
+            Ok(txn) => return Ok(txn),
+            Err(e) => e,
+        };
+        let error = match error {
+            zbus::Error::MethodError(..) | zbus::Error::FDO(_) => WireError::from(error),
+            other => return Err(daemon_error(method, other)),
+        };
+        if !(error.is_busy() && ctx.global.wait) {
+            return Err(wire_error(method, error));
+        }
+        let active = daemon.active_transaction().await?;
+        let address = active
+            .as_ref()
+            .map(|a| a.address.clone())
+            .unwrap_or_default();
+        if !ctx.global.quiet && announced != address {
+            match &active {
+                Some(a) => eprintln!(
+                    "Waiting for the active transaction to finish: {}",
+                    a.display_title()
+                ),
+                None => eprintln!("Waiting for the system to be free: {}", error.message()),
+            }
+            announced = address.clone();
+        }
+        daemon.wait_transaction_gone(&address).await?;
+    }
+}
+
+/// Starts `txn`, shows its progress until `Finished`, and returns its result. The first
+/// SIGINT cancels the transaction (and keeps waiting for its end); the command then fails
+/// with the daemon's cancellation message.
+pub async fn follow(mut txn: TransactionClient, quiet: bool) -> Result<()> {
+    // Take SIGINT over before Start(), so that a Ctrl-C always reaches the transaction.
+    let mut sigint = signal(SignalKind::interrupt())
+        .map_err(|e| CliError::new(format!("cannot handle SIGINT: {e}")))?;
+    let mut renderer = progress::renderer(quiet);
+    let started = txn
+        .proxy
+        .start()
+        .await
+        .map_err(|e| daemon_error("Start", e))?;
+    if !started {
+        let title = txn.proxy.title().await.unwrap_or_default();
+        renderer.note(&format!("Attaching to existing transaction: {title}"));
+    }
+    let mut cancelling = false;
+    let result = loop {
+        tokio::select! {
+            event = txn.events.next() => match event {
+                None => break Err(CliError::new(
+                    "the transaction's connection closed before it finished (did rpm-ostreed exit?)",
+                ).into()),
+                Some(Err(e)) => break Err(daemon_error("Transaction", e)),
+                Some(Ok(event)) => {
+                    renderer.event(&event);
+                    if let TransactionEvent::Finished { success, error_message } = event {
+                        break if success {
+                            Ok(())
+                        } else {
+                            Err(CliError::new(error_message).into())
+                        };
+                    }
+                }
+            },
+            _ = sigint.recv() => {
+                if cancelling {
+                    renderer.note("Awaiting transaction cancellation...");
+                } else {
+                    cancelling = true;
+                    renderer.note("Caught SIGINT, cancelling transaction");
+                    if let Err(e) = txn.proxy.cancel().await {
+                        renderer.note(&format!("Cancelling failed: {}", WireError::from(e).message()));
+                    }
+                }
+            }
+        }
+    };
+    renderer.finish();
+    result
+}
+
+/// [`request`] then [`follow`].
+pub async fn run<F, Fut>(daemon: &Daemon, ctx: &Context, method: &str, call: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = zbus::Result<TransactionClient>>,
+{
+    let txn = request(daemon, ctx, method, call).await?;
+    follow(txn, ctx.global.quiet).await
+}
+
+/// The id of the OS's default deployment (`None` when it has none).
+pub async fn default_deployment_id(os: &OSProxy<'_>) -> Result<Option<String>> {
+    let deployment = os
+        .default_deployment()
+        .await
+        .map_err(|e| daemon_error("DefaultDeployment", e))?;
+    Ok(deployment.id.filter(|id| !id.is_empty()))
+}
+
+/// Runs a transaction that may change the default deployment and reports the change: after
+/// success, `Reload()` and compare the default deployment before and after. Returns whether
+/// it changed.
+pub async fn run_deployment_change<F, Fut>(
+    daemon: &Daemon,
+    ctx: &Context,
+    os: &OSProxy<'_>,
+    method: &str,
+    call: F,
+) -> Result<bool>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = zbus::Result<TransactionClient>>,
+{
+    let before = default_deployment_id(os).await?;
+    run(daemon, ctx, method, call).await?;
+    daemon.reload().await?;
+    let after = default_deployment_id(os).await?;
+    Ok(before != after)
+}
+
+/// The line printed when a new default deployment waits for the next boot.
+pub const QUEUED: &str = "Changes queued for next boot. Run \"systemctl reboot\" to start a reboot";
