@@ -2,7 +2,7 @@
 //!
 //! - `codegen [--check]`: writes `generated/` from the interface XML (or only checks it);
 //! - `test`: every check and test suite, as CI runs them;
-//! - `demo`: the end-to-end demonstration;
+//! - `demo`: the end-to-end demonstration; `sandbox [stop]`: one kept running for manual use;
 //! - `api-diff [OLD NEW]`: API compatibility of the interface XML (default: every released
 //!   version in interface/released/ against the current one);
 //! - `bench`: the benchmarks (results in docs/PERFORMANCE.md).
@@ -11,6 +11,8 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, ExitCode},
 };
+
+mod demo;
 
 const SOURCE: &str = "interface/org.projectatomic.rpmostree1.xml";
 
@@ -27,7 +29,16 @@ const TASKS: &[(&str, Task, &str)] = &[
         test,
         "run every check and test suite (what CI runs)",
     ),
-    ("demo", demo, "run the end-to-end demonstration"),
+    (
+        "demo",
+        demo::demo,
+        "run the end-to-end demonstration (root)",
+    ),
+    (
+        "sandbox",
+        demo::sandbox,
+        "keep a sandbox running for manual use; `sandbox stop` ends it",
+    ),
     (
         "api-diff",
         api_diff,
@@ -71,7 +82,7 @@ fn usage() {
     }
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -120,7 +131,7 @@ fn codegen(args: &[String]) -> Result<(), String> {
 }
 
 /// Runs one command, echoing it; fails if it fails.
-fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     println!("\n==> {} {}", program, args.join(" "));
     let status = Command::new(program)
         .args(args)
@@ -231,16 +242,4 @@ fn bench(args: &[String]) -> Result<(), String> {
         ],
         &[],
     )
-}
-
-fn demo(_args: &[String]) -> Result<(), String> {
-    println!(
-        "The demo will start a sandbox (private system bus, real polkitd, an OSTree sysroot with a\n\
-         local remote), start rpm-ostreed by D-Bus activation and drive it with the rpm-ostree CLI:\n\
-         status, upgrade, rollback, kernel arguments and rebase.\n\n\
-         The daemon and CLI are not implemented yet: today the project provides the typed D-Bus API\n\
-         crate (see README.md). Run `cargo run --example list-deployments` against a running\n\
-         rpm-ostreed to see the API in use."
-    );
-    Ok(())
 }
