@@ -5,6 +5,7 @@
 //! - `demo`: the end-to-end demonstration; `sandbox [stop]`: one kept running for manual use;
 //! - `api-diff [OLD NEW]`: API compatibility of the interface XML (default: every released
 //!   version in interface/released/ against the current one);
+//! - `install --destdir D [--prefix P]`: the distribution layout;
 //! - `bench`: the benchmarks (results in docs/PERFORMANCE.md).
 
 use std::{
@@ -13,6 +14,7 @@ use std::{
 };
 
 mod demo;
+mod install;
 
 const SOURCE: &str = "interface/org.projectatomic.rpmostree1.xml";
 
