@@ -37,6 +37,11 @@ const TASKS: &[(&str, Task, &str)] = &[
         "run the end-to-end demonstration (root)",
     ),
     (
+        "install",
+        install::install,
+        "lay out binaries and data files: --destdir D [--prefix /usr]",
+    ),
+    (
         "sandbox",
         demo::sandbox,
         "keep a sandbox running for manual use; `sandbox stop` ends it",
