@@ -279,9 +279,141 @@ fn main() {
     });
     drop(sb);
 
+    cli_benchmarks(&mut rows);
+
     println!("| measurement | result | reference / note |");
     println!("|---|---|---|");
     for (what, result, note) in rows {
         println!("| {what} | {result} | {note} |");
     }
+}
+
+/// Wall time of a command, with its peak RSS (KiB) when GNU time is available.
+fn timed(mut cmd: std::process::Command) -> (Duration, Option<u64>) {
+    let has_time = std::path::Path::new("/usr/bin/time").exists();
+    let start = Instant::now();
+    let out = if has_time {
+        let program = cmd.get_program().to_owned();
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let envs: Vec<_> = cmd
+            .get_envs()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+            .collect();
+        std::process::Command::new("/usr/bin/time")
+            .args(["-f", "%M"])
+            .arg(program)
+            .args(args)
+            .envs(envs)
+            .output()
+            .unwrap()
+    } else {
+        cmd.output().unwrap()
+    };
+    let elapsed = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peak = has_time
+        .then(|| {
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse().ok())
+        })
+        .flatten();
+    (elapsed, peak)
+}
+
+/// The CLI: `rpm-ostree upgrade` against `ostree admin upgrade` on identical fixtures, and
+/// `rpm-ostree status` (warm daemon) with 2 and with 10 deployments.
+fn cli_benchmarks(rows: &mut Vec<(String, String, String)>) {
+    let cli = rpmostree_tests::target_bin("rpm-ostree");
+    let ours = Sandbox::start(SandboxOptions::default()).unwrap();
+    let reference = Sandbox::start(SandboxOptions {
+        without_daemon: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let (mut ours_t, mut ref_t) = (Vec::new(), Vec::new());
+    for round in 0..5 {
+        let version = format!("3.{round}");
+        ours.commit("testos/stable", &version).unwrap();
+        reference.commit("testos/stable", &version).unwrap();
+        let mut cmd = ours.command(&cli.display().to_string());
+        cmd.arg("upgrade");
+        ours_t.push(timed(cmd).0);
+        let mut cmd = reference.command("ostree");
+        cmd.args([
+            "admin",
+            &format!("--sysroot={}", reference.sysroot().display()),
+            "upgrade",
+            "--os=testos",
+        ])
+        .env("OSTREE_SYSROOT_DEBUG", "mutable-deployments");
+        ref_t.push(timed(cmd).0);
+    }
+    let (o, r) = (percentile(&mut ours_t, 0.5), percentile(&mut ref_t, 0.5));
+    rows.push((
+        "`rpm-ostree upgrade` (pull + deploy of a new commit), median of 5".into(),
+        ms(o),
+        format!(
+            "{:.2}× `ostree admin upgrade` on an identical fixture ({}); goal ≤ 1.10",
+            o.as_secs_f64() / r.as_secs_f64(),
+            ms(r)
+        ),
+    ));
+
+    let status = |sb: &Sandbox| {
+        let mut times = Vec::new();
+        let mut peaks = Vec::new();
+        for _ in 0..20 {
+            let mut cmd = sb.command(&cli.display().to_string());
+            cmd.arg("status");
+            let (t, p) = timed(cmd);
+            times.push(t);
+            peaks.extend(p);
+        }
+        peaks.sort();
+        (percentile(&mut times, 0.5), peaks.last().copied())
+    };
+    let mut admin = Vec::new();
+    for _ in 0..10 {
+        let mut cmd = ours.command("ostree");
+        cmd.args([
+            "admin",
+            &format!("--sysroot={}", ours.sysroot().display()),
+            "status",
+        ]);
+        admin.push(timed(cmd).0);
+    }
+    let (t, peak) = status(&ours);
+    rows.push((
+        "`rpm-ostree status`, warm daemon, median of 20 / peak RSS".into(),
+        format!("{} / {}", ms(t), peak.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or("n/a".into())),
+        format!("`ostree admin status` on the same sysroot: {}; goals ≤ 5 ms, ≤ 10 MiB (upstream ~25 ms, ~29 MiB)", ms(percentile(&mut admin, 0.5))),
+    ));
+    drop(reference);
+
+    // Ten deployments: keep adding versions, retaining the older ones.
+    for n in 0..8 {
+        let version = format!("4.{n}");
+        ours.commit("testos/stable", &version).unwrap();
+        ours.ostree(&["pull", "origin", "testos/stable"]).unwrap();
+        ours.ostree_admin(&["deploy", "--retain", "--os=testos", "origin:testos/stable"])
+            .unwrap();
+    }
+    let count = ours.admin_deployments().unwrap().len();
+    let (t, peak) = status(&ours);
+    rows.push((
+        format!("`rpm-ostree status` with {count} deployments, median of 20 / peak RSS"),
+        format!(
+            "{} / {}",
+            ms(t),
+            peak.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                .unwrap_or("n/a".into())
+        ),
+        "the daemon notices the outside deploys and reloads".into(),
+    ));
 }

@@ -234,7 +234,15 @@ fn bench(args: &[String]) -> Result<(), String> {
     // The benchmark drives the release daemon, found next to the bench executable.
     run(
         &cargo,
-        &["build", "--release", "--locked", "-p", "rpm-ostreed"],
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "rpm-ostreed",
+            "-p",
+            "rpm-ostree",
+        ],
         &[],
     )?;
     run(
