@@ -230,10 +230,18 @@ pub(crate) fn processes_of(dir: &Path) -> Vec<u32> {
             |link: &str| fs::read_link(base.join(link)).is_ok_and(|p| p.starts_with(dir));
         let file_mentions =
             |file: &str| fs::read(base.join(file)).is_ok_and(|bytes| mentions(&bytes, needle));
+        // The environment counts only for processes the sandbox's bus activated (dbus-daemon
+        // sets DBUS_STARTER_ADDRESS for them): a user's shell that merely exported the
+        // sandbox's bus address must survive the teardown.
+        let activated_here = || {
+            fs::read(base.join("environ")).is_ok_and(|bytes| {
+                mentions(&bytes, needle) && mentions(&bytes, b"DBUS_STARTER_ADDRESS=")
+            })
+        };
         if points_inside("root")
             || points_inside("exe")
             || file_mentions("cmdline")
-            || file_mentions("environ")
+            || activated_here()
         {
             found.push(pid);
         }

@@ -183,9 +183,19 @@ pub(crate) fn sandbox(args: &[String]) -> Result<(), String> {
                 return Ok(());
             };
             std::fs::write(state.join("stop"), b"").map_err(|e| e.to_string())?;
-            let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+            let stat = PathBuf::from(format!("/proc/{}/stat", pid.trim()));
+            // Gone, or a zombie waiting for a late reaper.
+            let gone = || {
+                std::fs::read_to_string(&stat)
+                    .map(|s| {
+                        s.rsplit(')')
+                            .next()
+                            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+                    })
+                    .unwrap_or(true)
+            };
             for _ in 0..300 {
-                if !proc_dir.exists() {
+                if gone() {
                     let _ = std::fs::remove_dir_all(state);
                     println!("Sandbox stopped.");
                     return Ok(());
