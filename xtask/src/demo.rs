@@ -19,6 +19,7 @@ const PACKAGES: &[&str] = &[
     "libglib2.0-bin",
     "systemd",
     "util-linux",
+    "cockpit-bridge",
 ];
 
 /// Where a kept sandbox records how to reach it, and where `stop` asks it to end.
