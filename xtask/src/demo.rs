@@ -59,14 +59,8 @@ fn install_packages() -> Result<(), String> {
 }
 
 fn build() -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::run(
-        &cargo,
-        &["build", "--locked", "-p", "rpm-ostreed", "-p", "rpm-ostree"],
-        &[],
-    )?;
-    let dir = crate::root().join("target/debug");
-    Ok(dir)
+    crate::build_binaries(false)?;
+    Ok(crate::root().join("target/debug"))
 }
 
 fn start(bin_dir: &Path) -> Result<Sandbox, String> {

@@ -74,20 +74,7 @@ fn cli_output(cli: &Path, args: &[&str]) -> Result<String, String> {
 pub(crate) fn install_tree(root: &Path, args: &[String]) -> Result<Vec<String>, String> {
     let a = parse(args)?;
     if a.profile == "release" {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        crate::run(
-            &cargo,
-            &[
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "rpm-ostreed",
-                "-p",
-                "rpm-ostree",
-            ],
-            &[],
-        )?;
+        crate::build_binaries(true)?;
     }
     let bin = root.join("target").join(&a.profile);
     let data = root.join("daemon/data");

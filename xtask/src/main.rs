@@ -226,25 +226,23 @@ fn api_diff(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// Builds the daemon and the CLI (release or debug).
+pub(crate) fn build_binaries(release: bool) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec!["build", "--locked", "-p", "rpm-ostreed", "-p", "rpm-ostree"];
+    if release {
+        args.insert(1, "--release");
+    }
+    run(&cargo, &args, &[])
+}
+
 fn bench(args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         return Err("usage: cargo xtask bench".into());
     }
+    // The benchmark drives the release daemon and CLI, found next to the bench executable.
+    build_binaries(true)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // The benchmark drives the release daemon, found next to the bench executable.
-    run(
-        &cargo,
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "rpm-ostreed",
-            "-p",
-            "rpm-ostree",
-        ],
-        &[],
-    )?;
     run(
         &cargo,
         &[

@@ -94,6 +94,26 @@ impl OsObject {
         }
     }
 
+    /// A deploy-family request with the options every such method shares, checked first:
+    /// cache-only and dry-run each exclude download-only, as upstream says.
+    fn deploy_request(
+        &self,
+        cache_only: Option<bool>,
+        download_only: Option<bool>,
+        dry_run: Option<bool>,
+        lock_finalization: Option<bool>,
+    ) -> Result<DeployRequest, Error> {
+        exclusive(cache_only, "cache-only", download_only, "download-only")?;
+        exclusive(dry_run, "dry-run", download_only, "download-only")?;
+        Ok(DeployRequest {
+            cache_only: cache_only.unwrap_or(false),
+            download_only: download_only.unwrap_or(false),
+            dry_run: dry_run.unwrap_or(false),
+            lock_finalization: lock_finalization.unwrap_or(false),
+            ..self.request()
+        })
+    }
+
     /// Checks a rebase target against the current origin before any transaction exists.
     fn check_refspec(&self, refspec: &str) -> Result<(), Error> {
         let snapshot = self.d.snapshot()?;
@@ -208,19 +228,14 @@ impl OSHandler for OsObject {
                 "Deploy needs a revision: a checksum or version".into(),
             ));
         }
-        exclusive(
+        let mut request = self.deploy_request(
             options.cache_only,
-            "cache-only",
             options.download_only,
-            "download-only",
+            options.dry_run,
+            options.lock_finalization,
         )?;
-        let mut request = self.request();
         request.revision = Some(parse_revision(&revision).map_err(invalid)?);
         request.allow_downgrade = options.allow_downgrade.unwrap_or(true);
-        request.cache_only = options.cache_only.unwrap_or(false);
-        request.download_only = options.download_only.unwrap_or(false);
-        request.dry_run = options.dry_run.unwrap_or(false);
-        request.lock_finalization = options.lock_finalization.unwrap_or(false);
         let title = title(&options.initiating_command_line, "deploy");
         let args = format!("{revision}|{}", canonical(&options));
         let reboot = options.reboot.unwrap_or(false);
@@ -259,24 +274,13 @@ impl OSHandler for OsObject {
         options: UpgradeOptions,
     ) -> Result<String, Error> {
         let caller = self.authorize(ctx, "Upgrade").await?;
-        exclusive(
+        let mut request = self.deploy_request(
             options.cache_only,
-            "cache-only",
             options.download_only,
-            "download-only",
-        )?;
-        exclusive(
             options.dry_run,
-            "dry-run",
-            options.download_only,
-            "download-only",
+            options.lock_finalization,
         )?;
-        let mut request = self.request();
         request.allow_downgrade = options.allow_downgrade.unwrap_or(false);
-        request.cache_only = options.cache_only.unwrap_or(false);
-        request.download_only = options.download_only.unwrap_or(false);
-        request.dry_run = options.dry_run.unwrap_or(false);
-        request.lock_finalization = options.lock_finalization.unwrap_or(false);
         let suffix = if request.cache_only {
             " (cache only)"
         } else if request.download_only {
@@ -374,23 +378,18 @@ impl OSHandler for OsObject {
             ));
         }
         self.check_refspec(&refspec)?;
-        exclusive(
+        let mut request = self.deploy_request(
             options.cache_only,
-            "cache-only",
             options.download_only,
-            "download-only",
+            options.dry_run,
+            options.lock_finalization,
         )?;
-        let mut request = self.request();
         request.rebase = Some(refspec.clone());
         if let Some(r) = options.revision.as_deref().filter(|r| !r.is_empty()) {
             request.revision = Some(parse_revision(r).map_err(invalid)?);
         }
         request.allow_downgrade = options.allow_downgrade.unwrap_or(true);
         request.skip_purge = options.skip_purge.unwrap_or(false);
-        request.cache_only = options.cache_only.unwrap_or(false);
-        request.download_only = options.download_only.unwrap_or(false);
-        request.dry_run = options.dry_run.unwrap_or(false);
-        request.lock_finalization = options.lock_finalization.unwrap_or(false);
         let title = title(&options.initiating_command_line, "rebase");
         let args = format!("{refspec}|{}", canonical(&options));
         let reboot = options.reboot.unwrap_or(false);
@@ -663,22 +662,15 @@ impl OSHandler for OsObject {
                 "no-pull-base cannot be combined with set-refspec or set-revision".into(),
             ));
         }
-        exclusive(
-            options.cache_only,
-            "cache-only",
-            options.download_only,
-            "download-only",
-        )?;
-        exclusive(
-            options.dry_run,
-            "dry-run",
-            options.download_only,
-            "download-only",
-        )?;
         if let Some(r) = &m.set_refspec {
             self.check_refspec(r)?;
         }
-        let mut request = self.request();
+        let mut request = self.deploy_request(
+            options.cache_only,
+            options.download_only,
+            options.dry_run,
+            options.lock_finalization,
+        )?;
         request.rebase = m.set_refspec.clone();
         if has_revision {
             request.revision = Some(
@@ -688,10 +680,6 @@ impl OSHandler for OsObject {
         request.allow_downgrade = options.allow_downgrade.unwrap_or(has_refspec);
         request.skip_purge = options.skip_purge.unwrap_or(false);
         request.no_pull_base = options.no_pull_base.unwrap_or(false);
-        request.cache_only = options.cache_only.unwrap_or(false);
-        request.download_only = options.download_only.unwrap_or(false);
-        request.dry_run = options.dry_run.unwrap_or(false);
-        request.lock_finalization = options.lock_finalization.unwrap_or(false);
         let default = if has_refspec {
             "rebase"
         } else if has_revision {
