@@ -235,12 +235,19 @@ impl KargsChange {
                 .filter(|(_, a)| key(a) == k)
                 .map(|(i, _)| i)
                 .collect();
-            if let Some((old, new)) = rest.split_once('=') {
-                let wanted = format!("{k}={old}");
-                let Some(i) = args.iter().position(|a| *a == wanted) else {
-                    bail!("No kernel argument '{wanted}' to replace");
-                };
+            // `K=OLD=NEW` replaces the value OLD of K; when no argument is `K=OLD` but K has a
+            // single value, the whole `K=REST` is taken as the new value (values may contain
+            // `=`, as in `root=LABEL=x`).
+            let exact = rest.split_once('=').and_then(|(old, new)| {
+                Some((args.iter().position(|a| *a == format!("{k}={old}"))?, new))
+            });
+            if let Some((i, new)) = exact {
                 args[i] = format!("{k}={new}");
+            } else if rest.contains('=') && matching.len() != 1 {
+                bail!(
+                    "No kernel argument '{k}={}' to replace",
+                    rest.split('=').next().unwrap_or_default()
+                );
             } else {
                 match matching.as_slice() {
                     [] => bail!("No kernel argument '{k}' to replace"),
