@@ -409,7 +409,11 @@ async fn watch(daemon: Arc<Daemon>) -> &'static str {
             _ = tokio::signal::ctrl_c() => return "interrupted",
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return "terminated",
         }
-        daemon.reload_if_changed().await;
+        // A running transaction changes the sysroot under its lock and reloads when it ends;
+        // loading in the middle of its writes could see a half-written state.
+        if !daemon.engine().active().is_some_and(|t| !t.is_over()) {
+            daemon.reload_if_changed().await;
+        }
         let timeout = daemon.config().idle_exit_timeout;
         if timeout.is_zero() || !daemon.is_idle() {
             idle_since = None;
