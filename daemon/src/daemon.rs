@@ -411,7 +411,7 @@ async fn watch(daemon: Arc<Daemon>) -> &'static str {
         }
         // A running transaction changes the sysroot under its lock and reloads when it ends;
         // loading in the middle of its writes could see a half-written state.
-        if !daemon.engine().active().is_some_and(|t| !t.is_over()) {
+        if daemon.engine().active().is_none_or(|t| t.is_over()) {
             daemon.reload_if_changed().await;
         }
         let timeout = daemon.config().idle_exit_timeout;
