@@ -302,3 +302,83 @@ fn staged_upgrade_and_finalization_on_a_booted_system() {
         );
     });
 }
+
+#[test]
+fn download_only_cache_only_checksums_and_reboot_without_a_reboot_service() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+
+        // cache-only: nothing new is on the machine yet, so nothing changes.
+        let mut messages = Vec::new();
+        let mut txn = os
+            .upgrade_transaction(&UpgradeOptions::new().cache_only(true))
+            .await
+            .unwrap();
+        txn.run(|e| {
+            if let TransactionEvent::Message { text } = e {
+                messages.push(text.clone())
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            messages.iter().any(|m| m.contains("No upgrade available")),
+            "{messages:?}"
+        );
+        assert_eq!(admin_versions(&sb), ["1.1", "1.0"]);
+
+        // download-only: 2.0 is pulled into the sysroot repo, no deployment is made.
+        let mut txn = os
+            .upgrade_transaction(&UpgradeOptions::new().download_only(true))
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        assert_eq!(admin_versions(&sb), ["1.1", "1.0"]);
+        let head = sb.ostree(&["rev-parse", "origin:testos/stable"]).unwrap();
+        let head = head.trim().to_owned();
+        let remote_head = sb.ostree_remote(&["rev-parse", "testos/stable"]).unwrap();
+        assert_eq!(head, remote_head.trim());
+
+        // Now cache-only deploys what was downloaded.
+        let mut txn = os
+            .upgrade_transaction(&UpgradeOptions::new().cache_only(true))
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        assert_eq!(admin_versions(&sb)[0], "2.0");
+
+        // Deploy by checksum; a malformed checksum is refused before any transaction.
+        let old = sb.admin_deployments().unwrap()[1].checksum.clone();
+        let mut txn = os
+            .deploy_transaction(&format!("revision={old}"), &DeployOptions::new())
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        assert_eq!(sb.admin_deployments().unwrap()[0].checksum, old);
+        let err = Error::from(
+            os.deploy("revision=abc", &DeployOptions::new())
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(err.dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs");
+
+        // reboot: the sandbox has neither logind nor systemd, so the transaction says so,
+        // after the change was written.
+        let before = admin_versions(&sb);
+        let mut txn = os
+            .rollback_transaction(&rpmostree_api::RollbackOptions::new().reboot(true))
+            .await
+            .unwrap();
+        let err = txn.run(|_| {}).await.unwrap_err();
+        assert!(
+            err.message().contains("reboot could not be requested"),
+            "{err}"
+        );
+        let after = admin_versions(&sb);
+        assert_ne!(before, after, "the rollback itself was written");
+    });
+}
