@@ -39,6 +39,30 @@ pub struct State {
     pub policy: String,
     /// The automatic-update timer's state line (only read when the policy is not `none`).
     pub timer: Option<String>,
+    /// The registered update driver: (name, systemd unit, possibly empty).
+    pub driver: Option<(String, String)>,
+}
+
+/// Where rpm-ostreed records the update driver that registered (`--register-driver`).
+pub const UPDATE_DRIVER_FILE: &str = "/run/rpm-ostree/update-driver";
+
+/// Reads the registered update driver: a key file with group `[update-driver]` and keys
+/// `driver-name` and `driver-sd-unit`.
+pub fn read_update_driver(text: &str) -> Option<(String, String)> {
+    let mut in_group = false;
+    let (mut name, mut unit) = (None, String::new());
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_group = line == "[update-driver]";
+        } else if let (true, Some((k, v))) = (in_group, line.split_once('=')) {
+            match k.trim() {
+                "driver-name" => name = Some(v.trim().to_owned()),
+                "driver-sd-unit" => unit = v.trim().to_owned(),
+                _ => {}
+            }
+        }
+    }
+    name.filter(|n| !n.is_empty()).map(|n| (n, unit))
 }
 
 /// Reads the state and prints it.
@@ -68,6 +92,9 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &StatusArgs) -> Result<Ex
         cached_update: is_present(&cached).then_some(cached),
         policy,
         timer,
+        driver: std::fs::read_to_string(UPDATE_DRIVER_FILE)
+            .ok()
+            .and_then(|t| read_update_driver(&t)),
     };
     if args.json {
         println!("{}", json(&state, args.booted));
@@ -123,10 +150,10 @@ pub fn json(state: &State, only_booted: bool) -> String {
         .cached_update
         .as_ref()
         .map_or(Value::Null, output::dict_to_json);
-    // The update driver lives in /run/rpm-ostree/update-driver.gv, which only the daemon's
-    // `register-driver` writes; this client reports no driver (null) rather than parse that
-    // file behind the daemon's back.
-    let update_driver = Value::Null;
+    let update_driver = match &state.driver {
+        Some((name, unit)) => serde_json::json!({ "driver-name": name, "driver-sd-unit": unit }),
+        None => Value::Null,
+    };
     let root = [
         ("deployments", Value::Array(deployments)),
         ("transaction", transaction),
@@ -147,7 +174,13 @@ pub fn human(state: &State, args: &StatusArgs, style: Style) -> String {
             "idle"
         }
     ));
-    if state.policy == "none" || state.policy.is_empty() {
+    if let Some((name, unit)) = &state.driver {
+        out.push_str(&format!("AutomaticUpdatesDriver: {name}"));
+        if !unit.is_empty() {
+            out.push_str(&format!(" ({unit})"));
+        }
+        out.push('\n');
+    } else if state.policy == "none" || state.policy.is_empty() {
         if args.verbose {
             out.push_str("AutomaticUpdates: disabled\n");
         }
@@ -530,6 +563,22 @@ fn relative(d: Duration) -> String {
         format!("{mins}min {secs}s")
     } else {
         format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod driver_tests {
+    use super::*;
+
+    #[test]
+    fn the_update_driver_file_is_read() {
+        assert_eq!(
+            read_update_driver(
+                "[update-driver]\ndriver-name=zincati\ndriver-sd-unit=zincati.service\n"
+            ),
+            Some(("zincati".to_owned(), "zincati.service".to_owned()))
+        );
+        assert_eq!(read_update_driver("[other]\ndriver-name=x\n"), None);
     }
 }
 

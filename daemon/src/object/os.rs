@@ -114,6 +114,29 @@ impl OsObject {
         })
     }
 
+    /// The update driver a caller registers: its name, and the systemd unit the caller runs in
+    /// (from its cgroup; empty when it runs outside a service).
+    async fn driver(&self, caller: &Caller, name: Option<&str>) -> Option<(String, String)> {
+        let name = name?.to_owned();
+        let pid = async {
+            let dbus = zbus::fdo::DBusProxy::new(self.d.bus()).await.ok()?;
+            let sender = zbus::names::BusName::try_from(caller.sender.as_str()).ok()?;
+            dbus.get_connection_unix_process_id(sender).await.ok()
+        }
+        .await;
+        let unit = pid
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())
+            .and_then(|cgroup| {
+                cgroup
+                    .lines()
+                    .flat_map(|l| l.rsplit('/'))
+                    .find(|part| part.ends_with(".service"))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        Some((name, unit))
+    }
+
     /// Checks a rebase target against the current origin before any transaction exists.
     fn check_refspec(&self, refspec: &str) -> Result<(), Error> {
         let snapshot = self.d.snapshot()?;
@@ -220,12 +243,12 @@ impl OSHandler for OsObject {
         options: DeployOptions,
     ) -> Result<String, Error> {
         let caller = self.authorize(ctx, "Deploy").await?;
-        if options.register_driver.is_some() {
-            return Err(Error::not_supported("OS.Deploy with register-driver"));
-        }
-        if revision.is_empty() {
+        let driver = self
+            .driver(&caller, options.register_driver.as_deref())
+            .await;
+        if revision.is_empty() && driver.is_none() {
             return Err(Error::InvalidArgs(
-                "Deploy needs a revision: a checksum or version".into(),
+                "Deploy needs a revision: a checksum or version (an empty one only registers an update driver)".into(),
             ));
         }
         let mut request = self.deploy_request(
@@ -234,7 +257,11 @@ impl OSHandler for OsObject {
             options.dry_run,
             options.lock_finalization,
         )?;
-        request.revision = Some(parse_revision(&revision).map_err(invalid)?);
+        if !revision.is_empty() {
+            request.revision = Some(parse_revision(&revision).map_err(invalid)?);
+        }
+        request.register_only = revision.is_empty();
+        request.register_driver = driver;
         request.allow_downgrade = options.allow_downgrade.unwrap_or(true);
         let title = title(&options.initiating_command_line, "deploy");
         let args = format!("{revision}|{}", canonical(&options));
@@ -643,7 +670,6 @@ impl OSHandler for OsObject {
             ("ex-local-repo-remote", m.ex_local_repo_remote.is_some()),
             ("ex-cliwrap", m.ex_cliwrap.is_some()),
             ("apply-live", options.apply_live == Some(true)),
-            ("register-driver", options.register_driver.is_some()),
         ];
         if let Some((key, _)) = layering.iter().find(|(_, set)| *set) {
             return Err(Error::NotSupported(format!(
@@ -672,6 +698,12 @@ impl OSHandler for OsObject {
             options.lock_finalization,
         )?;
         request.rebase = m.set_refspec.clone();
+        request.register_driver = self
+            .driver(&caller, options.register_driver.as_deref())
+            .await;
+        request.register_only = request.register_driver.is_some()
+            && m.set_revision.as_deref() == Some("")
+            && !has_refspec;
         if has_revision {
             request.revision = Some(
                 parse_revision(m.set_revision.as_deref().unwrap_or_default()).map_err(invalid)?,

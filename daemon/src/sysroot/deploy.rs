@@ -42,6 +42,35 @@ pub(crate) struct DeployRequest {
     pub(crate) no_pull_base: bool,
     /// New kernel arguments: the client's view of the current ones, and the change.
     pub(crate) kargs: Option<(String, KargsChange)>,
+    /// Register the caller as the update driver: (name, systemd unit, possibly empty).
+    pub(crate) register_driver: Option<(String, String)>,
+    /// Only register the driver; deploy nothing.
+    pub(crate) register_only: bool,
+}
+
+/// Where the registered update driver is recorded (in the running system's `/run`), read by
+/// `rpm-ostree status` and its update-driver guard.
+pub(crate) const UPDATE_DRIVER_FILE: &str = "/run/rpm-ostree/update-driver";
+
+fn register_driver(op: &Op<'_>, name: &str, unit: &str) -> Result<()> {
+    let kf = glib::KeyFile::new();
+    kf.set_string("update-driver", "driver-name", name);
+    kf.set_string("update-driver", "driver-sd-unit", unit);
+    let path = Path::new(UPDATE_DRIVER_FILE);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, kf.to_data().as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    op.progress.message(&format!(
+        "Registered {name}{} as the driver of updates",
+        if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({unit})")
+        }
+    ));
+    Ok(())
 }
 
 /// A clone of a key file (libostree keeps a deployment's origin; it must not be edited in place).
@@ -189,6 +218,12 @@ fn booted_in(sysroot: &ostree::Sysroot, osname: &str) -> bool {
 pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
     let locked = op.lock()?;
     let sysroot = &locked.0;
+    if let Some((name, unit)) = &req.register_driver {
+        register_driver(op, name, unit)?;
+        if req.register_only {
+            return Ok(format!("registered update driver {name}"));
+        }
+    }
     let repo = sysroot.repo();
     let osname = req.osname.as_str();
     let deployments = sysroot.deployments();

@@ -382,3 +382,43 @@ fn download_only_cache_only_checksums_and_reboot_without_a_reboot_service() {
         assert_ne!(before, after, "the rollback itself was written");
     });
 }
+
+#[test]
+fn an_update_driver_registers_and_status_reports_it() {
+    let Some(sb) = sandbox(SandboxOptions {
+        fake_booted: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let before = sb.run_fake_booted(&["ostree", "admin", "status"]).unwrap();
+    run(Duration::from_secs(60), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        // What zincati does: `deploy "" --register-driver zincati`.
+        let mut txn = os
+            .deploy_transaction("", &DeployOptions::new().register_driver("zincati"))
+            .await
+            .unwrap();
+        txn.run(|_| {}).await.unwrap();
+        // An empty revision without a driver is refused.
+        let err = Error::from(os.deploy("", &DeployOptions::new()).await.unwrap_err());
+        assert_eq!(err.dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs");
+    });
+    // The booted system's /run is the sandbox's run/.
+    let file = std::fs::read_to_string(sb.dir().join("run/rpm-ostree/update-driver")).unwrap();
+    assert!(file.contains("driver-name=zincati"), "{file}");
+    assert_eq!(
+        sb.run_fake_booted(&["ostree", "admin", "status"]).unwrap(),
+        before,
+        "registering deploys nothing"
+    );
+    let cli = sb
+        .install_binary(&rpmostree_tests::target_bin("rpm-ostree"))
+        .unwrap();
+    let cli = cli.to_str().unwrap();
+    let human = sb.run_fake_booted(&[cli, "status"]).unwrap();
+    assert!(human.contains("AutomaticUpdatesDriver: zincati"), "{human}");
+    let json = sb.run_fake_booted(&[cli, "status", "--json"]).unwrap();
+    assert!(json.contains("\"driver-name\": \"zincati\""), "{json}");
+}
