@@ -120,3 +120,41 @@ fn a_bad_configuration_is_reported_to_every_caller_until_fixed() {
         assert_eq!(versions(&sysroot).await.len(), 2);
     });
 }
+
+#[test]
+fn a_sysroot_that_cannot_be_loaded_is_explained_to_every_caller() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    run(Duration::from_secs(60), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        assert_eq!(versions(&sysroot).await.len(), 2);
+        // Break the sysroot behind the daemon's back: its repository disappears.
+        let repo = sb.sysroot().join("ostree/repo");
+        let moved = sb.sysroot().join("ostree/repo.away");
+        std::fs::rename(&repo, &moved).unwrap();
+        let err = rpmostree_api::Error::from(sysroot.reload().await.unwrap_err());
+        assert_eq!(
+            err.dbus_name(),
+            "org.projectatomic.rpmostreed.Error.InvalidSysroot"
+        );
+        assert!(
+            err.message().contains("cannot load the OSTree sysroot"),
+            "{err}"
+        );
+        let err = rpmostree_api::Error::from(sysroot.deployments().await.unwrap_err());
+        assert_eq!(
+            err.dbus_name(),
+            "org.projectatomic.rpmostreed.Error.InvalidSysroot"
+        );
+        // The daemon still answers what it can, and recovers once the sysroot is back.
+        assert_eq!(
+            sysroot.path().await.unwrap(),
+            sb.sysroot().display().to_string()
+        );
+        std::fs::rename(&moved, &repo).unwrap();
+        sysroot.reload().await.unwrap();
+        assert_eq!(versions(&sysroot).await.len(), 2);
+    });
+}
