@@ -384,9 +384,16 @@ impl Engine {
     }
 }
 
-/// Sends each event to every peer, in order.
+/// Sends each event to every peer, in order, until the transaction closes (the task holds the
+/// transaction, so it must end on its own for the transaction to be freed).
 async fn forward(txn: Arc<Txn>, mut receiver: mpsc::UnboundedReceiver<TransactionEvent>) {
-    while let Some(event) = receiver.recv().await {
+    let mut closed = txn.closed.subscribe();
+    loop {
+        let event = tokio::select! {
+            e = receiver.recv() => e,
+            _ = closed.wait_for(|c| *c) => None,
+        };
+        let Some(event) = event else { break };
         let peers: Vec<Connection> = lock(&txn.peers).iter().map(|(_, c)| c.clone()).collect();
         for peer in peers {
             if let Err(e) = server::emit(&peer, &event).await {
