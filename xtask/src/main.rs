@@ -178,6 +178,9 @@ fn test(args: &[String]) -> Result<(), String> {
         &["doc", "--no-deps", "--locked", "-p", "rpmostree-api"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    // The system tests run the daemon and the CLI binaries; `cargo test` alone builds bin
+    // targets only as test harnesses, so build them first.
+    build_binaries(false)?;
     run(
         &cargo,
         &["test", "--workspace", "--all-targets", "--locked"],
