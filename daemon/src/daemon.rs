@@ -161,6 +161,23 @@ impl Daemon {
     /// `PropertiesChanged` is emitted for the properties that changed, before this returns.
     pub(crate) async fn reload(&self) -> Result<bool> {
         let _guard = self.reload_lock.lock().await;
+        self.load_and_publish().await
+    }
+
+    /// `Reload()`: like [`Daemon::reload`], but a sysroot whose on-disk fingerprint has not
+    /// changed since the last load is not read again (libostree's own `load_if_changed` rule),
+    /// so the call clients use as a barrier stays cheap.
+    pub(crate) async fn reload_if_needed(&self) -> Result<bool> {
+        let _guard = self.reload_lock.lock().await;
+        let unchanged = read(&self.load_error).is_none()
+            && Fingerprint::read(&self.sysroot_path) == read(&self.snapshot).fingerprint;
+        if unchanged {
+            return Ok(false);
+        }
+        self.load_and_publish().await
+    }
+
+    async fn load_and_publish(&self) -> Result<bool> {
         let path = self.sysroot_path.clone();
         let loaded = tokio::task::spawn_blocking(move || sysroot::load(&path))
             .await
@@ -200,7 +217,7 @@ impl Daemon {
         let current = Fingerprint::read(&self.sysroot_path);
         let known = read(&self.snapshot).fingerprint.clone();
         if (current != known || read(&self.load_error).is_some())
-            && let Err(e) = self.reload().await
+            && let Err(e) = self.reload_if_needed().await
         {
             tracing::warn!("reloading the sysroot: {e:#}");
         }

@@ -79,7 +79,7 @@ impl SysrootHandler for SysrootObject {
 
     async fn reload(&self, _ctx: &CallContext<'_>) -> Result<(), Error> {
         self.d
-            .reload()
+            .reload_if_needed()
             .await
             .map_err(|e| Error::named_gio_failed(format!("Handling reload: {e:#}")))?;
         self.d.snapshot().map(|_| ())
