@@ -463,22 +463,22 @@ pub(crate) async fn request_reboot() -> Result<()> {
             &(false,),
         )
         .await;
-    if logind.is_ok() {
+    let Err(logind) = logind else {
         return Ok(());
-    }
-    bus.call_method(
-        Some("org.freedesktop.systemd1"),
-        "/org/freedesktop/systemd1",
-        Some("org.freedesktop.systemd1.Manager"),
-        "Reboot",
-        &(),
-    )
-    .await
-    .map(|_| ())
-    .with_context(|| {
-        format!(
-            "neither logind nor systemd accepted the reboot request (logind: {})",
-            logind.err().map(|e| e.to_string()).unwrap_or_default()
+    };
+    bus
+        .call_method(
+            Some("org.freedesktop.systemd1"),
+            "/org/freedesktop/systemd1",
+            Some("org.freedesktop.systemd1.Manager"),
+            "Reboot",
+            &(),
         )
-    })
+        .await
+        .map(|_| ())
+        .map_err(|systemd| {
+            anyhow::anyhow!(
+                "neither logind nor systemd accepted the reboot request (logind: {logind}; systemd: {systemd})"
+            )
+        })
 }
