@@ -13,7 +13,7 @@ use ostree::glib;
 
 use super::{
     STAGED_LOCKED_MARKER,
-    ops::{DownloadStats, Op},
+    ops::{DownloadStats, Op, Progress},
     refspec::{KargsChange, Refspec, Revision, rebase_target},
 };
 
@@ -96,6 +96,37 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Reports a pull's counters as download progress and a percentage of objects received.
+fn report(sink: &dyn Progress, p: &ostree::AsyncProgress, started: u64) {
+    let (fetched, requested) = (p.uint("fetched"), p.uint("requested"));
+    if requested > 0 {
+        let percentage = (u64::from(fetched) * 100 / u64::from(requested)).min(100) as u32;
+        sink.percent(
+            &format!("Receiving objects ({fetched}/{requested})"),
+            percentage,
+        );
+    }
+    let elapsed = (now_us().saturating_sub(started) / 1_000_000).max(1);
+    let bytes = p.uint64("bytes-transferred");
+    sink.download(DownloadStats {
+        time: (started / 1_000_000, elapsed),
+        outstanding: (p.uint("outstanding-fetches"), p.uint("outstanding-writes")),
+        metadata: (
+            p.uint("scanned-metadata"),
+            p.uint("metadata-fetched"),
+            p.uint("outstanding-metadata-fetches"),
+        ),
+        delta: (
+            p.uint("total-delta-parts"),
+            p.uint("fetched-delta-parts"),
+            p.uint("total-delta-superblocks"),
+            p.uint64("total-delta-part-size"),
+        ),
+        content: (fetched, requested),
+        transfer: (bytes, bytes / elapsed),
+    });
+}
+
 /// Pulls `refs` from `remote`, reporting download progress.
 fn pull(
     op: &Op<'_>,
@@ -117,31 +148,11 @@ fn pull(
             let progress = ostree::AsyncProgress::new();
             let sink = op.progress.clone();
             progress.connect_changed(move |p| {
-                if let Some(status) = p.status()
-                    && !status.is_empty()
-                {
+                if let Some(status) = p.status().filter(|s| !s.is_empty()) {
                     sink.message(&status);
                     return;
                 }
-                let elapsed = (now_us().saturating_sub(started) / 1_000_000).max(1);
-                let bytes = p.uint64("bytes-transferred");
-                sink.download(DownloadStats {
-                    time: (started / 1_000_000, elapsed),
-                    outstanding: (p.uint("outstanding-fetches"), p.uint("outstanding-writes")),
-                    metadata: (
-                        p.uint("scanned-metadata"),
-                        p.uint("metadata-fetched"),
-                        p.uint("outstanding-metadata-fetches"),
-                    ),
-                    delta: (
-                        p.uint("total-delta-parts"),
-                        p.uint("fetched-delta-parts"),
-                        p.uint("total-delta-superblocks"),
-                        p.uint64("total-delta-part-size"),
-                    ),
-                    content: (p.uint("fetched"), p.uint("requested")),
-                    transfer: (bytes, bytes / elapsed),
-                });
+                report(&*sink, p, started);
             });
             let options = glib::VariantDict::new(None);
             let refs: Vec<String> = refs.iter().map(|s| s.to_string()).collect();
@@ -162,6 +173,10 @@ fn pull(
                 Some(op.cancellable),
             );
             progress.finish();
+            // The final counters, also for pulls too short for libostree's periodic updates.
+            if r.is_ok() {
+                report(&*op.progress, &progress, started);
+            }
             r
         })
         .map_err(|e| anyhow!("cannot run the pull: {e}"))?;

@@ -17,6 +17,8 @@ pub(crate) trait Progress: Send + Sync {
     fn task_end(&self, text: &str);
     /// Download counters of a pull.
     fn download(&self, stats: DownloadStats);
+    /// A measurable step: its description and completion (0 to 100).
+    fn percent(&self, text: &str, percentage: u32);
     /// A pull (or other progress) ended.
     fn progress_end(&self);
 }

@@ -282,6 +282,12 @@ impl ops::Progress for Forward {
     fn progress_end(&self) {
         let _ = self.0.send(TransactionEvent::ProgressEnd);
     }
+    fn percent(&self, text: &str, percentage: u32) {
+        let _ = self.0.send(TransactionEvent::PercentProgress {
+            text: text.into(),
+            percentage,
+        });
+    }
 }
 
 /// A test hook: `RPMOSTREED_TEST_TXN_DELAY_MS` makes every transaction wait (cancellably) before

@@ -44,14 +44,34 @@ fn upgrade_deploy_rebase_and_kargs_on_a_sysroot() {
             .await
             .unwrap();
         txn.run(|e| events.push(e.clone())).await.unwrap();
-        assert!(
-            events
-                .iter()
-                .any(|e| matches!(e, TransactionEvent::DownloadProgress { .. }))
-                || events
+        for (what, found) in [
+            (
+                "DownloadProgress",
+                events
                     .iter()
-                    .any(|e| matches!(e, TransactionEvent::ProgressEnd))
-        );
+                    .any(|e| matches!(e, TransactionEvent::DownloadProgress { .. })),
+            ),
+            (
+                "PercentProgress",
+                events.iter().any(|e| {
+                    matches!(
+                        e,
+                        TransactionEvent::PercentProgress {
+                            percentage: 100,
+                            ..
+                        }
+                    )
+                }),
+            ),
+            (
+                "ProgressEnd",
+                events
+                    .iter()
+                    .any(|e| matches!(e, TransactionEvent::ProgressEnd)),
+            ),
+        ] {
+            assert!(found, "the upgrade reports {what}: {events:?}");
+        }
         assert_eq!(versions(&sysroot).await, ["2.0", "1.1"]);
         assert_eq!(admin_versions(&sb), ["2.0", "1.1"]);
         assert!(
