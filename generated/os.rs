@@ -915,6 +915,18 @@ pub trait OS {
 ///
 /// Every method receives the call's [`CallContext`](::rpmostree_api::CallContext) and returns the API's wire error on failure. Dictionary arguments arrive already checked against their schema.
 pub trait OSHandler: Send + Sync + 'static {
+    /// The error for a method this implementation does not provide; `member` is
+    /// `Interface.Method`. The default is `org.freedesktop.DBus.Error.NotSupported`.
+    /// Override it to check the caller first (for example, to authorize), so that
+    /// unprovided methods fail the same way for every caller as provided ones would.
+    fn on_unsupported(
+        &self,
+        ctx: &::rpmostree_api::CallContext<'_>,
+        member: &'static str,
+    ) -> impl ::std::future::Future<Output = ::rpmostree_api::Error> + Send {
+        let _ = ctx;
+        async move { ::rpmostree_api::Error::not_supported(member) }
+    }
     /// Runs the automatic update policy once, now. With policy `none` nothing happens and
     /// the reply is (false, empty address); `check` only looks for an update and refreshes
     /// `CachedUpdate`; `stage` stages the update like `Upgrade`; `apply` stages it and
@@ -934,7 +946,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `output-to-self` (`b`): Send the transaction's text output to the daemon's own log instead of as signals; defaults to true for this method.
     /// - `initiating-command-line` (`s`): Command line that asked for the update; it becomes the transaction title (shown as an automatic check or stage when it is the automatic update timer) and is recorded with the new deployment.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn automatic_update_trigger(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -942,10 +955,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<(bool, ::std::string::String)>,
     > + Send {
-        let _ = (ctx, options);
-        async {
+        let _ = (options,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.AutomaticUpdateTrigger"),
+                self.on_unsupported(ctx, "OS.AutomaticUpdateTrigger").await,
             )
         }
     }
@@ -959,7 +972,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `deployid1` (in, `s`): Id of the second (newer) deployment.
     /// - `result` (out, `a(sua{sv})`): One (package name, change type, details) entry per changed package. The change type is 0 for added, 1 for removed, 2 for upgraded and 3 for downgraded; the details hold `PreviousPackage` and/or `NewPackage`, each a (name, evr, arch) tuple of type (sss).
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn get_deployments_rpm_diff(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -979,10 +993,10 @@ pub trait OSHandler: Send + Sync + 'static {
             >,
         >,
     > + Send {
-        let _ = (ctx, deployid0, deployid1);
-        async {
+        let _ = (deployid0, deployid1);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.GetDeploymentsRpmDiff"),
+                self.on_unsupported(ctx, "OS.GetDeploymentsRpmDiff").await,
             )
         }
     }
@@ -1011,7 +1025,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `register-driver` (`s`): Register the caller, under this human-readable name and its systemd unit, as the driver of updates for the system.
     /// - `no-pull-base` (`b`): Do not pull a new base; upstream's command line sends it only together with an empty revision. Invalid with a non-empty revision.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn deploy(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1020,11 +1035,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, revision, options);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.Deploy"),
-            )
+        let _ = (revision, options);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.Deploy").await)
         }
     }
     /// Package differences between the booted deployment and a revision whose data was
@@ -1049,7 +1062,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `signatures` (`av`): GPG verification results of the target commit, one ostree verification result tuple per signature.
     /// - `gpg-enabled` (`b`): Whether GPG verification is enabled for the remote of the target.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn get_cached_deploy_rpm_diff(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1072,10 +1086,10 @@ pub trait OSHandler: Send + Sync + 'static {
             ),
         >,
     > + Send {
-        let _ = (ctx, revision, packages);
-        async {
+        let _ = (revision, packages);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.GetCachedDeployRpmDiff"),
+                self.on_unsupported(ctx, "OS.GetCachedDeployRpmDiff").await,
             )
         }
     }
@@ -1089,7 +1103,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `revision` (in, `s`): Commit checksum or version, as for `Deploy`.
     /// - `packages` (in, `as`): Reserved; upstream ignores it. Pass an empty array.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn download_deploy_rpm_diff(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1098,10 +1113,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, revision, packages);
-        async {
+        let _ = (revision, packages);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.DownloadDeployRpmDiff"),
+                self.on_unsupported(ctx, "OS.DownloadDeployRpmDiff").await,
             )
         }
     }
@@ -1126,7 +1141,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `initiating-command-line` (`s`): Command line that started the request; used verbatim as the transaction title and recorded with the new deployment.
     /// - `output-to-self` (`b`): Send text output (messages, tasks, percentages) to the daemon's own log instead of as transaction signals; download, signature and Finished signals are still sent.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn upgrade(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1134,11 +1150,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.Upgrade"),
-            )
+        let _ = (options,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.Upgrade").await)
         }
     }
     /// Package differences between a deployment and the update whose data was fetched
@@ -1162,7 +1176,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `signatures` (`av`): GPG verification results of the target commit, one ostree verification result tuple per signature.
     /// - `gpg-enabled` (`b`): Whether GPG verification is enabled for the remote of the target.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn get_cached_update_rpm_diff(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1184,10 +1199,10 @@ pub trait OSHandler: Send + Sync + 'static {
             ),
         >,
     > + Send {
-        let _ = (ctx, deployid);
-        async {
+        let _ = (deployid,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.GetCachedUpdateRpmDiff"),
+                self.on_unsupported(ctx, "OS.GetCachedUpdateRpmDiff").await,
             )
         }
     }
@@ -1196,17 +1211,18 @@ pub trait OSHandler: Send + Sync + 'static {
     ///
     /// D-Bus: `OS.DownloadUpdateRpmDiff` () → (`s` transaction_address).
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn download_update_rpm_diff(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx,);
-        async {
+        let _ = ();
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.DownloadUpdateRpmDiff"),
+                self.on_unsupported(ctx, "OS.DownloadUpdateRpmDiff").await,
             )
         }
     }
@@ -1224,7 +1240,8 @@ pub trait OSHandler: Send + Sync + 'static {
     ///
     /// - `reboot` (`b`): Reboot once the transaction succeeds, even when the boot order did not change.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn rollback(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1232,11 +1249,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.Rollback"),
-            )
+        let _ = (options,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.Rollback").await)
         }
     }
     /// Removes the rollback deployment: the older form of `Cleanup` with
@@ -1252,7 +1267,8 @@ pub trait OSHandler: Send + Sync + 'static {
     ///
     /// - `reboot` (`b`): Accepted for compatibility; upstream ignores it and never reboots.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn clear_rollback_target(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1260,10 +1276,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options);
-        async {
+        let _ = (options,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.ClearRollbackTarget"),
+                self.on_unsupported(ctx, "OS.ClearRollbackTarget").await,
             )
         }
     }
@@ -1295,7 +1311,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `revision` (`s`): Deploy this revision of the new refspec (a commit checksum or version, optionally prefixed with `revision=` or `version=`) instead of its newest commit.
     /// - `custom-origin` (`(ss)`): When the refspec is a bare commit checksum, record this (URL, human-readable description) as its origin; a non-empty URL needs a non-empty description.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn rebase(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1305,11 +1322,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options, refspec, packages);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.Rebase"),
-            )
+        let _ = (options, refspec, packages);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.Rebase").await)
         }
     }
     /// Package differences between the booted deployment and another refspec whose data
@@ -1335,7 +1350,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `signatures` (`av`): GPG verification results of the target commit, one ostree verification result tuple per signature.
     /// - `gpg-enabled` (`b`): Whether GPG verification is enabled for the remote of the target.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn get_cached_rebase_rpm_diff(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1358,10 +1374,10 @@ pub trait OSHandler: Send + Sync + 'static {
             ),
         >,
     > + Send {
-        let _ = (ctx, refspec, packages);
-        async {
+        let _ = (refspec, packages);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.GetCachedRebaseRpmDiff"),
+                self.on_unsupported(ctx, "OS.GetCachedRebaseRpmDiff").await,
             )
         }
     }
@@ -1375,7 +1391,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `refspec` (in, `s`): Target refspec, as for `Rebase`.
     /// - `packages` (in, `as`): Reserved; upstream ignores it. Pass an empty array.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn download_rebase_rpm_diff(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1384,10 +1401,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, refspec, packages);
-        async {
+        let _ = (refspec, packages);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.DownloadRebaseRpmDiff"),
+                self.on_unsupported(ctx, "OS.DownloadRebaseRpmDiff").await,
             )
         }
     }
@@ -1416,7 +1433,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `initiating-command-line` (`s`): Command line that started the request; used verbatim as the transaction title and recorded with the new deployment.
     /// - `output-to-self` (`b`): Send text output (messages, tasks, percentages) to the daemon's own log instead of as transaction signals; download, signature and Finished signals are still sent.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn pkg_change(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1426,11 +1444,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options, packages_added, packages_removed);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.PkgChange"),
-            )
+        let _ = (options, packages_added, packages_removed);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.PkgChange").await)
         }
     }
     /// Turns local initramfs regeneration on or off and sets its extra arguments, then
@@ -1451,7 +1467,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `lock-finalization` (`b`): Stage the new deployment locked, so that it is applied only by an explicit FinalizeDeployment call.
     /// - `initiating-command-line` (`s`): Command line that started the request; used as the transaction title and recorded with the new deployment.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn set_initramfs_state(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1461,10 +1478,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, regenerate, args, options);
-        async {
+        let _ = (regenerate, args, options);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.SetInitramfsState"),
+                self.on_unsupported(ctx, "OS.SetInitramfsState").await,
             )
         }
     }
@@ -1488,7 +1505,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `lock-finalization` (`b`): Stage the new deployment locked, so that it is applied only by an explicit FinalizeDeployment call.
     /// - `initiating-command-line` (`s`): Command line that started the request; used as the transaction title and recorded with the new deployment.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn initramfs_etc(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1500,11 +1518,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, track, untrack, untrack_all, force_sync, options);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.InitramfsEtc"),
-            )
+        let _ = (track, untrack, untrack_all, force_sync, options);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.InitramfsEtc").await)
         }
     }
     /// Edits the kernel command line and creates a new deployment with the result, without
@@ -1531,7 +1547,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `lock-finalization` (`b`): Stage the new deployment locked, so that it is applied only by an explicit FinalizeDeployment call.
     /// - `reboot` (`b`): Reboot into the new deployment once the transaction succeeds.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn kernel_args(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1544,17 +1561,14 @@ pub trait OSHandler: Send + Sync + 'static {
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
         let _ = (
-            ctx,
             existing_kernel_arg_string,
             kernel_args_added,
             kernel_args_replaced,
             kernel_args_removed,
             options,
         );
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.KernelArgs"),
-            )
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.KernelArgs").await)
         }
     }
     /// Reads the boot loader entry of a deployment. Synchronous; no transaction and no
@@ -1577,7 +1591,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `options` (`s`): Kernel command line of the deployment.
     /// - `version` (`s`): Version field of the boot loader entry.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn get_deployment_boot_config(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1586,10 +1601,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<super::dicts::BootConfig>,
     > + Send {
-        let _ = (ctx, deployid, is_pending);
-        async {
+        let _ = (deployid, is_pending);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.GetDeploymentBootConfig"),
+                self.on_unsupported(ctx, "OS.GetDeploymentBootConfig").await,
             )
         }
     }
@@ -1602,7 +1617,8 @@ pub trait OSHandler: Send + Sync + 'static {
     ///
     /// - `elements` (in, `as`): What to remove: `base` (temporary files and unreferenced objects, refs and images), `pending-deploy` (the pending or staged deployment), `rollback-deploy` (the rollback deployment) and `repomd` (cached rpm-md repository data). Booted and pinned deployments are always kept.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn cleanup(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1610,11 +1626,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, elements);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.Cleanup"),
-            )
+        let _ = (elements,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.Cleanup").await)
         }
     }
     /// Downloads rpm-md metadata for the configured package repositories. Creates no
@@ -1630,7 +1644,8 @@ pub trait OSHandler: Send + Sync + 'static {
     ///
     /// - `force` (`b`): Download the metadata again even when the cached copy is still considered fresh.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn refresh_md(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1638,11 +1653,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.RefreshMd"),
-            )
+        let _ = (options,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.RefreshMd").await)
         }
     }
     /// Changes settings of a package repository in its .repo file.
@@ -1654,7 +1667,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `repo_id` (in, `s`): Id of the repository, as in ListRepos.
     /// - `settings` (in, `a{ss}`): Settings to change. Only `enabled`, with value `0` or `1`, is accepted.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn modify_yum_repo(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1666,10 +1680,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, repo_id, settings);
-        async {
+        let _ = (repo_id, settings);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.ModifyYumRepo"),
+                self.on_unsupported(ctx, "OS.ModifyYumRepo").await,
             )
         }
     }
@@ -1689,18 +1703,17 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `is-source` (`b`): Whether this repository holds source packages.
     /// - `is-enabled` (`b`): Whether the repository is enabled.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn list_repos(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::vec::Vec<super::dicts::RepoInfo>>,
     > + Send {
-        let _ = (ctx,);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.ListRepos"),
-            )
+        let _ = ();
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.ListRepos").await)
         }
     }
     /// Changes a deployment in one request; the general form behind `Upgrade`, `Deploy`,
@@ -1759,7 +1772,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `initiating-command-line` (`s`): Command line that started the request; used verbatim as the transaction title and recorded in the journal and with the new deployment.
     /// - `output-to-self` (`b`): Send text output (messages, tasks, percentages) to the daemon's own log instead of as transaction signals; download, signature and Finished signals are still sent.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn update_deployment(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1768,10 +1782,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, modifiers, options);
-        async {
+        let _ = (modifiers, options);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.UpdateDeployment"),
+                self.on_unsupported(ctx, "OS.UpdateDeployment").await,
             )
         }
     }
@@ -1792,7 +1806,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `allow-unlocked` (`b`): Do not fail when the staged deployment is already unlocked.
     /// - `initiating-command-line` (`s`): Command line that started the request; used as the transaction title.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn finalize_deployment(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1800,10 +1815,10 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options);
-        async {
+        let _ = (options,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.FinalizeDeployment"),
+                self.on_unsupported(ctx, "OS.FinalizeDeployment").await,
             )
         }
     }
@@ -1829,7 +1844,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `summary` (`s`): One-line package summary.
     /// - `reponame` (`s`): Id of the repository the package comes from.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn what_provides(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1837,11 +1853,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::vec::Vec<super::dicts::PackageInfo>>,
     > + Send {
-        let _ = (ctx, provides);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.WhatProvides"),
-            )
+        let _ = (provides,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.WhatProvides").await)
         }
     }
     /// Looks up available packages by name, using the cached repository metadata. One name
@@ -1867,7 +1881,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `summary` (`s`): One-line package summary.
     /// - `reponame` (`s`): Id of the repository the package comes from.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn get_packages(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1875,11 +1890,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::vec::Vec<super::dicts::PackageInfo>>,
     > + Send {
-        let _ = (ctx, names);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.GetPackages"),
-            )
+        let _ = (names,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.GetPackages").await)
         }
     }
     /// Searches the cached repository metadata for packages matching all the given terms,
@@ -1905,7 +1918,8 @@ pub trait OSHandler: Send + Sync + 'static {
     /// - `summary` (`s`): One-line package summary.
     /// - `reponame` (`s`): Id of the repository the package comes from.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSHandler::on_unsupported`] (by default `NotSupported`).
     fn search(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -1913,11 +1927,9 @@ pub trait OSHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::vec::Vec<super::dicts::PackageInfo>>,
     > + Send {
-        let _ = (ctx, names);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OS.Search"),
-            )
+        let _ = (names,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "OS.Search").await)
         }
     }
     /// The booted deployment, or an empty dictionary when the system booted from another

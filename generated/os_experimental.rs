@@ -57,6 +57,18 @@ pub trait OSExperimental {
 ///
 /// Every method receives the call's [`CallContext`](::rpmostree_api::CallContext) and returns the API's wire error on failure. Dictionary arguments arrive already checked against their schema.
 pub trait OSExperimentalHandler: Send + Sync + 'static {
+    /// The error for a method this implementation does not provide; `member` is
+    /// `Interface.Method`. The default is `org.freedesktop.DBus.Error.NotSupported`.
+    /// Override it to check the caller first (for example, to authorize), so that
+    /// unprovided methods fail the same way for every caller as provided ones would.
+    fn on_unsupported(
+        &self,
+        ctx: &::rpmostree_api::CallContext<'_>,
+        member: &'static str,
+    ) -> impl ::std::future::Future<Output = ::rpmostree_api::Error> + Send {
+        let _ = ctx;
+        async move { ::rpmostree_api::Error::not_supported(member) }
+    }
     /// Returns a cow. Useful only to test that the interface is reachable.
     ///
     /// D-Bus: `OSExperimental.Moo` (`b` utf8) → (`s` result).
@@ -65,7 +77,8 @@ pub trait OSExperimentalHandler: Send + Sync + 'static {
     ///
     /// - `utf8` (in, `b`): Whether the reply may use non-ASCII characters.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSExperimentalHandler::on_unsupported`] (by default `NotSupported`).
     fn moo(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -73,10 +86,10 @@ pub trait OSExperimentalHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, utf8);
-        async {
+        let _ = (utf8,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OSExperimental.Moo"),
+                self.on_unsupported(ctx, "OSExperimental.Moo").await,
             )
         }
     }
@@ -94,7 +107,8 @@ pub trait OSExperimentalHandler: Send + Sync + 'static {
     /// - `target` (`s`): Commit to apply; by default, the commit of the pending deployment.
     /// - `replace` (`b`): Also allow changes that modify or remove existing packages and files, not only additions.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSExperimentalHandler::on_unsupported`] (by default `NotSupported`).
     fn live_fs(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -102,10 +116,10 @@ pub trait OSExperimentalHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options);
-        async {
+        let _ = (options,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OSExperimental.LiveFs"),
+                self.on_unsupported(ctx, "OSExperimental.LiveFs").await,
             )
         }
     }
@@ -119,17 +133,18 @@ pub trait OSExperimentalHandler: Send + Sync + 'static {
     /// - `queries` (in, `as`): Names of the packages to download.
     /// - `source` (in, `s`): Where to download from, such as `repo=NAME` for one configured repository.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`OSExperimentalHandler::on_unsupported`] (by default `NotSupported`).
     fn download_packages(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
         queries: ::std::vec::Vec<::std::string::String>,
         source: ::std::string::String,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<()>> + Send {
-        let _ = (ctx, queries, source);
-        async {
+        let _ = (queries, source);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("OSExperimental.DownloadPackages"),
+                self.on_unsupported(ctx, "OSExperimental.DownloadPackages").await,
             )
         }
     }

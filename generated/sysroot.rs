@@ -171,6 +171,18 @@ pub trait Sysroot {
 ///
 /// Every method receives the call's [`CallContext`](::rpmostree_api::CallContext) and returns the API's wire error on failure. Dictionary arguments arrive already checked against their schema.
 pub trait SysrootHandler: Send + Sync + 'static {
+    /// The error for a method this implementation does not provide; `member` is
+    /// `Interface.Method`. The default is `org.freedesktop.DBus.Error.NotSupported`.
+    /// Override it to check the caller first (for example, to authorize), so that
+    /// unprovided methods fail the same way for every caller as provided ones would.
+    fn on_unsupported(
+        &self,
+        ctx: &::rpmostree_api::CallContext<'_>,
+        member: &'static str,
+    ) -> impl ::std::future::Future<Output = ::rpmostree_api::Error> + Send {
+        let _ = ctx;
+        async move { ::rpmostree_api::Error::not_supported(member) }
+    }
     /// Tells the daemon that the caller intends to use it, so that it does not exit while
     /// idle. Registration is tied to the caller's unique bus name, is idempotent, and ends
     /// when the caller leaves the bus or calls `UnregisterClient`.
@@ -185,16 +197,17 @@ pub trait SysrootHandler: Send + Sync + 'static {
     ///
     /// - `id` (`s`): Name of the calling program, for example `cockpit-ostree` or `gnome-software`; it appears in transaction descriptions and is recorded as the agent of new deployments (`cli` means no agent).
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`SysrootHandler::on_unsupported`] (by default `NotSupported`).
     fn register_client(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
         options: super::dicts::RegisterClientOptions,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<()>> + Send {
-        let _ = (ctx, options);
-        async {
+        let _ = (options,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Sysroot.RegisterClient"),
+                self.on_unsupported(ctx, "Sysroot.RegisterClient").await,
             )
         }
     }
@@ -211,16 +224,17 @@ pub trait SysrootHandler: Send + Sync + 'static {
     ///
     /// No keys are defined; unknown keys are passed through.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`SysrootHandler::on_unsupported`] (by default `NotSupported`).
     fn unregister_client(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
         options: super::dicts::UnregisterClientOptions,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<()>> + Send {
-        let _ = (ctx, options);
-        async {
+        let _ = (options,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Sysroot.UnregisterClient"),
+                self.on_unsupported(ctx, "Sysroot.UnregisterClient").await,
             )
         }
     }
@@ -230,16 +244,15 @@ pub trait SysrootHandler: Send + Sync + 'static {
     ///
     /// D-Bus: `Sysroot.Reload` () → ().
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`SysrootHandler::on_unsupported`] (by default `NotSupported`).
     fn reload(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<()>> + Send {
-        let _ = (ctx,);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Sysroot.Reload"),
-            )
+        let _ = ();
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Sysroot.Reload").await)
         }
     }
     /// Like `Reload`, and also re-reads the daemon configuration file and the repository
@@ -247,15 +260,16 @@ pub trait SysrootHandler: Send + Sync + 'static {
     ///
     /// D-Bus: `Sysroot.ReloadConfig` () → ().
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`SysrootHandler::on_unsupported`] (by default `NotSupported`).
     fn reload_config(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<()>> + Send {
-        let _ = (ctx,);
-        async {
+        let _ = ();
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Sysroot.ReloadConfig"),
+                self.on_unsupported(ctx, "Sysroot.ReloadConfig").await,
             )
         }
     }
@@ -267,7 +281,8 @@ pub trait SysrootHandler: Send + Sync + 'static {
     ///
     /// - `name` (in, `s`): Stateroot (OS) name; the empty string selects the booted stateroot.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`SysrootHandler::on_unsupported`] (by default `NotSupported`).
     fn get_os(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -275,11 +290,9 @@ pub trait SysrootHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<zbus::OwnedObjectPath>,
     > + Send {
-        let _ = (ctx, name);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Sysroot.GetOS"),
-            )
+        let _ = (name,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Sysroot.GetOS").await)
         }
     }
     /// Object path of the OS object for the stateroot the machine booted from, or `/` when

@@ -130,20 +130,33 @@ pub trait Transaction {
 ///
 /// Every method receives the call's [`CallContext`](::rpmostree_api::CallContext) and returns the API's wire error on failure. Dictionary arguments arrive already checked against their schema.
 pub trait TransactionHandler: Send + Sync + 'static {
+    /// The error for a method this implementation does not provide; `member` is
+    /// `Interface.Method`. The default is `org.freedesktop.DBus.Error.NotSupported`.
+    /// Override it to check the caller first (for example, to authorize), so that
+    /// unprovided methods fail the same way for every caller as provided ones would.
+    fn on_unsupported(
+        &self,
+        ctx: &::rpmostree_api::CallContext<'_>,
+        member: &'static str,
+    ) -> impl ::std::future::Future<Output = ::rpmostree_api::Error> + Send {
+        let _ = ctx;
+        async move { ::rpmostree_api::Error::not_supported(member) }
+    }
     /// Asks the transaction to stop. Returns at once; the transaction still ends with
     /// `Finished`, reporting failure.
     ///
     /// D-Bus: `Transaction.Cancel` () → ().
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`TransactionHandler::on_unsupported`] (by default `NotSupported`).
     fn cancel(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<()>> + Send {
-        let _ = (ctx,);
-        async {
+        let _ = ();
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Transaction.Cancel"),
+                self.on_unsupported(ctx, "Transaction.Cancel").await,
             )
         }
     }
@@ -157,15 +170,16 @@ pub trait TransactionHandler: Send + Sync + 'static {
     ///
     /// - `started` (out, `b`): True if this call started the transaction, false if it was already started.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`TransactionHandler::on_unsupported`] (by default `NotSupported`).
     fn start(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<bool>> + Send {
-        let _ = (ctx,);
-        async {
+        let _ = ();
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Transaction.Start"),
+                self.on_unsupported(ctx, "Transaction.Start").await,
             )
         }
     }

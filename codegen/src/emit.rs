@@ -321,17 +321,20 @@ fn handler(model: &Model, iface: &Interface) -> TokenStream {
         let ret = returns(m.outputs().collect());
         let names = m.inputs().map(|a| ident(&a.rust));
         let what = format!("{}.{}", iface.short, m.name);
+        let unsupported_link =
+            format!(" [`{trait_ident}::on_unsupported`] (by default `NotSupported`).");
         quote! {
             #doc
             ///
-            /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+            /// The default implementation fails with the error of
+            #[doc = #unsupported_link]
             fn #rust(
                 &self,
                 ctx: &::rpmostree_api::CallContext<'_>,
                 #(#args),*
             ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<#ret>> + Send {
-                let _ = (ctx, #(#names),*);
-                async { ::std::result::Result::Err(::rpmostree_api::Error::not_supported(#what)) }
+                let _ = (#(#names,)*);
+                async move { ::std::result::Result::Err(self.on_unsupported(ctx, #what).await) }
             }
         }
     });
@@ -366,6 +369,18 @@ fn handler(model: &Model, iface: &Interface) -> TokenStream {
     quote! {
         #doc
         pub trait #trait_ident: Send + Sync + 'static {
+            /// The error for a method this implementation does not provide; `member` is
+            /// `Interface.Method`. The default is `org.freedesktop.DBus.Error.NotSupported`.
+            /// Override it to check the caller first (for example, to authorize), so that
+            /// unprovided methods fail the same way for every caller as provided ones would.
+            fn on_unsupported(
+                &self,
+                ctx: &::rpmostree_api::CallContext<'_>,
+                member: &'static str,
+            ) -> impl ::std::future::Future<Output = ::rpmostree_api::Error> + Send {
+                let _ = ctx;
+                async move { ::rpmostree_api::Error::not_supported(member) }
+            }
             #(#methods)*
             #(#props)*
         }

@@ -66,36 +66,46 @@ pub trait Job {
 ///
 /// Every method receives the call's [`CallContext`](::rpmostree_api::CallContext) and returns the API's wire error on failure. Dictionary arguments arrive already checked against their schema.
 pub trait JobHandler: Send + Sync + 'static {
+    /// The error for a method this implementation does not provide; `member` is
+    /// `Interface.Method`. The default is `org.freedesktop.DBus.Error.NotSupported`.
+    /// Override it to check the caller first (for example, to authorize), so that
+    /// unprovided methods fail the same way for every caller as provided ones would.
+    fn on_unsupported(
+        &self,
+        ctx: &::rpmostree_api::CallContext<'_>,
+        member: &'static str,
+    ) -> impl ::std::future::Future<Output = ::rpmostree_api::Error> + Send {
+        let _ = ctx;
+        async move { ::rpmostree_api::Error::not_supported(member) }
+    }
     /// Calls `Job.Start`.
     ///
     /// D-Bus: `Job.Start` () → (`b` started).
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`JobHandler::on_unsupported`] (by default `NotSupported`).
     fn start(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<bool>> + Send {
-        let _ = (ctx,);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Job.Start"),
-            )
+        let _ = ();
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Job.Start").await)
         }
     }
     /// Calls `Job.Cancel`.
     ///
     /// D-Bus: `Job.Cancel` () → ().
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`JobHandler::on_unsupported`] (by default `NotSupported`).
     fn cancel(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<()>> + Send {
-        let _ = (ctx,);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Job.Cancel"),
-            )
+        let _ = ();
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Job.Cancel").await)
         }
     }
     /// The `Title` property.

@@ -168,20 +168,31 @@ pub trait Service {
 ///
 /// Every method receives the call's [`CallContext`](::rpmostree_api::CallContext) and returns the API's wire error on failure. Dictionary arguments arrive already checked against their schema.
 pub trait ServiceHandler: Send + Sync + 'static {
+    /// The error for a method this implementation does not provide; `member` is
+    /// `Interface.Method`. The default is `org.freedesktop.DBus.Error.NotSupported`.
+    /// Override it to check the caller first (for example, to authorize), so that
+    /// unprovided methods fail the same way for every caller as provided ones would.
+    fn on_unsupported(
+        &self,
+        ctx: &::rpmostree_api::CallContext<'_>,
+        member: &'static str,
+    ) -> impl ::std::future::Future<Output = ::rpmostree_api::Error> + Send {
+        let _ = ctx;
+        async move { ::rpmostree_api::Error::not_supported(member) }
+    }
     /// A method with no arguments at all.
     ///
     /// D-Bus: `Service.Ping` () → ().
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`ServiceHandler::on_unsupported`] (by default `NotSupported`).
     fn ping(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
     ) -> impl ::std::future::Future<Output = ::rpmostree_api::Result<()>> + Send {
-        let _ = (ctx,);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Service.Ping"),
-            )
+        let _ = ();
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Service.Ping").await)
         }
     }
     /// Typed options in, a transaction address out.
@@ -210,7 +221,8 @@ pub trait ServiceHandler: Send + Sync + 'static {
     /// - `upgraded` (`a(us(ss)(ss))`): Changes.
     /// - `type` (`s`): A key that is a Rust keyword.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`ServiceHandler::on_unsupported`] (by default `NotSupported`).
     fn work(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -218,11 +230,9 @@ pub trait ServiceHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::string::String>,
     > + Send {
-        let _ = (ctx, options);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Service.Work"),
-            )
+        let _ = (options,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Service.Work").await)
         }
     }
     /// A boolean and an address out.
@@ -247,7 +257,8 @@ pub trait ServiceHandler: Send + Sync + 'static {
     /// - `upgraded` (`a(us(ss)(ss))`): Changes.
     /// - `type` (`s`): A key that is a Rust keyword.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`ServiceHandler::on_unsupported`] (by default `NotSupported`).
     fn maybe_work(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -255,10 +266,10 @@ pub trait ServiceHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<(bool, ::std::string::String)>,
     > + Send {
-        let _ = (ctx, options);
-        async {
+        let _ = (options,);
+        async move {
             ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Service.MaybeWork"),
+                self.on_unsupported(ctx, "Service.MaybeWork").await,
             )
         }
     }
@@ -270,7 +281,8 @@ pub trait ServiceHandler: Send + Sync + 'static {
     ///
     /// - `checksum` (`s`): A checksum.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`ServiceHandler::on_unsupported`] (by default `NotSupported`).
     fn diff(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -298,11 +310,9 @@ pub trait ServiceHandler: Send + Sync + 'static {
             ),
         >,
     > + Send {
-        let _ = (ctx, r#type, names, settings, r#where);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Service.Diff"),
-            )
+        let _ = (r#type, names, settings, r#where);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Service.Diff").await)
         }
     }
     /// A list of dictionaries out, and a raw a{sv} in.
@@ -313,7 +323,8 @@ pub trait ServiceHandler: Send + Sync + 'static {
     ///
     /// - `checksum` (`s`): A checksum.
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`ServiceHandler::on_unsupported`] (by default `NotSupported`).
     fn list(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -321,18 +332,17 @@ pub trait ServiceHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::vec::Vec<super::dicts::Details>>,
     > + Send {
-        let _ = (ctx, raw);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Service.List"),
-            )
+        let _ = (raw,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Service.List").await)
         }
     }
     /// Variants and file descriptors as plain arguments.
     ///
     /// D-Bus: `Service.Send` (`v` value, `h` fd, `ah` fds) → (`av` values).
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`ServiceHandler::on_unsupported`] (by default `NotSupported`).
     fn send(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -342,18 +352,17 @@ pub trait ServiceHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<::std::vec::Vec<zbus::OwnedVariant>>,
     > + Send {
-        let _ = (ctx, value, fd, fds);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Service.Send"),
-            )
+        let _ = (value, fd, fds);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Service.Send").await)
         }
     }
     /// An object path out.
     ///
     /// D-Bus: `Service.Find` (`s` name) → (`o` object_path).
     ///
-    /// The default implementation fails with `org.freedesktop.DBus.Error.NotSupported`.
+    /// The default implementation fails with the error of
+    /// [`ServiceHandler::on_unsupported`] (by default `NotSupported`).
     fn find(
         &self,
         ctx: &::rpmostree_api::CallContext<'_>,
@@ -361,11 +370,9 @@ pub trait ServiceHandler: Send + Sync + 'static {
     ) -> impl ::std::future::Future<
         Output = ::rpmostree_api::Result<zbus::OwnedObjectPath>,
     > + Send {
-        let _ = (ctx, name);
-        async {
-            ::std::result::Result::Err(
-                ::rpmostree_api::Error::not_supported("Service.Find"),
-            )
+        let _ = (name,);
+        async move {
+            ::std::result::Result::Err(self.on_unsupported(ctx, "Service.Find").await)
         }
     }
     /// A struct property.
