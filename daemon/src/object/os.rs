@@ -3,16 +3,14 @@
 //! transaction request. Methods whose transaction kinds have not landed yet are still authorized
 //! exactly like upstream, then refused with `NotSupported`.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use rpmostree_api::{
     AutomaticUpdateTriggerOptions, BootConfig, CachedUpdate, CallContext,
     ClearRollbackTargetOptions, DeployOptions, Deployment, Error, FinalizeDeploymentOptions,
-    InitramfsEtcOptions, KernelArgsOptions, OSHandler, PkgChangeOptions, RebaseOptions,
-    RefreshMdOptions, RollbackOptions, SetInitramfsStateOptions, UpdateDeploymentModifiers,
-    UpdateDeploymentOptions, UpdateDetails, UpgradeOptions, names,
+    KernelArgsOptions, OSHandler, RebaseOptions, RefreshMdOptions, RollbackOptions,
+    UpdateDeploymentModifiers, UpdateDeploymentOptions, UpgradeOptions, names,
 };
-use zbus::OwnedVariant;
 
 use super::{canonical, convert};
 use crate::{
@@ -55,8 +53,6 @@ pub(crate) struct OsObject {
     path: String,
 }
 
-type RpmDiff = Vec<(String, u32, HashMap<String, OwnedVariant>)>;
-
 impl OsObject {
     pub(crate) fn new(d: Arc<Daemon>, osname: &str) -> Self {
         Self {
@@ -78,13 +74,6 @@ impl OsObject {
                 true,
             )
             .await
-    }
-
-    /// Authorizes, then refuses: the method's transaction kind is not implemented yet.
-    async fn not_yet<T>(&self, ctx: &CallContext<'_>, method: &str) -> Result<T, Error> {
-        self.authorize(ctx, method).await?;
-        self.d.snapshot()?;
-        Err(Error::not_supported(&format!("OS.{method}")))
     }
 
     fn request(&self) -> DeployRequest {
@@ -175,6 +164,19 @@ impl OsObject {
 }
 
 impl OSHandler for OsObject {
+    /// Methods whose kinds land later are authorized exactly like upstream first, so every
+    /// caller learns the same thing a working method would tell them about permissions.
+    async fn on_unsupported(&self, ctx: &CallContext<'_>, member: &'static str) -> Error {
+        let method = member.rsplit('.').next().unwrap_or(member);
+        if let Err(e) = self.authorize(ctx, method).await {
+            return e;
+        }
+        if let Err(e) = self.d.snapshot() {
+            return e;
+        }
+        Error::not_supported(member)
+    }
+
     async fn automatic_update_trigger(
         &self,
         ctx: &CallContext<'_>,
@@ -227,15 +229,6 @@ impl OSHandler for OsObject {
         Ok((true, address))
     }
 
-    async fn get_deployments_rpm_diff(
-        &self,
-        ctx: &CallContext<'_>,
-        _deployid0: String,
-        _deployid1: String,
-    ) -> Result<RpmDiff, Error> {
-        self.not_yet(ctx, "GetDeploymentsRpmDiff").await
-    }
-
     async fn deploy(
         &self,
         ctx: &CallContext<'_>,
@@ -277,24 +270,6 @@ impl OSHandler for OsObject {
         .await
     }
 
-    async fn get_cached_deploy_rpm_diff(
-        &self,
-        ctx: &CallContext<'_>,
-        _revision: String,
-        _packages: Vec<String>,
-    ) -> Result<(RpmDiff, UpdateDetails), Error> {
-        self.not_yet(ctx, "GetCachedDeployRpmDiff").await
-    }
-
-    async fn download_deploy_rpm_diff(
-        &self,
-        ctx: &CallContext<'_>,
-        _revision: String,
-        _packages: Vec<String>,
-    ) -> Result<String, Error> {
-        self.not_yet(ctx, "DownloadDeployRpmDiff").await
-    }
-
     async fn upgrade(
         &self,
         ctx: &CallContext<'_>,
@@ -329,18 +304,6 @@ impl OSHandler for OsObject {
             reboot,
         )
         .await
-    }
-
-    async fn get_cached_update_rpm_diff(
-        &self,
-        ctx: &CallContext<'_>,
-        _deployid: String,
-    ) -> Result<(RpmDiff, UpdateDetails), Error> {
-        self.not_yet(ctx, "GetCachedUpdateRpmDiff").await
-    }
-
-    async fn download_update_rpm_diff(&self, ctx: &CallContext<'_>) -> Result<String, Error> {
-        self.not_yet(ctx, "DownloadUpdateRpmDiff").await
     }
 
     async fn rollback(
@@ -429,56 +392,6 @@ impl OSHandler for OsObject {
             reboot,
         )
         .await
-    }
-
-    async fn get_cached_rebase_rpm_diff(
-        &self,
-        ctx: &CallContext<'_>,
-        _refspec: String,
-        _packages: Vec<String>,
-    ) -> Result<(RpmDiff, UpdateDetails), Error> {
-        self.not_yet(ctx, "GetCachedRebaseRpmDiff").await
-    }
-
-    async fn download_rebase_rpm_diff(
-        &self,
-        ctx: &CallContext<'_>,
-        _refspec: String,
-        _packages: Vec<String>,
-    ) -> Result<String, Error> {
-        self.not_yet(ctx, "DownloadRebaseRpmDiff").await
-    }
-
-    async fn pkg_change(
-        &self,
-        ctx: &CallContext<'_>,
-        _options: PkgChangeOptions,
-        _packages_added: Vec<String>,
-        _packages_removed: Vec<String>,
-    ) -> Result<String, Error> {
-        self.not_yet(ctx, "PkgChange").await
-    }
-
-    async fn set_initramfs_state(
-        &self,
-        ctx: &CallContext<'_>,
-        _regenerate: bool,
-        _args: Vec<String>,
-        _options: SetInitramfsStateOptions,
-    ) -> Result<String, Error> {
-        self.not_yet(ctx, "SetInitramfsState").await
-    }
-
-    async fn initramfs_etc(
-        &self,
-        ctx: &CallContext<'_>,
-        _track: Vec<String>,
-        _untrack: Vec<String>,
-        _untrack_all: bool,
-        _force_sync: bool,
-        _options: InitramfsEtcOptions,
-    ) -> Result<String, Error> {
-        self.not_yet(ctx, "InitramfsEtc").await
     }
 
     async fn kernel_args(
@@ -603,15 +516,6 @@ impl OSHandler for OsObject {
         };
         self.begin(caller, "RefreshMd", canonical(&options), title, kind, false)
             .await
-    }
-
-    async fn modify_yum_repo(
-        &self,
-        ctx: &CallContext<'_>,
-        _repo_id: String,
-        _settings: HashMap<String, String>,
-    ) -> Result<String, Error> {
-        self.not_yet(ctx, "ModifyYumRepo").await
     }
 
     async fn update_deployment(

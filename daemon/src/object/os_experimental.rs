@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rpmostree_api::{CallContext, Error, LiveFsOptions, OSExperimentalHandler};
+use rpmostree_api::{CallContext, Error, OSExperimentalHandler};
 
 use crate::{authz, daemon::Daemon};
 
@@ -17,10 +17,14 @@ impl OsExperimentalObject {
     pub(crate) fn new(d: Arc<Daemon>, _osname: &str) -> Self {
         Self { d }
     }
+}
 
-    async fn not_yet<T>(&self, ctx: &CallContext<'_>, method: &str) -> Result<T, Error> {
+impl OSExperimentalHandler for OsExperimentalObject {
+    async fn on_unsupported(&self, ctx: &CallContext<'_>, member: &'static str) -> Error {
+        let method = member.rsplit('.').next().unwrap_or(member);
         let actions = authz::os_method_actions(method).unwrap_or_default();
-        self.d
+        match self
+            .d
             .authorizer()
             .check(
                 ctx.header(),
@@ -28,30 +32,14 @@ impl OsExperimentalObject {
                 &actions,
                 true,
             )
-            .await?;
-        Err(Error::not_supported(&format!("OSExperimental.{method}")))
+            .await
+        {
+            Ok(_) => Error::not_supported(member),
+            Err(e) => e,
+        }
     }
-}
 
-impl OSExperimentalHandler for OsExperimentalObject {
     async fn moo(&self, _ctx: &CallContext<'_>, utf8: bool) -> Result<String, Error> {
         Ok(if utf8 { "🐄\n" } else { "moo\n" }.to_owned())
-    }
-
-    async fn live_fs(
-        &self,
-        ctx: &CallContext<'_>,
-        _options: LiveFsOptions,
-    ) -> Result<String, Error> {
-        self.not_yet(ctx, "LiveFs").await
-    }
-
-    async fn download_packages(
-        &self,
-        ctx: &CallContext<'_>,
-        _queries: Vec<String>,
-        _source: String,
-    ) -> Result<(), Error> {
-        self.not_yet(ctx, "DownloadPackages").await
     }
 }
