@@ -159,7 +159,7 @@ impl Daemon {
 
     /// Loads the sysroot again and publishes what changed: OS objects appear or disappear, and
     /// `PropertiesChanged` is emitted for the properties that changed, before this returns.
-    pub(crate) async fn reload(&self) -> Result<bool> {
+    pub(crate) async fn reload(self: &Arc<Self>) -> Result<()> {
         let _guard = self.reload_lock.lock().await;
         self.load_and_publish().await
     }
@@ -167,17 +167,17 @@ impl Daemon {
     /// `Reload()`: like [`Daemon::reload`], but a sysroot whose on-disk fingerprint has not
     /// changed since the last load is not read again (libostree's own `load_if_changed` rule),
     /// so the call clients use as a barrier stays cheap.
-    pub(crate) async fn reload_if_needed(&self) -> Result<bool> {
+    pub(crate) async fn reload_if_needed(self: &Arc<Self>) -> Result<()> {
         let _guard = self.reload_lock.lock().await;
         let unchanged = read(&self.load_error).is_none()
             && Fingerprint::read(&self.sysroot_path) == read(&self.snapshot).fingerprint;
         if unchanged {
-            return Ok(false);
+            return Ok(());
         }
         self.load_and_publish().await
     }
 
-    async fn load_and_publish(&self) -> Result<bool> {
+    async fn load_and_publish(self: &Arc<Self>) -> Result<()> {
         let path = self.sysroot_path.clone();
         let loaded = tokio::task::spawn_blocking(move || sysroot::load(&path))
             .await
@@ -195,7 +195,7 @@ impl Daemon {
                     tracing::error!("cannot load the sysroot: {message}");
                 }
                 write(&self.load_error, Some(message));
-                return Ok(false);
+                return Ok(());
             }
         };
         write(&self.snapshot, Arc::clone(&new));
@@ -209,18 +209,7 @@ impl Daemon {
                 tracing::debug!("announcing changed properties: {e}");
             }
         }
-        Ok(changed)
-    }
-
-    /// Reloads when the sysroot changed on disk (e.g. `ostree admin` run by hand).
-    async fn reload_if_changed(&self) {
-        let current = Fingerprint::read(&self.sysroot_path);
-        let known = read(&self.snapshot).fingerprint.clone();
-        if (current != known || read(&self.load_error).is_some())
-            && let Err(e) = self.reload_if_needed().await
-        {
-            tracing::warn!("reloading the sysroot: {e:#}");
-        }
+        Ok(())
     }
 
     async fn sysroot_iface(
@@ -276,7 +265,7 @@ impl Daemon {
     }
 
     /// Exports one OS object per osname with deployments, and removes the others.
-    async fn sync_os_objects(self: &Daemon, snapshot: &Snapshot) -> Result<()> {
+    async fn sync_os_objects(self: &Arc<Self>, snapshot: &Snapshot) -> Result<()> {
         let wanted = snapshot.osnames();
         let exported = lock(&self.exported).clone();
         let server = self.bus().object_server();
@@ -291,7 +280,6 @@ impl Daemon {
                 tracing::info!("removed OS object {path}");
             }
         }
-        let me = self.me();
         for osname in wanted.iter().filter(|o| !exported.contains(o)) {
             let Some(path) = os_path(osname) else {
                 continue;
@@ -299,13 +287,13 @@ impl Daemon {
             server
                 .at(
                     path.as_str(),
-                    OSInterface(OsObject::new(Arc::clone(&me), osname)),
+                    OSInterface(OsObject::new(Arc::clone(self), osname)),
                 )
                 .await?;
             server
                 .at(
                     path.as_str(),
-                    OSExperimentalInterface(OsExperimentalObject::new(Arc::clone(&me), osname)),
+                    OSExperimentalInterface(OsExperimentalObject::new(Arc::clone(self), osname)),
                 )
                 .await?;
             tracing::info!("exported OS object {path}");
@@ -314,19 +302,11 @@ impl Daemon {
         Ok(())
     }
 
-    fn me(&self) -> Arc<Daemon> {
-        ME.get()
-            .and_then(|w| w.upgrade())
-            .expect("the daemon is alive while it serves")
-    }
-
     /// Whether the daemon has nothing to do: no client, no transaction.
     fn is_idle(&self) -> bool {
         lock(&self.clients).is_empty() && self.engine.active().is_none()
     }
 }
-
-static ME: OnceLock<std::sync::Weak<Daemon>> = OnceLock::new();
 
 /// Options of one daemon run.
 #[derive(Debug, Clone)]
@@ -362,7 +342,6 @@ pub async fn run(options: Options) -> Result<()> {
         reload_lock: tokio::sync::Mutex::new(()),
         exported: Mutex::new(Vec::new()),
     });
-    let _ = ME.set(Arc::downgrade(&daemon));
 
     let bus = zbus::connection::Builder::system()
         .serve_at(BASE_PATH, zbus::fdo::ObjectManager)
@@ -429,7 +408,10 @@ async fn watch(daemon: Arc<Daemon>) -> &'static str {
         // A running transaction changes the sysroot under its lock and reloads when it ends;
         // loading in the middle of its writes could see a half-written state.
         if daemon.engine().active().is_none_or(|t| t.is_over()) {
-            daemon.reload_if_changed().await;
+            // Picks up changes made behind the daemon's back (e.g. `ostree admin` by hand).
+            if let Err(e) = daemon.reload_if_needed().await {
+                tracing::warn!("reloading the sysroot: {e:#}");
+            }
         }
         let timeout = daemon.config().idle_exit_timeout;
         if timeout.is_zero() || !daemon.is_idle() {
