@@ -213,8 +213,8 @@ impl OSHandler for OsObject {
                 },
                 false,
             ),
-            "stage" => (Kind::Deploy(Box::new(self.request())), false),
-            _ => (Kind::Deploy(Box::new(self.request())), true),
+            "stage" => (self.request().into(), false),
+            _ => (self.request().into(), true),
         };
         let address = self
             .begin(
@@ -259,15 +259,8 @@ impl OSHandler for OsObject {
         let title = title(&options.initiating_command_line, "deploy");
         let args = format!("{revision}|{}", canonical(&options));
         let reboot = options.reboot.unwrap_or(false);
-        self.begin(
-            caller,
-            "Deploy",
-            args,
-            &title,
-            Kind::Deploy(Box::new(request)),
-            reboot,
-        )
-        .await
+        self.begin(caller, "Deploy", args, &title, request.into(), reboot)
+            .await
     }
 
     async fn upgrade(
@@ -300,7 +293,7 @@ impl OSHandler for OsObject {
             "Upgrade",
             canonical(&options),
             &title,
-            Kind::Deploy(Box::new(request)),
+            request.into(),
             reboot,
         )
         .await
@@ -383,15 +376,8 @@ impl OSHandler for OsObject {
         let title = title(&options.initiating_command_line, "rebase");
         let args = format!("{refspec}|{}", canonical(&options));
         let reboot = options.reboot.unwrap_or(false);
-        self.begin(
-            caller,
-            "Rebase",
-            args,
-            &title,
-            Kind::Deploy(Box::new(request)),
-            reboot,
-        )
-        .await
+        self.begin(caller, "Rebase", args, &title, request.into(), reboot)
+            .await
     }
 
     async fn kernel_args(
@@ -424,15 +410,8 @@ impl OSHandler for OsObject {
         request.kargs = Some((existing_kernel_arg_string, change));
         let title = title(&options.initiating_command_line, "kargs");
         let reboot = options.reboot.unwrap_or(false);
-        self.begin(
-            caller,
-            "KernelArgs",
-            args,
-            &title,
-            Kind::Deploy(Box::new(request)),
-            reboot,
-        )
-        .await
+        self.begin(caller, "KernelArgs", args, &title, request.into(), reboot)
+            .await
     }
 
     async fn get_deployment_boot_config(
@@ -631,7 +610,7 @@ impl OSHandler for OsObject {
             "UpdateDeployment",
             args,
             &title,
-            Kind::Deploy(Box::new(request)),
+            request.into(),
             reboot,
         )
         .await

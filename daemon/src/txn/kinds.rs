@@ -50,6 +50,12 @@ pub(crate) enum Kind {
     },
 }
 
+impl From<DeployRequest> for Kind {
+    fn from(request: DeployRequest) -> Self {
+        Kind::Deploy(Box::new(request))
+    }
+}
+
 impl Kind {
     /// Runs the transaction; returns a summary for the log.
     pub(crate) fn run(&self, op: &Op<'_>) -> Result<String> {

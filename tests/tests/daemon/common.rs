@@ -48,6 +48,16 @@ pub async fn os(bus: &Connection) -> OSProxy<'static> {
         .unwrap()
 }
 
+/// The `org.freedesktop.DBus.Properties` proxy of one of the daemon's objects.
+pub async fn properties(bus: &Connection, path: &str) -> zbus::fdo::PropertiesProxy<'static> {
+    zbus::fdo::PropertiesProxy::builder(bus)
+        .destination("org.projectatomic.rpmostree1")
+        .path(path.to_owned())
+        .build()
+        .await
+        .unwrap()
+}
+
 /// Polls `check` every 50 ms until it is true, failing after `timeout`.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where

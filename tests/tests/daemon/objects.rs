@@ -104,12 +104,7 @@ fn getall_object_manager_and_properties_from_the_sysroot() {
         assert_eq!(admin_versions(&sb), ["1.1", "1.0"]);
 
         // GetAll on every object.
-        let props = zbus::fdo::PropertiesProxy::builder(&bus)
-            .destination("org.projectatomic.rpmostree1")
-            .path("/org/projectatomic/rpmostree1/Sysroot")
-            .build()
-            .await
-            .unwrap();
+        let props = properties(&bus, "/org/projectatomic/rpmostree1/Sysroot").await;
         let all = props
             .get_all(
                 zbus::names::InterfaceName::try_from("org.projectatomic.rpmostree1.Sysroot")
@@ -127,12 +122,7 @@ fn getall_object_manager_and_properties_from_the_sysroot() {
         ] {
             assert!(all.contains_key(key), "Sysroot GetAll lacks {key}");
         }
-        let os_props = zbus::fdo::PropertiesProxy::builder(&bus)
-            .destination("org.projectatomic.rpmostree1")
-            .path(OS_PATH)
-            .build()
-            .await
-            .unwrap();
+        let os_props = properties(&bus, OS_PATH).await;
         let all = os_props
             .get_all(
                 zbus::names::InterfaceName::try_from("org.projectatomic.rpmostree1.OS").unwrap(),
@@ -267,12 +257,7 @@ fn a_change_behind_the_daemons_back_is_picked_up_with_properties_changed() {
         let bus = bus(&sb).await;
         let sysroot = sysroot(&bus).await;
         assert_eq!(versions(&sysroot).await.len(), 2);
-        let props = zbus::fdo::PropertiesProxy::builder(&bus)
-            .destination("org.projectatomic.rpmostree1")
-            .path("/org/projectatomic/rpmostree1/Sysroot")
-            .build()
-            .await
-            .unwrap();
+        let props = properties(&bus, "/org/projectatomic/rpmostree1/Sysroot").await;
         let mut changes = props.receive_properties_changed().await.unwrap();
 
         sb.ostree_admin(&["undeploy", "1"]).unwrap();

@@ -21,12 +21,7 @@ fn rollback_and_cleanup_change_the_sysroot_and_properties_change_before_finished
         let bus = bus(&sb).await;
         let sysroot = sysroot(&bus).await;
         let os = os(&bus).await;
-        let props = zbus::fdo::PropertiesProxy::builder(&bus)
-            .destination("org.projectatomic.rpmostree1")
-            .path("/org/projectatomic/rpmostree1/Sysroot")
-            .build()
-            .await
-            .unwrap();
+        let props = properties(&bus, "/org/projectatomic/rpmostree1/Sysroot").await;
         let mut changes = props.receive_properties_changed().await.unwrap();
 
         let mut txn = os
