@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use rpmostree_api::{Error as WireError, OSProxy, TransactionClient, TransactionEvent};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::Exit;
 use crate::commands::Context;
 use crate::connection::Daemon;
 use crate::error::{CliError, daemon_error, wire_error};
@@ -154,3 +155,19 @@ where
 
 /// The line printed when a new default deployment waits for the next boot.
 pub const QUEUED: &str = "Changes queued for next boot. Run \"systemctl reboot\" to start a reboot";
+
+/// The end of a command that may change the next boot: when it changed, says so if `announce`
+/// (not when rebooting now or only downloading); when it did not, exits 77 if asked to.
+pub fn conclude(ctx: &Context, changed: bool, announce: bool, unchanged_exit_77: bool) -> Exit {
+    if !changed {
+        return if unchanged_exit_77 {
+            Exit::Code77
+        } else {
+            Exit::Success
+        };
+    }
+    if announce && !ctx.global.quiet {
+        println!("{QUEUED}");
+    }
+    Exit::Success
+}

@@ -37,15 +37,11 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &DeployArgs) -> Result<Ex
         os.deploy_transaction(&args.revision, &options)
     })
     .await?;
-    if !changed {
-        return Ok(if args.unchanged_exit_77 {
-            Exit::Code77
-        } else {
-            Exit::Success
-        });
-    }
-    if !args.reboot && !args.download_only && !ctx.global.quiet {
-        println!("{}", transaction::QUEUED);
-    }
-    Ok(Exit::Success)
+    let announce = !args.reboot && !args.download_only;
+    Ok(transaction::conclude(
+        ctx,
+        changed,
+        announce,
+        args.unchanged_exit_77,
+    ))
 }

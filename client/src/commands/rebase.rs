@@ -61,8 +61,6 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &RebaseArgs) -> Result<Ex
         os.rebase_transaction(&options, &refspec, &[])
     })
     .await?;
-    if changed && !args.reboot && !args.download_only && !ctx.global.quiet {
-        println!("{}", transaction::QUEUED);
-    }
-    Ok(Exit::Success)
+    let announce = !args.reboot && !args.download_only;
+    Ok(transaction::conclude(ctx, changed, announce, false))
 }

@@ -17,8 +17,5 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &RollbackArgs) -> Result<
         os.rollback_transaction(&options)
     })
     .await?;
-    if changed && !args.reboot && !ctx.global.quiet {
-        println!("{}", transaction::QUEUED);
-    }
-    Ok(Exit::Success)
+    Ok(transaction::conclude(ctx, changed, !args.reboot, false))
 }

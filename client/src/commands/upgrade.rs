@@ -47,11 +47,12 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &UpgradeArgs) -> Result<E
             return Ok(Exit::Success);
         }
         println!("No updates available.");
-        return Ok(if args.unchanged_exit_77 {
-            Exit::Code77
-        } else {
-            Exit::Success
-        });
+        return Ok(transaction::conclude(
+            ctx,
+            false,
+            false,
+            args.unchanged_exit_77,
+        ));
     }
     let options = UpgradeOptions::new()
         .reboot(args.reboot)
@@ -64,15 +65,10 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &UpgradeArgs) -> Result<E
         os.upgrade_transaction(&options)
     })
     .await?;
-    if !changed {
-        return Ok(if args.unchanged_exit_77 {
-            Exit::Code77
-        } else {
-            Exit::Success
-        });
-    }
-    if !args.reboot && !ctx.global.quiet {
-        println!("{}", transaction::QUEUED);
-    }
-    Ok(Exit::Success)
+    Ok(transaction::conclude(
+        ctx,
+        changed,
+        !args.reboot,
+        args.unchanged_exit_77,
+    ))
 }
