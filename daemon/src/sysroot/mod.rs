@@ -163,17 +163,25 @@ pub(crate) struct Fingerprint(Vec<Option<SystemTime>>);
 impl Fingerprint {
     /// Reads the fingerprint of the sysroot at `path` (cheap: a few `stat` calls).
     pub(crate) fn read(path: &Path) -> Self {
-        let places = [
+        let mut places = vec![
             path.join("ostree/deploy"),
             path.join("ostree/repo"),
             path.join("ostree/repo/refs/heads"),
             path.join("ostree/repo/refs/remotes"),
             path.join("boot/loader"),
-            PathBuf::from("/run/ostree/staged-deployment"),
-            PathBuf::from(STAGED_LOCKED_MARKER),
-            path.join("var/cache/rpm-ostree"),
-            PathBuf::from("/var/cache/rpm-ostree"),
         ];
+        // The running system's state: staging and the cached update live there only when the
+        // sysroot is the system's own (a sysroot elsewhere is never booted).
+        if path == Path::new("/") {
+            places.extend(
+                [
+                    "/run/ostree/staged-deployment",
+                    STAGED_LOCKED_MARKER,
+                    "/var/cache/rpm-ostree",
+                ]
+                .map(PathBuf::from),
+            );
+        }
         Self(
             places
                 .iter()
