@@ -122,6 +122,17 @@ impl Error {
         Error::NotSupported(format!("{member} is not supported by this rpm-ostreed"))
     }
 
+    /// GIO's generic failure ([`GIO_FAILED_ERROR_NAME`]), the name upstream's daemon gives most
+    /// of its errors.
+    pub fn gio_failed(message: impl Into<String>) -> Self {
+        Error::from_name(GIO_FAILED_ERROR_NAME, message)
+    }
+
+    /// GIO's not-found error ([`NOT_FOUND_ERROR_NAME`]), e.g. for an unknown OS name.
+    pub fn gio_not_found(message: impl Into<String>) -> Self {
+        Error::from_name(NOT_FOUND_ERROR_NAME, message)
+    }
+
     /// Whether this says another transaction is running.
     pub fn is_busy(&self) -> bool {
         matches!(self, Error::Busy(_) | Error::UpdateInProgress(_))

@@ -453,7 +453,11 @@ impl OSHandler for OsObject {
         let caller = self.authorize(ctx, "Cleanup").await?;
         let mut parsed = Vec::new();
         for e in &elements {
-            let element = CleanupElement::parse(e).ok_or_else(|| Error::invalid_cleanup(e))?;
+            let element = CleanupElement::parse(e).ok_or_else(|| {
+                Error::gio_failed(format!(
+                    "Invalid cleanup type: {e} (expected base, pending-deploy, rollback-deploy or repomd)"
+                ))
+            })?;
             if !parsed.contains(&element) {
                 parsed.push(element);
             }
@@ -693,20 +697,5 @@ impl OSHandler for OsObject {
 
     async fn name(&self) -> Result<String, Error> {
         Ok(self.osname.clone())
-    }
-}
-
-trait InvalidCleanup {
-    fn invalid_cleanup(element: &str) -> Error;
-}
-
-impl InvalidCleanup for Error {
-    fn invalid_cleanup(element: &str) -> Error {
-        Error::from_name(
-            rpmostree_api::GIO_FAILED_ERROR_NAME,
-            format!(
-                "Invalid cleanup type: {element} (expected base, pending-deploy, rollback-deploy or repomd)"
-            ),
-        )
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use rpmostree_api::{
-    CallContext, Deployment, Error, GIO_FAILED_ERROR_NAME, NOT_FOUND_ERROR_NAME,
-    RegisterClientOptions, SysrootHandler, UnregisterClientOptions, names,
+    CallContext, Deployment, Error, RegisterClientOptions, SysrootHandler, UnregisterClientOptions,
+    names,
 };
 use zbus::OwnedObjectPath;
 
@@ -81,7 +81,7 @@ impl SysrootHandler for SysrootObject {
         self.d
             .reload_if_needed()
             .await
-            .map_err(|e| Error::named_gio_failed(format!("Handling reload: {e:#}")))?;
+            .map_err(|e| Error::gio_failed(format!("Handling reload: {e:#}")))?;
         self.d.snapshot().map(|_| ())
     }
 
@@ -98,11 +98,11 @@ impl SysrootHandler for SysrootObject {
         self.d
             .reload_config()
             .await
-            .map_err(|e| Error::named_gio_failed(format!("Handling config reload: {e:#}")))?;
+            .map_err(|e| Error::gio_failed(format!("Handling config reload: {e:#}")))?;
         self.d
             .reload()
             .await
-            .map_err(|e| Error::named_gio_failed(format!("Handling config reload: {e:#}")))?;
+            .map_err(|e| Error::gio_failed(format!("Handling config reload: {e:#}")))?;
         Ok(())
     }
 
@@ -117,10 +117,9 @@ impl SysrootHandler for SysrootObject {
             name
         };
         if !snapshot.osnames().contains(&osname) {
-            return Err(Error::from_name(
-                NOT_FOUND_ERROR_NAME,
-                format!("OS name \"{osname}\" not found"),
-            ));
+            return Err(Error::gio_not_found(format!(
+                "OS name \"{osname}\" not found"
+            )));
         }
         object_path(&names::os_path(&osname).unwrap_or_default())
     }
@@ -166,16 +165,5 @@ impl SysrootHandler for SysrootObject {
             .iter()
             .map(convert::deployment)
             .collect())
-    }
-}
-
-/// GIO's generic failure, the name upstream's daemon uses for most errors.
-trait GioFailed {
-    fn named_gio_failed(message: String) -> Error;
-}
-
-impl GioFailed for Error {
-    fn named_gio_failed(message: String) -> Error {
-        Error::from_name(GIO_FAILED_ERROR_NAME, message)
     }
 }
