@@ -53,14 +53,14 @@ pub use error::{
 pub use generated::dicts;
 pub use generated::dicts::*;
 pub use generated::os::{
-    INTERFACE as OS_INTERFACE, OSHandler, OSInterface, OSProxy, OSProxyBlocking,
+    INTERFACE as OS_INTERFACE, OSHandler, OSInterface, OSMethod, OSProxy, OSProxyBlocking,
 };
 pub use generated::os_experimental::{
     INTERFACE as OS_EXPERIMENTAL_INTERFACE, OSExperimentalHandler, OSExperimentalInterface,
-    OSExperimentalProxy, OSExperimentalProxyBlocking,
+    OSExperimentalMethod, OSExperimentalProxy, OSExperimentalProxyBlocking,
 };
 pub use generated::sysroot::{
-    INTERFACE as SYSROOT_INTERFACE, SysrootHandler, SysrootInterface, SysrootProxy,
+    INTERFACE as SYSROOT_INTERFACE, SysrootHandler, SysrootInterface, SysrootMethod, SysrootProxy,
     SysrootProxyBlocking,
 };
 pub use generated::transaction::{

@@ -13,6 +13,181 @@
 //! Client proxy [`OSProxy`], server trait [`OSHandler`] and its adapter [`OSInterface`].
 /// The D-Bus name of this interface.
 pub const INTERFACE: &str = "org.projectatomic.rpmostree1.OS";
+/// The methods of `org.projectatomic.rpmostree1.OS`, one variant each. A `match` over it without a wildcard arm is checked by the compiler to cover every method, including ones added to the XML later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OSMethod {
+    /// `AutomaticUpdateTrigger`.
+    AutomaticUpdateTrigger,
+    /// `GetDeploymentsRpmDiff`.
+    GetDeploymentsRpmDiff,
+    /// `Deploy`.
+    Deploy,
+    /// `GetCachedDeployRpmDiff`.
+    GetCachedDeployRpmDiff,
+    /// `DownloadDeployRpmDiff`.
+    DownloadDeployRpmDiff,
+    /// `Upgrade`.
+    Upgrade,
+    /// `GetCachedUpdateRpmDiff`.
+    GetCachedUpdateRpmDiff,
+    /// `DownloadUpdateRpmDiff`.
+    DownloadUpdateRpmDiff,
+    /// `Rollback`.
+    Rollback,
+    /// `ClearRollbackTarget`.
+    ClearRollbackTarget,
+    /// `Rebase`.
+    Rebase,
+    /// `GetCachedRebaseRpmDiff`.
+    GetCachedRebaseRpmDiff,
+    /// `DownloadRebaseRpmDiff`.
+    DownloadRebaseRpmDiff,
+    /// `PkgChange`.
+    PkgChange,
+    /// `SetInitramfsState`.
+    SetInitramfsState,
+    /// `InitramfsEtc`.
+    InitramfsEtc,
+    /// `KernelArgs`.
+    KernelArgs,
+    /// `GetDeploymentBootConfig`.
+    GetDeploymentBootConfig,
+    /// `Cleanup`.
+    Cleanup,
+    /// `RefreshMd`.
+    RefreshMd,
+    /// `ModifyYumRepo`.
+    ModifyYumRepo,
+    /// `ListRepos`.
+    ListRepos,
+    /// `UpdateDeployment`.
+    UpdateDeployment,
+    /// `FinalizeDeployment`.
+    FinalizeDeployment,
+    /// `WhatProvides`.
+    WhatProvides,
+    /// `GetPackages`.
+    GetPackages,
+    /// `Search`.
+    Search,
+}
+impl OSMethod {
+    /// Every method, in the order of the XML.
+    pub const ALL: &'static [Self] = &[
+        Self::AutomaticUpdateTrigger,
+        Self::GetDeploymentsRpmDiff,
+        Self::Deploy,
+        Self::GetCachedDeployRpmDiff,
+        Self::DownloadDeployRpmDiff,
+        Self::Upgrade,
+        Self::GetCachedUpdateRpmDiff,
+        Self::DownloadUpdateRpmDiff,
+        Self::Rollback,
+        Self::ClearRollbackTarget,
+        Self::Rebase,
+        Self::GetCachedRebaseRpmDiff,
+        Self::DownloadRebaseRpmDiff,
+        Self::PkgChange,
+        Self::SetInitramfsState,
+        Self::InitramfsEtc,
+        Self::KernelArgs,
+        Self::GetDeploymentBootConfig,
+        Self::Cleanup,
+        Self::RefreshMd,
+        Self::ModifyYumRepo,
+        Self::ListRepos,
+        Self::UpdateDeployment,
+        Self::FinalizeDeployment,
+        Self::WhatProvides,
+        Self::GetPackages,
+        Self::Search,
+    ];
+    /// The D-Bus member name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AutomaticUpdateTrigger => "AutomaticUpdateTrigger",
+            Self::GetDeploymentsRpmDiff => "GetDeploymentsRpmDiff",
+            Self::Deploy => "Deploy",
+            Self::GetCachedDeployRpmDiff => "GetCachedDeployRpmDiff",
+            Self::DownloadDeployRpmDiff => "DownloadDeployRpmDiff",
+            Self::Upgrade => "Upgrade",
+            Self::GetCachedUpdateRpmDiff => "GetCachedUpdateRpmDiff",
+            Self::DownloadUpdateRpmDiff => "DownloadUpdateRpmDiff",
+            Self::Rollback => "Rollback",
+            Self::ClearRollbackTarget => "ClearRollbackTarget",
+            Self::Rebase => "Rebase",
+            Self::GetCachedRebaseRpmDiff => "GetCachedRebaseRpmDiff",
+            Self::DownloadRebaseRpmDiff => "DownloadRebaseRpmDiff",
+            Self::PkgChange => "PkgChange",
+            Self::SetInitramfsState => "SetInitramfsState",
+            Self::InitramfsEtc => "InitramfsEtc",
+            Self::KernelArgs => "KernelArgs",
+            Self::GetDeploymentBootConfig => "GetDeploymentBootConfig",
+            Self::Cleanup => "Cleanup",
+            Self::RefreshMd => "RefreshMd",
+            Self::ModifyYumRepo => "ModifyYumRepo",
+            Self::ListRepos => "ListRepos",
+            Self::UpdateDeployment => "UpdateDeployment",
+            Self::FinalizeDeployment => "FinalizeDeployment",
+            Self::WhatProvides => "WhatProvides",
+            Self::GetPackages => "GetPackages",
+            Self::Search => "Search",
+        }
+    }
+    /// The method with this D-Bus member name, if the interface has one.
+    pub fn from_name(name: &str) -> ::std::option::Option<Self> {
+        match name {
+            "AutomaticUpdateTrigger" => {
+                ::std::option::Option::Some(Self::AutomaticUpdateTrigger)
+            }
+            "GetDeploymentsRpmDiff" => {
+                ::std::option::Option::Some(Self::GetDeploymentsRpmDiff)
+            }
+            "Deploy" => ::std::option::Option::Some(Self::Deploy),
+            "GetCachedDeployRpmDiff" => {
+                ::std::option::Option::Some(Self::GetCachedDeployRpmDiff)
+            }
+            "DownloadDeployRpmDiff" => {
+                ::std::option::Option::Some(Self::DownloadDeployRpmDiff)
+            }
+            "Upgrade" => ::std::option::Option::Some(Self::Upgrade),
+            "GetCachedUpdateRpmDiff" => {
+                ::std::option::Option::Some(Self::GetCachedUpdateRpmDiff)
+            }
+            "DownloadUpdateRpmDiff" => {
+                ::std::option::Option::Some(Self::DownloadUpdateRpmDiff)
+            }
+            "Rollback" => ::std::option::Option::Some(Self::Rollback),
+            "ClearRollbackTarget" => {
+                ::std::option::Option::Some(Self::ClearRollbackTarget)
+            }
+            "Rebase" => ::std::option::Option::Some(Self::Rebase),
+            "GetCachedRebaseRpmDiff" => {
+                ::std::option::Option::Some(Self::GetCachedRebaseRpmDiff)
+            }
+            "DownloadRebaseRpmDiff" => {
+                ::std::option::Option::Some(Self::DownloadRebaseRpmDiff)
+            }
+            "PkgChange" => ::std::option::Option::Some(Self::PkgChange),
+            "SetInitramfsState" => ::std::option::Option::Some(Self::SetInitramfsState),
+            "InitramfsEtc" => ::std::option::Option::Some(Self::InitramfsEtc),
+            "KernelArgs" => ::std::option::Option::Some(Self::KernelArgs),
+            "GetDeploymentBootConfig" => {
+                ::std::option::Option::Some(Self::GetDeploymentBootConfig)
+            }
+            "Cleanup" => ::std::option::Option::Some(Self::Cleanup),
+            "RefreshMd" => ::std::option::Option::Some(Self::RefreshMd),
+            "ModifyYumRepo" => ::std::option::Option::Some(Self::ModifyYumRepo),
+            "ListRepos" => ::std::option::Option::Some(Self::ListRepos),
+            "UpdateDeployment" => ::std::option::Option::Some(Self::UpdateDeployment),
+            "FinalizeDeployment" => ::std::option::Option::Some(Self::FinalizeDeployment),
+            "WhatProvides" => ::std::option::Option::Some(Self::WhatProvides),
+            "GetPackages" => ::std::option::Option::Some(Self::GetPackages),
+            "Search" => ::std::option::Option::Some(Self::Search),
+            _ => ::std::option::Option::None,
+        }
+    }
+}
 /// Client proxy for `org.projectatomic.rpmostree1.OS`, served by `org.projectatomic.rpmostree1`; the object path must be given.
 #[zbus::proxy(
     interface = "org.projectatomic.rpmostree1.OS",

@@ -7,6 +7,37 @@
 //! Client proxy [`OSExperimentalProxy`], server trait [`OSExperimentalHandler`] and its adapter [`OSExperimentalInterface`].
 /// The D-Bus name of this interface.
 pub const INTERFACE: &str = "org.projectatomic.rpmostree1.OSExperimental";
+/// The methods of `org.projectatomic.rpmostree1.OSExperimental`, one variant each. A `match` over it without a wildcard arm is checked by the compiler to cover every method, including ones added to the XML later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OSExperimentalMethod {
+    /// `Moo`.
+    Moo,
+    /// `LiveFs`.
+    LiveFs,
+    /// `DownloadPackages`.
+    DownloadPackages,
+}
+impl OSExperimentalMethod {
+    /// Every method, in the order of the XML.
+    pub const ALL: &'static [Self] = &[Self::Moo, Self::LiveFs, Self::DownloadPackages];
+    /// The D-Bus member name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Moo => "Moo",
+            Self::LiveFs => "LiveFs",
+            Self::DownloadPackages => "DownloadPackages",
+        }
+    }
+    /// The method with this D-Bus member name, if the interface has one.
+    pub fn from_name(name: &str) -> ::std::option::Option<Self> {
+        match name {
+            "Moo" => ::std::option::Option::Some(Self::Moo),
+            "LiveFs" => ::std::option::Option::Some(Self::LiveFs),
+            "DownloadPackages" => ::std::option::Option::Some(Self::DownloadPackages),
+            _ => ::std::option::Option::None,
+        }
+    }
+}
 /// Client proxy for `org.projectatomic.rpmostree1.OSExperimental`, served by `org.projectatomic.rpmostree1`; the object path must be given.
 #[zbus::proxy(
     interface = "org.projectatomic.rpmostree1.OSExperimental",

@@ -10,6 +10,51 @@
 //! Client proxy [`SysrootProxy`], server trait [`SysrootHandler`] and its adapter [`SysrootInterface`].
 /// The D-Bus name of this interface.
 pub const INTERFACE: &str = "org.projectatomic.rpmostree1.Sysroot";
+/// The methods of `org.projectatomic.rpmostree1.Sysroot`, one variant each. A `match` over it without a wildcard arm is checked by the compiler to cover every method, including ones added to the XML later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SysrootMethod {
+    /// `RegisterClient`.
+    RegisterClient,
+    /// `UnregisterClient`.
+    UnregisterClient,
+    /// `Reload`.
+    Reload,
+    /// `ReloadConfig`.
+    ReloadConfig,
+    /// `GetOS`.
+    GetOS,
+}
+impl SysrootMethod {
+    /// Every method, in the order of the XML.
+    pub const ALL: &'static [Self] = &[
+        Self::RegisterClient,
+        Self::UnregisterClient,
+        Self::Reload,
+        Self::ReloadConfig,
+        Self::GetOS,
+    ];
+    /// The D-Bus member name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RegisterClient => "RegisterClient",
+            Self::UnregisterClient => "UnregisterClient",
+            Self::Reload => "Reload",
+            Self::ReloadConfig => "ReloadConfig",
+            Self::GetOS => "GetOS",
+        }
+    }
+    /// The method with this D-Bus member name, if the interface has one.
+    pub fn from_name(name: &str) -> ::std::option::Option<Self> {
+        match name {
+            "RegisterClient" => ::std::option::Option::Some(Self::RegisterClient),
+            "UnregisterClient" => ::std::option::Option::Some(Self::UnregisterClient),
+            "Reload" => ::std::option::Option::Some(Self::Reload),
+            "ReloadConfig" => ::std::option::Option::Some(Self::ReloadConfig),
+            "GetOS" => ::std::option::Option::Some(Self::GetOS),
+            _ => ::std::option::Option::None,
+        }
+    }
+}
 /// Client proxy for `org.projectatomic.rpmostree1.Sysroot`, served by `org.projectatomic.rpmostree1` at `/org/projectatomic/rpmostree1/Sysroot`.
 #[zbus::proxy(
     interface = "org.projectatomic.rpmostree1.Sysroot",

@@ -11,6 +11,33 @@
 //! Client proxy [`TransactionProxy`], server trait [`TransactionHandler`] and its adapter [`TransactionInterface`].
 /// The D-Bus name of this interface.
 pub const INTERFACE: &str = "org.projectatomic.rpmostree1.Transaction";
+/// The methods of `org.projectatomic.rpmostree1.Transaction`, one variant each. A `match` over it without a wildcard arm is checked by the compiler to cover every method, including ones added to the XML later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransactionMethod {
+    /// `Cancel`.
+    Cancel,
+    /// `Start`.
+    Start,
+}
+impl TransactionMethod {
+    /// Every method, in the order of the XML.
+    pub const ALL: &'static [Self] = &[Self::Cancel, Self::Start];
+    /// The D-Bus member name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cancel => "Cancel",
+            Self::Start => "Start",
+        }
+    }
+    /// The method with this D-Bus member name, if the interface has one.
+    pub fn from_name(name: &str) -> ::std::option::Option<Self> {
+        match name {
+            "Cancel" => ::std::option::Option::Some(Self::Cancel),
+            "Start" => ::std::option::Option::Some(Self::Start),
+            _ => ::std::option::Option::None,
+        }
+    }
+}
 /// Client proxy for `org.projectatomic.rpmostree1.Transaction`, at `/` on a peer-to-peer connection.
 #[zbus::proxy(
     interface = "org.projectatomic.rpmostree1.Transaction",

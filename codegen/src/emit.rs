@@ -51,11 +51,14 @@ pub(crate) fn interface(model: &Model, iface: &Interface) -> TokenStream {
     let helpers = transaction_helpers(model, iface);
     let blocking = blocking_proxy(iface);
     let peer = iface.peer_path.as_ref().map(|_| peer_client(iface));
+    let methods = method_enum(iface);
     quote! {
         #module_doc
 
         /// The D-Bus name of this interface.
         pub const INTERFACE: &str = #name;
+
+        #methods
 
         #proxy
         #handler
@@ -64,6 +67,50 @@ pub(crate) fn interface(model: &Model, iface: &Interface) -> TokenStream {
         #helpers
         #blocking
         #peer
+    }
+}
+
+/// The interface's methods as an enum, so that a `match` over them (an authorization table,
+/// say) is checked by the compiler to cover every method.
+fn method_enum(iface: &Interface) -> TokenStream {
+    let name = format_ident!("{}Method", iface.short);
+    let doc = docs::attrs(&format!(
+        "The methods of `{}`, one variant each. A `match` over it without a wildcard arm is \
+         checked by the compiler to cover every method, including ones added to the XML later.",
+        iface.name
+    ));
+    let variants: Vec<Ident> = iface.methods.iter().map(|m| ident(&m.name)).collect();
+    let names: Vec<&str> = iface.methods.iter().map(|m| m.name.as_str()).collect();
+    let variant_docs = names
+        .iter()
+        .map(|n| docs::attrs(&format!("`{n}`.")))
+        .collect::<Vec<_>>();
+    quote! {
+        #doc
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum #name {
+            #( #variant_docs #variants, )*
+        }
+
+        impl #name {
+            /// Every method, in the order of the XML.
+            pub const ALL: &'static [Self] = &[ #( Self::#variants ),* ];
+
+            /// The D-Bus member name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    #( Self::#variants => #names, )*
+                }
+            }
+
+            /// The method with this D-Bus member name, if the interface has one.
+            pub fn from_name(name: &str) -> ::std::option::Option<Self> {
+                match name {
+                    #( #names => ::std::option::Option::Some(Self::#variants), )*
+                    _ => ::std::option::Option::None,
+                }
+            }
+        }
     }
 }
 

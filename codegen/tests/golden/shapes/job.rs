@@ -5,6 +5,33 @@
 //! Client proxy [`JobProxy`], server trait [`JobHandler`] and its adapter [`JobInterface`].
 /// The D-Bus name of this interface.
 pub const INTERFACE: &str = "org.example.shapes.Job";
+/// The methods of `org.example.shapes.Job`, one variant each. A `match` over it without a wildcard arm is checked by the compiler to cover every method, including ones added to the XML later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobMethod {
+    /// `Start`.
+    Start,
+    /// `Cancel`.
+    Cancel,
+}
+impl JobMethod {
+    /// Every method, in the order of the XML.
+    pub const ALL: &'static [Self] = &[Self::Start, Self::Cancel];
+    /// The D-Bus member name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Start => "Start",
+            Self::Cancel => "Cancel",
+        }
+    }
+    /// The method with this D-Bus member name, if the interface has one.
+    pub fn from_name(name: &str) -> ::std::option::Option<Self> {
+        match name {
+            "Start" => ::std::option::Option::Some(Self::Start),
+            "Cancel" => ::std::option::Option::Some(Self::Cancel),
+            _ => ::std::option::Option::None,
+        }
+    }
+}
 /// Client proxy for `org.example.shapes.Job`, at `/` on a peer-to-peer connection.
 #[zbus::proxy(
     interface = "org.example.shapes.Job",

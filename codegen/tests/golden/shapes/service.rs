@@ -5,6 +5,61 @@
 //! Client proxy [`ServiceProxy`], server trait [`ServiceHandler`] and its adapter [`ServiceInterface`].
 /// The D-Bus name of this interface.
 pub const INTERFACE: &str = "org.example.shapes.Service";
+/// The methods of `org.example.shapes.Service`, one variant each. A `match` over it without a wildcard arm is checked by the compiler to cover every method, including ones added to the XML later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceMethod {
+    /// `Ping`.
+    Ping,
+    /// `Work`.
+    Work,
+    /// `MaybeWork`.
+    MaybeWork,
+    /// `Diff`.
+    Diff,
+    /// `List`.
+    List,
+    /// `Send`.
+    Send,
+    /// `Find`.
+    Find,
+}
+impl ServiceMethod {
+    /// Every method, in the order of the XML.
+    pub const ALL: &'static [Self] = &[
+        Self::Ping,
+        Self::Work,
+        Self::MaybeWork,
+        Self::Diff,
+        Self::List,
+        Self::Send,
+        Self::Find,
+    ];
+    /// The D-Bus member name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ping => "Ping",
+            Self::Work => "Work",
+            Self::MaybeWork => "MaybeWork",
+            Self::Diff => "Diff",
+            Self::List => "List",
+            Self::Send => "Send",
+            Self::Find => "Find",
+        }
+    }
+    /// The method with this D-Bus member name, if the interface has one.
+    pub fn from_name(name: &str) -> ::std::option::Option<Self> {
+        match name {
+            "Ping" => ::std::option::Option::Some(Self::Ping),
+            "Work" => ::std::option::Option::Some(Self::Work),
+            "MaybeWork" => ::std::option::Option::Some(Self::MaybeWork),
+            "Diff" => ::std::option::Option::Some(Self::Diff),
+            "List" => ::std::option::Option::Some(Self::List),
+            "Send" => ::std::option::Option::Some(Self::Send),
+            "Find" => ::std::option::Option::Some(Self::Find),
+            _ => ::std::option::Option::None,
+        }
+    }
+}
 /// Client proxy for `org.example.shapes.Service`, served by `org.example.shapes` at `/org/example/shapes/Service`.
 #[zbus::proxy(
     interface = "org.example.shapes.Service",
