@@ -6,7 +6,12 @@
 //! as subject. If polkit cannot be asked, the answer is no, and the error says why. This module
 //! returns the API's wire error so the object layer can pass it on unchanged.
 
-use rpmostree_api::{Error, UpdateDeploymentModifiers, UpdateDeploymentOptions};
+use std::time::Duration;
+
+use rpmostree_api::{
+    Error, OSExperimentalMethod, OSMethod, SysrootMethod, UpdateDeploymentModifiers,
+    UpdateDeploymentOptions,
+};
 use zbus::{Connection, message::Header};
 use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
 
@@ -67,37 +72,78 @@ impl Action {
     }
 }
 
-/// The actions an OS method needs (`None`: the method needs no authorization).
-/// `UpdateDeployment` is handled by [`update_deployment_actions`].
-pub(crate) fn os_method_actions(method: &str) -> Option<Vec<Action>> {
+/// What one method needs before it may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// Nothing: a read anyone on the bus may make.
+    Nothing,
+    /// Every one of these actions.
+    Actions(Vec<Action>),
+    /// It depends on the call's arguments ([`update_deployment_actions`]).
+    PerCall,
+}
+
+fn one(action: Action) -> Needs {
+    Needs::Actions(vec![action])
+}
+
+/// What each `OS` method needs: upstream's table, as a `match` the compiler checks to cover
+/// every method of the interface.
+pub(crate) fn os_method(method: OSMethod) -> Needs {
     use Action::*;
-    let one = |a| Some(vec![a]);
+    use OSMethod as M;
     match method {
-        "GetDeploymentsRpmDiff"
-        | "GetCachedDeployRpmDiff"
-        | "DownloadDeployRpmDiff"
-        | "GetCachedUpdateRpmDiff"
-        | "DownloadUpdateRpmDiff"
-        | "GetCachedRebaseRpmDiff"
-        | "DownloadRebaseRpmDiff"
-        | "RefreshMd" => one(RepoRefresh),
-        "ModifyYumRepo" => one(RepoModify),
-        "Deploy" => one(Deploy),
-        "Upgrade" | "AutomaticUpdateTrigger" => one(Upgrade),
-        "Rebase" => one(Rebase),
-        "SetInitramfsState" | "KernelArgs" | "InitramfsEtc" => one(Bootconfig),
-        "Cleanup" => one(Cleanup),
-        "Rollback" | "ClearRollbackTarget" => one(Rollback),
-        "PkgChange" => one(InstallUninstallPackages),
-        "FinalizeDeployment" => one(FinalizeDeployment),
-        // OSExperimental: upstream checks nothing here; we require the closest action.
-        "LiveFs" => one(InstallUninstallPackages),
-        "DownloadPackages" => one(RepoRefresh),
-        _ => None,
+        M::GetDeploymentsRpmDiff
+        | M::GetCachedDeployRpmDiff
+        | M::DownloadDeployRpmDiff
+        | M::GetCachedUpdateRpmDiff
+        | M::DownloadUpdateRpmDiff
+        | M::GetCachedRebaseRpmDiff
+        | M::DownloadRebaseRpmDiff
+        | M::RefreshMd => one(RepoRefresh),
+        M::ModifyYumRepo => one(RepoModify),
+        M::Deploy => one(Deploy),
+        M::Upgrade | M::AutomaticUpdateTrigger => one(Upgrade),
+        M::Rebase => one(Rebase),
+        M::SetInitramfsState | M::KernelArgs | M::InitramfsEtc => one(Bootconfig),
+        M::Cleanup => one(Cleanup),
+        M::Rollback | M::ClearRollbackTarget => one(Rollback),
+        M::PkgChange => one(InstallUninstallPackages),
+        M::FinalizeDeployment => one(FinalizeDeployment),
+        M::UpdateDeployment => Needs::PerCall,
+        M::GetDeploymentBootConfig
+        | M::ListRepos
+        | M::WhatProvides
+        | M::GetPackages
+        | M::Search => Needs::Nothing,
     }
 }
 
-/// The actions an `UpdateDeployment` call needs: all of them must be granted.
+/// What each `OSExperimental` method needs. Upstream checks nothing here; the daemon asks for
+/// the closest action instead.
+pub(crate) fn os_experimental_method(method: OSExperimentalMethod) -> Needs {
+    use OSExperimentalMethod as M;
+    match method {
+        M::Moo => Needs::Nothing,
+        M::LiveFs => one(Action::InstallUninstallPackages),
+        M::DownloadPackages => one(Action::RepoRefresh),
+    }
+}
+
+/// What each `Sysroot` method needs.
+pub(crate) fn sysroot_method(method: SysrootMethod) -> Needs {
+    use SysrootMethod as M;
+    match method {
+        M::RegisterClient | M::UnregisterClient => one(Action::ClientManagement),
+        M::ReloadConfig => one(Action::ReloadDaemon),
+        M::Reload | M::GetOS => Needs::Nothing,
+    }
+}
+
+/// The actions an `UpdateDeployment` call needs: all of them must be granted. The base part is
+/// what the call runs: a rebase, a deploy (a revision, or `""` with `register-driver`, which
+/// only registers the driver, as `Deploy("")` does), or otherwise an upgrade unless
+/// `no-pull-base`.
 pub(crate) fn update_deployment_actions(
     modifiers: &UpdateDeploymentModifiers,
     options: &UpdateDeploymentOptions,
@@ -107,9 +153,12 @@ pub(crate) fn update_deployment_actions(
     if options.no_initramfs == Some(true) {
         actions.push(Bootconfig);
     }
+    let revision = modifiers.set_revision.as_deref();
     if modifiers.set_refspec.is_some() {
         actions.push(Rebase);
-    } else if modifiers.set_revision.is_some() {
+    } else if revision.is_some_and(|r| !r.is_empty())
+        || (revision == Some("") && options.register_driver.is_some())
+    {
         actions.push(Deploy);
     } else if options.no_pull_base != Some(true) {
         actions.push(Upgrade);
@@ -196,7 +245,14 @@ impl Authorizer {
         interactive: bool,
     ) -> Result<Caller, Error> {
         let caller = self.caller(header).await?;
-        if caller.uid == 0 || actions.is_empty() {
+        if actions.is_empty() {
+            // A table entry that names no action is a bug; it must not open the door.
+            tracing::error!("no polkit action is defined for {what}; denying it");
+            return Err(Error::AccessDenied(format!(
+                "rpmostreed {what} not allowed: no polkit action is defined for it"
+            )));
+        }
+        if caller.uid == 0 {
             return Ok(caller);
         }
         let subject = Subject::new_for_message_header(header)
@@ -212,9 +268,18 @@ impl Authorizer {
             CheckAuthorizationFlags::empty()
         };
         for action in actions {
-            let result = authority
-                .check_authorization(&subject, action.id(), &Default::default(), flags, "")
+            let limit = polkit_timeout(interactive);
+            let details = Default::default();
+            let asked = authority.check_authorization(&subject, action.id(), &details, flags, "");
+            let result = tokio::time::timeout(limit, asked)
                 .await
+                .map_err(|_| {
+                    let e = zbus::Error::Failure(format!(
+                        "polkit did not answer within {} s",
+                        limit.as_secs()
+                    ));
+                    unreachable(what, *action, &e)
+                })?
                 .map_err(|e| unreachable(what, *action, &e))?;
             if !result.is_authorized {
                 tracing::info!(
@@ -236,6 +301,19 @@ impl Authorizer {
         }
         Ok(caller)
     }
+}
+
+/// How long polkit may take to answer. An interactive check waits for a person to type a
+/// password in an authentication agent, so it gets longer. `RPMOSTREED_POLKIT_TIMEOUT_SECS`
+/// (set only by root in the daemon's environment, for tests) overrides both.
+fn polkit_timeout(interactive: bool) -> Duration {
+    if let Some(secs) = std::env::var("RPMOSTREED_POLKIT_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Duration::from_secs(secs);
+    }
+    Duration::from_secs(if interactive { 120 } else { 25 })
 }
 
 fn unreachable(what: &str, action: Action, e: &zbus::Error) -> Error {
@@ -279,16 +357,66 @@ mod tests {
     }
 
     #[test]
-    fn os_methods_map_to_upstream_actions() {
+    fn an_empty_revision_is_authorized_as_what_it_runs() {
+        // An upgrade...
         assert_eq!(
-            os_method_actions("AutomaticUpdateTrigger"),
-            Some(vec![Action::Upgrade])
+            update_deployment_actions(
+                &UpdateDeploymentModifiers::new().set_revision(""),
+                &UpdateDeploymentOptions::new()
+            ),
+            vec![Action::Upgrade]
+        );
+        // ...or, with register-driver, only the registration, which Deploy("") also does.
+        assert_eq!(
+            update_deployment_actions(
+                &UpdateDeploymentModifiers::new().set_revision(""),
+                &UpdateDeploymentOptions::new().register_driver("zincati")
+            ),
+            vec![Action::Deploy]
         );
         assert_eq!(
-            os_method_actions("ClearRollbackTarget"),
-            Some(vec![Action::Rollback])
+            update_deployment_actions(
+                &UpdateDeploymentModifiers::new().set_revision("version=2"),
+                &UpdateDeploymentOptions::new()
+            ),
+            vec![Action::Deploy]
         );
-        assert_eq!(os_method_actions("GetDeploymentBootConfig"), None);
+    }
+
+    #[test]
+    fn every_method_has_an_entry_and_only_reads_need_nothing() {
+        let reads = [
+            "GetDeploymentBootConfig",
+            "ListRepos",
+            "WhatProvides",
+            "GetPackages",
+            "Search",
+        ];
+        for m in OSMethod::ALL {
+            match os_method(*m) {
+                Needs::Nothing => assert!(reads.contains(&m.name()), "{m:?} needs nothing"),
+                Needs::Actions(a) => assert!(!a.is_empty(), "{m:?}"),
+                Needs::PerCall => assert_eq!(*m, OSMethod::UpdateDeployment),
+            }
+            assert_eq!(OSMethod::from_name(m.name()), Some(*m));
+        }
+        assert_eq!(OSMethod::from_name("NoSuchMethod"), None);
+        assert_eq!(
+            os_method(OSMethod::AutomaticUpdateTrigger),
+            one(Action::Upgrade)
+        );
+        assert_eq!(
+            os_method(OSMethod::ClearRollbackTarget),
+            one(Action::Rollback)
+        );
+        assert_eq!(
+            sysroot_method(SysrootMethod::RegisterClient),
+            one(Action::ClientManagement)
+        );
+        assert_eq!(
+            os_experimental_method(OSExperimentalMethod::LiveFs),
+            one(Action::InstallUninstallPackages)
+        );
         assert_eq!(
             Action::ClientManagement.id(),
             "org.projectatomic.rpmostree1.client-management"

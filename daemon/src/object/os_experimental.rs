@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rpmostree_api::{CallContext, Error, OSExperimentalHandler};
+use rpmostree_api::{CallContext, Error, OSExperimentalHandler, OSExperimentalMethod};
 
 use crate::{authz, daemon::Daemon};
 
@@ -21,19 +21,12 @@ impl OsExperimentalObject {
 
 impl OSExperimentalHandler for OsExperimentalObject {
     async fn on_unsupported(&self, ctx: &CallContext<'_>, member: &'static str) -> Error {
-        let method = member.rsplit('.').next().unwrap_or(member);
-        let actions = authz::os_method_actions(method).unwrap_or_default();
-        match self
-            .d
-            .authorizer()
-            .check(
-                ctx.header(),
-                &format!("OSExperimental operation {method}"),
-                &actions,
-                true,
-            )
-            .await
-        {
+        let name = member.rsplit('.').next().unwrap_or(member);
+        let Some(method) = OSExperimentalMethod::from_name(name) else {
+            return Error::AccessDenied(format!("unknown method {member}"));
+        };
+        let needs = authz::os_experimental_method(method);
+        match super::authorize(&self.d, ctx, "OSExperimental", name, needs).await {
             Ok(_) => Error::not_supported(member),
             Err(e) => e,
         }

@@ -4,16 +4,24 @@
 use std::sync::Arc;
 
 use rpmostree_api::{
-    CallContext, Deployment, Error, RegisterClientOptions, SysrootHandler, UnregisterClientOptions,
-    names,
+    CallContext, Deployment, Error, RegisterClientOptions, SysrootHandler, SysrootMethod,
+    UnregisterClientOptions, names,
 };
 use zbus::OwnedObjectPath;
 
 use super::convert;
 use crate::{
-    authz::Action,
+    authz::{self, Action, Needs},
     daemon::{Client, Daemon},
 };
+
+/// The actions a Sysroot method needs, from the table (an empty list is denied).
+fn actions(method: SysrootMethod) -> Vec<Action> {
+    match authz::sysroot_method(method) {
+        Needs::Actions(actions) => actions,
+        Needs::Nothing | Needs::PerCall => Vec::new(),
+    }
+}
 
 /// The Sysroot object.
 #[derive(Debug)]
@@ -44,18 +52,25 @@ impl SysrootHandler for SysrootObject {
             .check(
                 ctx.header(),
                 "Sysroot operation RegisterClient",
-                &[Action::ClientManagement],
+                &actions(SysrootMethod::RegisterClient),
                 false,
             )
             .await?;
+        if let Some(id) = &options.id
+            && (id.len() > 256 || id.chars().any(char::is_control))
+        {
+            return Err(Error::InvalidArgs(format!(
+                "client id is too long or has control characters ({} bytes; at most 256)",
+                id.len()
+            )));
+        }
         self.d.add_client(
             &caller.sender,
             Client {
                 id: options.id,
                 uid: caller.uid,
             },
-        );
-        Ok(())
+        )
     }
 
     async fn unregister_client(
@@ -69,7 +84,7 @@ impl SysrootHandler for SysrootObject {
             .check(
                 ctx.header(),
                 "Sysroot operation UnregisterClient",
-                &[Action::ClientManagement],
+                &actions(SysrootMethod::UnregisterClient),
                 false,
             )
             .await?;
@@ -91,7 +106,7 @@ impl SysrootHandler for SysrootObject {
             .check(
                 ctx.header(),
                 "Sysroot operation ReloadConfig",
-                &[Action::ReloadDaemon],
+                &actions(SysrootMethod::ReloadConfig),
                 true,
             )
             .await?;
