@@ -25,12 +25,14 @@ mod bus;
 pub mod data;
 mod error;
 mod fixture;
+mod logind;
 mod polkit;
 mod process;
 mod sandbox;
 mod status;
 
 pub use error::HarnessError;
+pub use logind::{Call, Inhibitor, RebootServices, StandInOptions};
 pub use polkit::PolkitAnswer;
 pub use sandbox::{Sandbox, SandboxOptions, TEST_USER};
 pub use status::{AdminDeployment, parse_admin_status};
@@ -168,6 +170,7 @@ const REQUIRED_TOOLS: &[(&str, &str)] = &[
     ("chroot", "coreutils"),
     ("kill", "procps"),
     ("useradd", "passwd"),
+    ("gpg", "gpg"),
 ];
 
 /// Checks that every tool a [`Sandbox`] needs is installed (dbus-daemon, polkitd, ostree,
