@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, future::BoxFuture};
 use rpmostree_api::{
     Error, OSExperimentalInterface, OSInterface, SysrootInterface,
     names::{BASE_PATH, BUS_NAME, SYSROOT_PATH, os_path},
@@ -21,8 +21,9 @@ use crate::{
     authz::Authorizer,
     config::Config,
     object::{OsExperimentalObject, OsObject, SysrootObject},
-    sysroot::{self, Fingerprint, Snapshot},
-    txn::{Engine, lock},
+    power,
+    sysroot::{self, Fingerprint, Snapshot, ops::Op},
+    txn::{Engine, Host, Outcome, Work, kinds::Kind, lock},
 };
 
 /// A registered client (`RegisterClient`).
@@ -48,6 +49,8 @@ pub(crate) struct Daemon {
     bus: OnceLock<Connection>,
     reload_lock: tokio::sync::Mutex<()>,
     exported: Mutex<Vec<String>>,
+    /// Itself, for the engine's callbacks (which get `&self`).
+    me: std::sync::Weak<Daemon>,
 }
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
@@ -103,9 +106,15 @@ impl Daemon {
         Authorizer::new(self.bus().clone())
     }
 
-    /// Records a client.
-    pub(crate) fn add_client(&self, name: &str, client: Client) {
+    /// Records a client; refused past [`MAX_CLIENTS`] (each client is a bus connection, so this
+    /// only bounds what one misbehaving program can make the daemon hold).
+    pub(crate) fn add_client(&self, name: &str, client: Client) -> Result<(), Error> {
         let mut clients = lock(&self.clients);
+        if clients.len() >= MAX_CLIENTS && !clients.contains_key(name) {
+            return Err(Error::Failed(format!(
+                "too many registered clients ({MAX_CLIENTS})"
+            )));
+        }
         clients.insert(name.to_owned(), client.clone());
         tracing::info!(
             "client {name} (id {:?}, uid {}) registered; {} client(s)",
@@ -113,6 +122,7 @@ impl Daemon {
             client.uid,
             clients.len()
         );
+        Ok(())
     }
 
     /// Forgets a client.
@@ -166,9 +176,17 @@ impl Daemon {
 
     /// `Reload()`: like [`Daemon::reload`], but a sysroot whose on-disk fingerprint has not
     /// changed since the last load is not read again (libostree's own `load_if_changed` rule),
-    /// so the call clients use as a barrier stays cheap.
+    /// so the call clients use as a barrier stays cheap. While a transaction's work runs, the
+    /// sysroot may be half-written: the last complete view stays, and the transaction reloads
+    /// when its work ends.
     pub(crate) async fn reload_if_needed(self: &Arc<Self>) -> Result<()> {
+        if self.engine.is_working() {
+            return Ok(());
+        }
         let _guard = self.reload_lock.lock().await;
+        if self.engine.is_working() {
+            return Ok(());
+        }
         let unchanged = read(&self.load_error).is_none()
             && Fingerprint::read(&self.sysroot_path) == read(&self.snapshot).fingerprint;
         if unchanged {
@@ -308,6 +326,99 @@ impl Daemon {
     }
 }
 
+/// The most clients that may be registered at once.
+const MAX_CLIENTS: usize = 1024;
+
+/// How long a running transaction may take to end after SIGTERM cancelled it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// How long any call the daemon makes on the bus may take.
+const BUS_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Host for Daemon {
+    fn run(&self, kind: &Kind, work: &Work) -> anyhow::Result<Outcome> {
+        let op = Op {
+            path: &self.sysroot_path,
+            cancellable: &work.cancellable,
+            progress: Arc::clone(&work.progress),
+            written: &work.written,
+        };
+        test_delay(&op)?;
+        kind.run(&op)
+    }
+
+    fn work_done(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(me) = self.me.upgrade() else { return };
+            let _guard = self.reload_lock.lock().await;
+            if let Err(e) = me.load_and_publish().await {
+                tracing::warn!("reloading after a transaction: {e:#}");
+            }
+        })
+    }
+
+    fn slot_changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.transaction_changed())
+    }
+
+    fn reboot_check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(power::check(self.bus()))
+    }
+
+    fn reboot(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(power::request(self.bus()))
+    }
+
+    fn gone(&self, sender: &str) -> BoxFuture<'static, ()> {
+        Box::pin(name_gone(self.bus().clone(), sender.to_owned()))
+    }
+}
+
+/// Resolves once `sender` has left the bus (at once if it already has).
+async fn name_gone(bus: Connection, sender: String) {
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(&bus).await else {
+        return std::future::pending().await;
+    };
+    let Ok(mut changes) = dbus
+        .receive_name_owner_changed_with_args(&[(0, sender.as_str())])
+        .await
+    else {
+        return std::future::pending().await;
+    };
+    // The name may have left before the subscription.
+    if let Ok(name) = zbus::names::BusName::try_from(sender.as_str())
+        && !dbus.name_has_owner(name).await.unwrap_or(true)
+    {
+        return;
+    }
+    while let Some(change) = changes.next().await {
+        if let Ok(args) = change.args()
+            && args.new_owner().is_none()
+        {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
+/// A test hook: `RPMOSTREED_TEST_TXN_DELAY_MS` makes every transaction wait (cancellably) before
+/// its work, so tests can act on a running transaction. Only root sets the daemon's environment.
+fn test_delay(op: &Op<'_>) -> anyhow::Result<()> {
+    let Some(ms) = std::env::var("RPMOSTREED_TEST_TXN_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    op.progress.message("Waiting (test delay)");
+    let end = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < end {
+        op.check_cancelled()?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    op.check_cancelled()
+}
+
 /// Options of one daemon run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -329,7 +440,7 @@ pub async fn run(options: Options) -> Result<()> {
             (Config::default(), Some(format!("{e:#}")))
         }
     };
-    let daemon = Arc::new(Daemon {
+    let daemon = Arc::new_cyclic(|me| Daemon {
         sysroot_path: options.sysroot.clone(),
         config_path: options.config.clone(),
         config: RwLock::new(config),
@@ -341,9 +452,11 @@ pub async fn run(options: Options) -> Result<()> {
         bus: OnceLock::new(),
         reload_lock: tokio::sync::Mutex::new(()),
         exported: Mutex::new(Vec::new()),
+        me: me.clone(),
     });
 
     let bus = zbus::connection::Builder::system()
+        .method_timeout(BUS_CALL_TIMEOUT)
         .serve_at(BASE_PATH, zbus::fdo::ObjectManager)
         .serve_at(
             SYSROOT_PATH,
@@ -372,6 +485,9 @@ pub async fn run(options: Options) -> Result<()> {
     tokio::spawn(track_clients(Arc::clone(&daemon)));
     let reason = watch(Arc::clone(&daemon)).await;
     tracing::info!("exiting: {reason}");
+    // A transaction in the middle of its work is cancelled and allowed to end cleanly (its
+    // peers get `Finished`), instead of being cut off halfway.
+    daemon.engine().shutdown(SHUTDOWN_GRACE).await;
     let _ = bus.release_name(BUS_NAME).await;
     Ok(())
 }
@@ -405,13 +521,10 @@ async fn watch(daemon: Arc<Daemon>) -> &'static str {
             _ = tokio::signal::ctrl_c() => return "interrupted",
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return "terminated",
         }
-        // A running transaction changes the sysroot under its lock and reloads when it ends;
-        // loading in the middle of its writes could see a half-written state.
-        if daemon.engine().active().is_none_or(|t| t.is_over()) {
-            // Picks up changes made behind the daemon's back (e.g. `ostree admin` by hand).
-            if let Err(e) = daemon.reload_if_needed().await {
-                tracing::warn!("reloading the sysroot: {e:#}");
-            }
+        // Picks up changes made behind the daemon's back (e.g. `ostree admin` by hand); skipped
+        // while a transaction writes, which reloads when it ends.
+        if let Err(e) = daemon.reload_if_needed().await {
+            tracing::warn!("reloading the sysroot: {e:#}");
         }
         let timeout = daemon.config().idle_exit_timeout;
         if timeout.is_zero() || !daemon.is_idle() {
@@ -429,38 +542,4 @@ async fn watch(daemon: Arc<Daemon>) -> &'static str {
             return "idle";
         }
     }
-}
-
-/// Asks the system to reboot, through logind (or systemd when logind is absent).
-pub(crate) async fn request_reboot() -> Result<()> {
-    let bus = zbus::Connection::system()
-        .await
-        .context("connecting to the system bus")?;
-    let logind = bus
-        .call_method(
-            Some("org.freedesktop.login1"),
-            "/org/freedesktop/login1",
-            Some("org.freedesktop.login1.Manager"),
-            "Reboot",
-            &(false,),
-        )
-        .await;
-    let Err(logind) = logind else {
-        return Ok(());
-    };
-    bus
-        .call_method(
-            Some("org.freedesktop.systemd1"),
-            "/org/freedesktop/systemd1",
-            Some("org.freedesktop.systemd1.Manager"),
-            "Reboot",
-            &(),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|systemd| {
-            anyhow::anyhow!(
-                "neither logind nor systemd accepted the reboot request (logind: {logind}; systemd: {systemd})"
-            )
-        })
 }

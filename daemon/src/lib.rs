@@ -10,6 +10,7 @@ mod authz;
 mod config;
 mod daemon;
 mod object;
+mod power;
 mod sysroot;
 mod txn;
 

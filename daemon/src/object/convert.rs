@@ -61,6 +61,9 @@ pub(crate) fn deployment(d: &DeploymentInfo) -> Deployment {
     if let Some(g) = d.gpg_enabled {
         out = out.gpg_enabled(g);
     }
+    if let Some(sigs) = &d.signatures {
+        out = out.signatures(signatures(sigs));
+    }
     if let Some(e) = &d.remote_error {
         out = out.remote_error(e.clone());
     }
@@ -88,9 +91,12 @@ pub(crate) fn cached_update(osname: &str, u: &CachedUpdateInfo) -> CachedUpdate 
         .timestamp(u.timestamp)
         .origin(u.origin.clone())
         .ref_has_new_commit(u.ref_has_new_commit)
-        .gpg_enabled(false);
+        .gpg_enabled(u.gpg_enabled.unwrap_or(false));
     if let Some(v) = &u.version {
         out = out.version(v.clone());
+    }
+    if let Some(sigs) = &u.signatures {
+        out = out.signatures(signatures(sigs));
     }
     out
 }
@@ -114,6 +120,13 @@ pub(crate) fn boot_config(d: &DeploymentInfo) -> BootConfig {
         out.version = version;
     }
     out
+}
+
+/// The `signatures` value (`av`): each verified signature's tuple, as a variant.
+pub(crate) fn signatures(sigs: &[glib::Variant]) -> Vec<OwnedVariant> {
+    sigs.iter()
+        .filter_map(|s| to_zbus(s).and_then(|z| z.try_into_owned().ok()))
+        .collect()
 }
 
 fn meta(v: Option<&glib::Variant>) -> HashMap<String, OwnedVariant> {

@@ -8,29 +8,22 @@ use std::sync::Arc;
 use rpmostree_api::{
     AutomaticUpdateTriggerOptions, BootConfig, CachedUpdate, CallContext,
     ClearRollbackTargetOptions, DeployOptions, Deployment, Error, FinalizeDeploymentOptions,
-    KernelArgsOptions, OSHandler, RebaseOptions, RefreshMdOptions, RollbackOptions,
+    KernelArgsOptions, OSHandler, OSMethod, RebaseOptions, RefreshMdOptions, RollbackOptions,
     UpdateDeploymentModifiers, UpdateDeploymentOptions, UpgradeOptions, names,
 };
 
-use super::{canonical, convert};
+use super::{authorize, bounded, bounded_list, canonical, convert, title};
 use crate::{
     authz::{self, Caller},
     daemon::Daemon,
     sysroot::{
         deploy::DeployRequest,
+        kargs::KargsChange,
         ops::CleanupElement,
-        refspec::{KargsChange, parse_revision, rebase_target},
+        refspec::{parse_revision, rebase_target},
     },
     txn::{Request, kinds::Kind},
 };
-
-/// The transaction title: the client's command line when it sent one, else a default.
-fn title(command_line: &Option<String>, default: &str) -> String {
-    match command_line {
-        Some(c) if !c.trim().is_empty() => c.clone(),
-        _ => default.to_owned(),
-    }
-}
 
 fn invalid(e: anyhow::Error) -> Error {
     Error::InvalidArgs(format!("{e:#}"))
@@ -63,17 +56,8 @@ impl OsObject {
     }
 
     /// Authorizes `method` for the caller (upstream's method → action table).
-    async fn authorize(&self, ctx: &CallContext<'_>, method: &str) -> Result<Caller, Error> {
-        let actions = authz::os_method_actions(method).unwrap_or_default();
-        self.d
-            .authorizer()
-            .check(
-                ctx.header(),
-                &format!("OS operation {method}"),
-                &actions,
-                true,
-            )
-            .await
+    async fn authorize(&self, ctx: &CallContext<'_>, method: OSMethod) -> Result<Caller, Error> {
+        authorize(&self.d, ctx, "OS", method.name(), authz::os_method(method)).await
     }
 
     fn request(&self) -> DeployRequest {
@@ -159,7 +143,8 @@ impl OsObject {
             kind,
             reboot,
         };
-        self.d.engine().begin(&self.d, request).await
+        let host: Arc<dyn crate::txn::Host> = Arc::clone(&self.d) as _;
+        Ok(self.d.engine().begin(host, request).await?)
     }
 }
 
@@ -167,7 +152,10 @@ impl OSHandler for OsObject {
     /// Methods whose kinds land later are authorized exactly like upstream first, so every
     /// caller learns the same thing a working method would tell them about permissions.
     async fn on_unsupported(&self, ctx: &CallContext<'_>, member: &'static str) -> Error {
-        let method = member.rsplit('.').next().unwrap_or(member);
+        let name = member.rsplit('.').next().unwrap_or(member);
+        let Some(method) = OSMethod::from_name(name) else {
+            return Error::AccessDenied(format!("unknown method {member}"));
+        };
         if let Err(e) = self.authorize(ctx, method).await {
             return e;
         }
@@ -182,7 +170,9 @@ impl OSHandler for OsObject {
         ctx: &CallContext<'_>,
         options: AutomaticUpdateTriggerOptions,
     ) -> Result<(bool, String), Error> {
-        let caller = self.authorize(ctx, "AutomaticUpdateTrigger").await?;
+        let caller = self
+            .authorize(ctx, OSMethod::AutomaticUpdateTrigger)
+            .await?;
         let snapshot = self.d.snapshot()?;
         if let Some(b) = snapshot.booted()
             && b.osname != self.osname
@@ -235,10 +225,16 @@ impl OSHandler for OsObject {
         revision: String,
         options: DeployOptions,
     ) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "Deploy").await?;
+        let caller = self.authorize(ctx, OSMethod::Deploy).await?;
         let driver = self
             .driver(&caller, options.register_driver.as_deref())
             .await;
+        bounded("revision", &revision)?;
+        if options.no_pull_base == Some(true) && !revision.is_empty() {
+            return Err(Error::InvalidArgs(
+                "no-pull-base cannot be combined with a revision".into(),
+            ));
+        }
         if revision.is_empty() && driver.is_none() {
             return Err(Error::InvalidArgs(
                 "Deploy needs a revision: a checksum or version (an empty one only registers an update driver)".into(),
@@ -268,7 +264,7 @@ impl OSHandler for OsObject {
         ctx: &CallContext<'_>,
         options: UpgradeOptions,
     ) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "Upgrade").await?;
+        let caller = self.authorize(ctx, OSMethod::Upgrade).await?;
         let mut request = self.deploy_request(
             options.cache_only,
             options.download_only,
@@ -304,7 +300,7 @@ impl OSHandler for OsObject {
         ctx: &CallContext<'_>,
         options: RollbackOptions,
     ) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "Rollback").await?;
+        let caller = self.authorize(ctx, OSMethod::Rollback).await?;
         let kind = Kind::Rollback {
             osname: self.osname.clone(),
         };
@@ -325,12 +321,16 @@ impl OSHandler for OsObject {
         ctx: &CallContext<'_>,
         options: ClearRollbackTargetOptions,
     ) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "ClearRollbackTarget").await?;
+        let caller = self.authorize(ctx, OSMethod::ClearRollbackTarget).await?;
+        if options.reboot == Some(true) {
+            return Err(Error::InvalidArgs(
+                "ClearRollbackTarget does not reboot: removing the rollback deployment changes nothing that a reboot would apply".into(),
+            ));
+        }
         let kind = Kind::Cleanup {
             osname: self.osname.clone(),
             elements: vec![CleanupElement::RollbackDeploy],
         };
-        // Upstream ignores `reboot` here.
         self.begin(
             caller,
             "ClearRollbackTarget",
@@ -349,7 +349,7 @@ impl OSHandler for OsObject {
         refspec: String,
         packages: Vec<String>,
     ) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "Rebase").await?;
+        let caller = self.authorize(ctx, OSMethod::Rebase).await?;
         if !packages.is_empty() {
             return Err(Error::not_supported(
                 "OS.Rebase with packages (package layering)",
@@ -360,6 +360,7 @@ impl OSHandler for OsObject {
                 "OS.Rebase with custom-origin or register-driver",
             ));
         }
+        bounded("refspec", &refspec)?;
         self.check_refspec(&refspec)?;
         let mut request = self.deploy_request(
             options.cache_only,
@@ -389,7 +390,23 @@ impl OSHandler for OsObject {
         kernel_args_removed: Vec<String>,
         options: KernelArgsOptions,
     ) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "KernelArgs").await?;
+        let caller = self.authorize(ctx, OSMethod::KernelArgs).await?;
+        bounded("existing kernel arguments", &existing_kernel_arg_string)?;
+        bounded_list("added kernel arguments", &kernel_args_added)?;
+        bounded_list("replaced kernel arguments", &kernel_args_replaced)?;
+        bounded_list("removed kernel arguments", &kernel_args_removed)?;
+        bounded_list(
+            "append-if-missing",
+            options.append_if_missing.as_deref().unwrap_or_default(),
+        )?;
+        bounded_list(
+            "delete-if-present",
+            options.delete_if_present.as_deref().unwrap_or_default(),
+        )?;
+        bounded(
+            "final-kernel-args",
+            options.final_kernel_args.as_deref().unwrap_or_default(),
+        )?;
         let change = KargsChange {
             final_args: options.final_kernel_args.clone(),
             added: kernel_args_added,
@@ -450,7 +467,8 @@ impl OSHandler for OsObject {
     }
 
     async fn cleanup(&self, ctx: &CallContext<'_>, elements: Vec<String>) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "Cleanup").await?;
+        let caller = self.authorize(ctx, OSMethod::Cleanup).await?;
+        bounded_list("cleanup elements", &elements)?;
         let mut parsed = Vec::new();
         for e in &elements {
             let element = CleanupElement::parse(e).ok_or_else(|| {
@@ -488,7 +506,7 @@ impl OSHandler for OsObject {
         ctx: &CallContext<'_>,
         options: RefreshMdOptions,
     ) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "RefreshMd").await?;
+        let caller = self.authorize(ctx, OSMethod::RefreshMd).await?;
         let title = if options.force == Some(true) {
             "refresh-md (force)"
         } else {
@@ -519,6 +537,13 @@ impl OSHandler for OsObject {
             )
             .await?;
         self.d.snapshot()?;
+        for (what, value) in [
+            ("set-refspec", &modifiers.set_refspec),
+            ("set-revision", &modifiers.set_revision),
+            ("register-driver", &options.register_driver),
+        ] {
+            bounded(what, value.as_deref().unwrap_or_default())?;
+        }
         let m = &modifiers;
         let layering = [
             ("install-packages", m.install_packages.is_some()),
@@ -557,6 +582,15 @@ impl OSHandler for OsObject {
             ("ex-local-repo-remote", m.ex_local_repo_remote.is_some()),
             ("ex-cliwrap", m.ex_cliwrap.is_some()),
             ("apply-live", options.apply_live == Some(true)),
+            ("no-layering", options.no_layering.is_some()),
+            ("no-overrides", options.no_overrides.is_some()),
+            ("no-initramfs", options.no_initramfs.is_some()),
+            ("idempotent-layering", options.idempotent_layering.is_some()),
+            ("allow-inactive", options.allow_inactive.is_some()),
+            (
+                "allow-inactive-requests",
+                options.allow_inactive_requests.is_some(),
+            ),
         ];
         if let Some((key, _)) = layering.iter().find(|(_, set)| *set) {
             return Err(Error::NotSupported(format!(
@@ -625,7 +659,7 @@ impl OSHandler for OsObject {
         ctx: &CallContext<'_>,
         options: FinalizeDeploymentOptions,
     ) -> Result<String, Error> {
-        let caller = self.authorize(ctx, "FinalizeDeployment").await?;
+        let caller = self.authorize(ctx, OSMethod::FinalizeDeployment).await?;
         let snapshot = self.d.snapshot()?;
         if !snapshot
             .deployments
@@ -690,9 +724,10 @@ impl OSHandler for OsObject {
     }
 
     async fn has_cached_update_rpm_diff(&self) -> Result<bool, Error> {
-        // Cached updates carry no package diff until layering exists.
-        self.d.snapshot()?;
-        Ok(false)
+        // Upstream's `upgrade --check` reads this first: whenever an update is cached, there
+        // is something to show (its package diff is empty until the package side lands).
+        let snapshot = self.d.snapshot()?;
+        Ok(snapshot.cached_update(&self.osname).is_some())
     }
 
     async fn name(&self) -> Result<String, Error> {

@@ -12,7 +12,7 @@ use super::{deploy::UpdateCheck, ops::cache_dir};
 const GROUP: &str = "cached-update";
 
 /// A cached update, as plain data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CachedUpdateInfo {
     /// The new commit.
     pub(crate) checksum: String,
@@ -24,6 +24,10 @@ pub(crate) struct CachedUpdateInfo {
     pub(crate) origin: String,
     /// Whether the ref has a commit newer than the base.
     pub(crate) ref_has_new_commit: bool,
+    /// Whether the refspec's remote verifies GPG signatures (`None`: no remote).
+    pub(crate) gpg_enabled: Option<bool>,
+    /// The new commit's verified signatures (see [`super::signatures`]).
+    pub(crate) signatures: Option<Vec<glib::Variant>>,
 }
 
 fn file(sysroot: &Path, osname: &str) -> PathBuf {
@@ -52,10 +56,8 @@ pub(crate) fn write(sysroot: &Path, osname: &str, check: Option<&UpdateCheck>) -
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, kf.to_data().as_bytes())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    super::write_atomic(&path, kf.to_data().as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Reads the cached update of `osname` if it was computed against `base`; a stale one is
@@ -76,5 +78,7 @@ pub(crate) fn read(sysroot: &Path, osname: &str, base: &str) -> Option<CachedUpd
         version: get("version"),
         timestamp: kf.uint64(GROUP, "timestamp").unwrap_or(0),
         origin: get("origin").unwrap_or_default(),
+        gpg_enabled: None,
+        signatures: None,
     })
 }

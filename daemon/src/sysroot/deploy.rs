@@ -13,8 +13,10 @@ use ostree::glib;
 
 use super::{
     STAGED_LOCKED_MARKER,
-    ops::{DownloadStats, Op, Progress},
-    refspec::{KargsChange, Refspec, Revision, rebase_target},
+    kargs::{self, KargsChange},
+    ops::{DownloadStats, Op, Progress, Report},
+    refspec::{Refspec, Revision, rebase_target},
+    write_atomic,
 };
 
 /// What a deploy-family transaction asks for.
@@ -60,7 +62,7 @@ fn register_driver(op: &Op<'_>, name: &str, unit: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(path, kf.to_data().as_bytes())
+    write_atomic(path, kf.to_data().as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     op.progress.message(&format!(
         "Registered {name}{} as the driver of updates",
@@ -230,13 +232,15 @@ fn booted_in(sysroot: &ostree::Sysroot, osname: &str) -> bool {
 }
 
 /// Runs a deploy-family request. Returns a summary.
-pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
+pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     let locked = op.lock()?;
     let sysroot = &locked.0;
     if let Some((name, unit)) = &req.register_driver {
         register_driver(op, name, unit)?;
         if req.register_only {
-            return Ok(format!("registered update driver {name}"));
+            return Ok(Report::unchanged(format!(
+                "registered update driver {name}"
+            )));
         }
     }
     let repo = sysroot.repo();
@@ -311,7 +315,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
                 if let (Some(p), None) = (&pinned, &req.rebase) {
                     op.progress
                         .message(&format!("Pinned to commit {p}; no upgrade available"));
-                    return Ok(format!("pinned to {p}"));
+                    return Ok(Report::unchanged(format!("pinned to {p}")));
                 }
                 if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
                     pull(op, &repo, remote, &[&refspec.branch], false, 0)?;
@@ -337,14 +341,14 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
     let current_kargs: Vec<String> = base
         .bootconfig()
         .and_then(|b| b.get("options"))
-        .map(|o| o.split_whitespace().map(str::to_owned).collect())
+        .map(|o| kargs::split(&o))
         .unwrap_or_default();
     let kargs = match &req.kargs {
         Some((existing, change)) => {
             let new = change.apply(existing)?;
-            if new.join(" ") == existing.split_whitespace().collect::<Vec<_>>().join(" ") {
+            if new == kargs::split(existing) {
                 op.progress.message("No changes.");
-                return Ok("kernel arguments unchanged".into());
+                return Ok(Report::unchanged("kernel arguments unchanged"));
             }
             new
         }
@@ -354,23 +358,23 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
         Some(_) => pinned.as_deref() != Some(target.as_str()),
         None => pinned.is_some() && req.rebase.is_some(),
     };
-    if target == base.csum().as_str()
-        && req.rebase.is_none()
-        && !revision_changes
-        && !is_kargs
-        && !req.no_pull_base
-    {
-        op.progress.message("No upgrade available.");
-        return Ok("no upgrade available".into());
+    if target == base.csum().as_str() && req.rebase.is_none() && !revision_changes && !is_kargs {
+        // `no-pull-base` alone changes nothing either: the same commit is not deployed twice.
+        op.progress.message(if req.no_pull_base {
+            "No changes."
+        } else {
+            "No upgrade available."
+        });
+        return Ok(Report::unchanged("no upgrade available"));
     }
     if req.download_only {
         op.progress.message("Update downloaded.");
-        return Ok(format!("downloaded {target}"));
+        return Ok(Report::unchanged(format!("downloaded {target}")));
     }
     if req.dry_run {
         op.progress
             .message(&format!("Dry run: would deploy {target} ({refspec})"));
-        return Ok("dry run".into());
+        return Ok(Report::unchanged("dry run"));
     }
 
     origin.set_string("origin", "refspec", &refspec.to_string());
@@ -388,28 +392,41 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
         ..Default::default()
     };
     let summary = if booted_in(sysroot, osname) {
-        op.progress.task_begin("Staging deployment");
-        sysroot
-            .stage_tree_with_options(
-                Some(osname),
-                &target,
-                Some(&origin),
-                merge.as_ref(),
-                &opts,
-                Some(op.cancellable),
-            )
-            .context("staging the new deployment")?;
-        op.progress.task_end("done");
         let marker = Path::new(STAGED_LOCKED_MARKER);
+        let was_locked = marker.exists();
         if req.lock_finalization {
-            std::fs::write(marker, b"")
+            // Lock first: a crash between staging and locking must never leave an unlocked
+            // staged deployment behind (libostree 2022.7 has no atomic option for it).
+            write_atomic(marker, b"")
                 .with_context(|| format!("locking the staged deployment ({})", marker.display()))?;
+        }
+        op.progress.task_begin("Staging deployment");
+        let staged = sysroot.stage_tree_with_options(
+            Some(osname),
+            &target,
+            Some(&origin),
+            merge.as_ref(),
+            &opts,
+            Some(op.cancellable),
+        );
+        if let Err(e) = staged {
+            if req.lock_finalization && !was_locked {
+                let _ = std::fs::remove_file(marker);
+            }
+            return Err(e).context("staging the new deployment");
+        }
+        op.mark_written();
+        fault_point("after-stage");
+        op.progress.task_end("done");
+        if req.lock_finalization {
             op.progress.message(
                 "The staged deployment is locked: it is applied only by finalize-deployment.",
             );
-        } else if marker.exists() {
-            std::fs::remove_file(marker)
-                .with_context(|| format!("removing {}", marker.display()))?;
+        } else if was_locked {
+            // The new staged deployment replaces the locked one and is not locked itself.
+            std::fs::remove_file(marker).with_context(|| {
+                format!("unlocking the staged deployment ({})", marker.display())
+            })?;
         }
         format!("staged {target}")
     } else {
@@ -433,10 +450,14 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
                 Some(op.cancellable),
             )
             .context("writing the new deployment list")?;
+        op.mark_written();
+        fault_point("after-deploy");
         op.progress.task_end("done");
-        sysroot
-            .cleanup(Some(op.cancellable))
-            .context("cleaning up")?;
+        if let Err(e) = sysroot.cleanup(None::<&ostree::gio::Cancellable>) {
+            op.progress.message(&format!(
+                "Warning: cleaning up after the deployment failed: {e}"
+            ));
+        }
         format!("deployed {target}")
     };
 
@@ -445,29 +466,33 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<String> {
         && let Some(old) = current.as_deref().and_then(|c| Refspec::parse(c).ok())
         && old != refspec
     {
-        repo.set_ref_immediate(
+        match repo.set_ref_immediate(
             old.remote.as_deref(),
             &old.branch,
             None,
-            Some(op.cancellable),
-        )
-        .with_context(|| format!("removing the old ref {old}"))?;
-        op.progress.message(&format!("Removed the old ref {old}"));
+            None::<&ostree::gio::Cancellable>,
+        ) {
+            Ok(()) => op.progress.message(&format!("Removed the old ref {old}")),
+            Err(e) => op
+                .progress
+                .message(&format!("Warning: the old ref {old} was not removed: {e}")),
+        }
     }
     op.progress
         .message(&format!("Deployment ready: {refspec} {target}"));
-    Ok(summary)
+    Ok(Report::changed(summary))
 }
 
-/// `FinalizeDeployment`: unlocks the staged deployment of `osname` so that it is applied at the
-/// next shutdown (the caller then reboots).
-pub(crate) fn finalize(
+/// `FinalizeDeployment`, first half: checks that the staged deployment of `osname` is the one
+/// the caller expects and may be finalized. The unlock itself ([`unlock_staged`]) runs only once
+/// the reboot was requested and accepted.
+pub(crate) fn finalize_check(
     op: &Op<'_>,
     osname: &str,
     checksum: Option<&str>,
     allow_missing_checksum: bool,
     allow_unlocked: bool,
-) -> Result<String> {
+) -> Result<Report> {
     let locked = op.lock()?;
     let sysroot = &locked.0;
     let staged = sysroot
@@ -492,19 +517,35 @@ pub(crate) fn finalize(
         ),
         _ => {}
     }
-    let marker = PathBuf::from(STAGED_LOCKED_MARKER);
-    if !marker.exists() {
-        if !allow_unlocked {
-            bail!("Staged deployment already unlocked");
-        }
-    } else {
-        std::fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
+    if !Path::new(STAGED_LOCKED_MARKER).exists() && !allow_unlocked {
+        bail!("Staged deployment already unlocked");
     }
     op.progress.message(&format!(
-        "Staged deployment {} unlocked; it is applied at the next shutdown",
+        "Staged deployment {} is applied at the next shutdown, once the reboot is accepted",
         staged.csum()
     ));
-    Ok(format!("finalizing {}", staged.csum()))
+    Ok(Report::changed(format!("finalizing {}", staged.csum())))
+}
+
+/// `FinalizeDeployment`, second half: unlocks the staged deployment, so the shutdown that
+/// follows applies it.
+pub(crate) fn unlock_staged() -> Result<()> {
+    let marker = PathBuf::from(STAGED_LOCKED_MARKER);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", marker.display())),
+    }
+}
+
+/// A test hook that simulates a crash at a named point: when `RPMOSTREED_TEST_FAULT` names
+/// it, the process aborts there, as a SIGKILL would stop it (no unwinding, no cleanup). Only
+/// root sets the daemon's environment.
+fn fault_point(name: &str) {
+    if std::env::var("RPMOSTREED_TEST_FAULT").is_ok_and(|v| v == name) {
+        tracing::error!("test fault point {name}: aborting");
+        std::process::abort();
+    }
 }
 
 /// The result of an update check.

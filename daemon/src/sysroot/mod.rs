@@ -5,6 +5,7 @@
 
 pub(crate) mod cached_update;
 pub(crate) mod deploy;
+pub(crate) mod kargs;
 pub(crate) mod ops;
 pub(crate) mod refspec;
 
@@ -18,6 +19,72 @@ use ostree::{gio, glib};
 
 /// Where libostree leaves the marker of a staged deployment locked against finalization.
 pub(crate) const STAGED_LOCKED_MARKER: &str = "/run/ostree/staged-deployment-locked";
+
+/// The GPG signatures of `checksum` verified against `remote`'s keys, one
+/// `ostree_gpg_verify_result_get_all` tuple each; `None` when the commit has none or cannot be
+/// verified. A commit's signatures and a remote's keys rarely change, so results are kept per
+/// (remote, commit) for the daemon's life, as upstream keeps them in /run.
+pub(crate) fn signatures(
+    repo: &ostree::Repo,
+    remote: &str,
+    checksum: &str,
+) -> Option<Vec<glib::Variant>> {
+    type Cache = std::sync::Mutex<std::collections::HashMap<(String, String), Vec<glib::Variant>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let key = (remote.to_owned(), checksum.to_owned());
+    let cache = CACHE.get_or_init(Default::default);
+    let cached = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    let found = match cached {
+        Some(found) => found,
+        None => {
+            let result =
+                match repo.verify_commit_for_remote(checksum, remote, gio::Cancellable::NONE) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::debug!("no verified signatures on {checksum} for {remote}: {e}");
+                        return None;
+                    }
+                };
+            let found: Vec<glib::Variant> =
+                (0..result.count_all()).map(|i| result.all(i)).collect();
+            cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, found.clone());
+            found
+        }
+    };
+    (!found.is_empty()).then_some(found)
+}
+
+/// Writes a file atomically: a temporary file in the same directory (created if needed), its
+/// data synced, then renamed over `path` and the directory synced. A crash leaves either the old
+/// file or the new one, never a torn one.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
 
 /// What the daemon knows about the sysroot at one moment: plain data, cheap to share.
 #[derive(Debug, Clone, Default)]
@@ -121,6 +188,10 @@ pub(crate) struct DeploymentInfo {
     pub(crate) custom_origin: Option<(String, String)>,
     /// Whether the origin's remote verifies GPG signatures.
     pub(crate) gpg_enabled: Option<bool>,
+    /// The commit's GPG signatures as libostree verified them against the origin's remote
+    /// (`ostree_gpg_verify_result_get_all`, one tuple per signature), when the remote verifies
+    /// signatures and the commit has any.
+    pub(crate) signatures: Option<Vec<glib::Variant>>,
     /// Why the origin's remote cannot be used, if it cannot.
     pub(crate) remote_error: Option<String>,
     /// The commit the origin's ref points to locally, when it differs from `checksum`:
@@ -229,8 +300,15 @@ pub(crate) fn load(path: &Path) -> Result<Snapshot> {
             .or_else(|| snapshot.default_for(&osname))
             .map(|d| d.checksum.clone());
         if let Some(base) = base
-            && let Some(update) = cached_update::read(path, &osname, &base)
+            && let Some(mut update) = cached_update::read(path, &osname, &base)
         {
+            if let Ok((Some(remote), _)) = ostree::parse_refspec(&update.origin) {
+                let verify = repo.remote_get_gpg_verify(&remote).unwrap_or(false);
+                update.gpg_enabled = Some(verify);
+                if verify {
+                    update.signatures = signatures(&repo, &remote, &update.checksum);
+                }
+            }
             snapshot.cached_updates.push((osname, update));
         }
     }
@@ -307,7 +385,12 @@ fn describe(
     {
         if let Some(remote) = remote {
             match repo.remote_get_gpg_verify(&remote) {
-                Ok(v) => info.gpg_enabled = Some(v),
+                Ok(v) => {
+                    info.gpg_enabled = Some(v);
+                    if v {
+                        info.signatures = signatures(repo, &remote, &info.checksum);
+                    }
+                }
                 Err(e) => info.remote_error = Some(e.message().to_owned()),
             }
         }

@@ -2,7 +2,10 @@
 //! sysroot's path, opens its own libostree handle, holds the sysroot lock for its whole run and
 //! reports through [`Progress`]. Cancellation is checked between steps and passed to libostree.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ostree::{gio, prelude::*};
@@ -51,15 +54,55 @@ pub(crate) struct Op<'a> {
     pub(crate) cancellable: &'a gio::Cancellable,
     /// Output.
     pub(crate) progress: std::sync::Arc<dyn Progress>,
+    /// Set once the operation's change is on disk (see [`Op::mark_written`]).
+    pub(crate) written: &'a AtomicBool,
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Report {
+    /// One line for the log.
+    pub(crate) summary: String,
+    /// Whether the system changed (deployments or boot configuration written).
+    pub(crate) changed: bool,
+}
+
+impl Report {
+    /// The system changed.
+    pub(crate) fn changed(summary: impl Into<String>) -> Self {
+        Self {
+            summary: summary.into(),
+            changed: true,
+        }
+    }
+
+    /// Nothing changed.
+    pub(crate) fn unchanged(summary: impl Into<String>) -> Self {
+        Self {
+            summary: summary.into(),
+            changed: false,
+        }
+    }
 }
 
 impl Op<'_> {
-    /// Fails with [`CANCELLED`] if the transaction was cancelled.
+    /// Fails with [`CANCELLED`] if the transaction was cancelled before its change was written.
     pub(crate) fn check_cancelled(&self) -> Result<()> {
-        if self.cancellable.is_cancelled() {
+        if self.cancellable.is_cancelled() && !self.written.load(Ordering::SeqCst) {
             bail!(CANCELLED);
         }
         Ok(())
+    }
+
+    /// Records that the change is on disk: from here on the operation ignores cancellation and
+    /// treats later failures (cleanup) as warnings, so its ending tells the truth.
+    pub(crate) fn mark_written(&self) {
+        self.written.store(true, Ordering::SeqCst);
+    }
+
+    /// The cancellable for steps before the change is written; `None` after.
+    pub(crate) fn cancellable(&self) -> Option<&gio::Cancellable> {
+        (!self.written.load(Ordering::SeqCst)).then_some(self.cancellable)
     }
 
     /// Opens and locks the sysroot; the lock is released when the guard drops.
@@ -91,7 +134,7 @@ fn name(d: &ostree::Deployment) -> String {
 /// Makes the rollback deployment of `osname` the default one (upstream's semantics: with a
 /// pending deployment and no rollback one, the booted deployment comes back to the front).
 /// Returns what changed, for the log.
-pub(crate) fn rollback(op: &Op<'_>, osname: &str) -> Result<String> {
+pub(crate) fn rollback(op: &Op<'_>, osname: &str) -> Result<Report> {
     let locked = op.lock()?;
     let sysroot = &locked.0;
     op.progress.task_begin("Finding the rollback deployment");
@@ -130,15 +173,16 @@ pub(crate) fn rollback(op: &Op<'_>, osname: &str) -> Result<String> {
     let message = format!("Moving '{}' to be first deployment", name(&target));
     op.progress.message(&message);
     if deployments.first().is_some_and(|d| d.equal(&target)) {
-        return Ok(message);
+        return Ok(Report::unchanged(message));
     }
     op.progress
         .task_begin("Writing the boot loader configuration");
     sysroot
         .write_deployments(&order, Some(op.cancellable))
         .context("writing the new deployment order")?;
+    op.mark_written();
     op.progress.task_end("done");
-    Ok(message)
+    Ok(Report::changed(message))
 }
 
 /// One element of a cleanup request.
@@ -169,11 +213,12 @@ impl CleanupElement {
 
 /// Removes what `elements` name, for `osname`. Booted, pinned and other osnames' deployments are
 /// always kept.
-pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) -> Result<String> {
+pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) -> Result<Report> {
     let locked = op.lock()?;
     let sysroot = &locked.0;
     let mut base = elements.contains(&CleanupElement::Base);
     let mut said = Vec::new();
+    let mut changed = false;
     let pending = elements.contains(&CleanupElement::PendingDeploy);
     let rollback = elements.contains(&CleanupElement::RollbackDeploy);
     if pending || rollback {
@@ -216,6 +261,8 @@ pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) ->
             sysroot
                 .write_deployments(&keep, Some(op.cancellable))
                 .context("writing the remaining deployments")?;
+            changed = true;
+            op.mark_written();
             op.progress.task_end("done");
             said.push(format!("Removed {removed} deployment(s)"));
             base = true;
@@ -225,7 +272,7 @@ pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) ->
         op.check_cancelled()?;
         op.progress.task_begin("Removing unused objects");
         sysroot
-            .cleanup(Some(op.cancellable))
+            .cleanup(op.cancellable())
             .context("cleaning up the sysroot")?;
         op.progress.task_end("done");
         said.push("cleaned up unused objects".to_owned());
@@ -242,7 +289,10 @@ pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) ->
     for line in &said {
         op.progress.message(line);
     }
-    Ok(said.join("; "))
+    Ok(Report {
+        summary: said.join("; "),
+        changed,
+    })
 }
 
 /// Where the daemon keeps cached data for `osname` (`/var/cache/rpm-ostree` of the system).

@@ -3,10 +3,11 @@
 
 use anyhow::Result;
 
+use super::Outcome;
 use crate::sysroot::{
     cached_update,
     deploy::{self, DeployRequest},
-    ops::{self, CleanupElement, Op},
+    ops::{self, CleanupElement, Op, Report},
 };
 
 /// What a transaction does.
@@ -57,33 +58,45 @@ impl From<DeployRequest> for Kind {
 }
 
 impl Kind {
-    /// Runs the transaction; returns a summary for the log.
-    pub(crate) fn run(&self, op: &Op<'_>) -> Result<String> {
-        match self {
-            Kind::Rollback { osname } => ops::rollback(op, osname),
-            Kind::Cleanup { osname, elements } => ops::cleanup(op, osname, elements),
-            Kind::Deploy(request) => deploy::deploy(op, request),
+    /// Runs the transaction on `op`; says what it did.
+    pub(crate) fn run(&self, op: &Op<'_>) -> Result<Outcome> {
+        let report = match self {
+            Kind::Rollback { osname } => ops::rollback(op, osname)?,
+            Kind::Cleanup { osname, elements } => ops::cleanup(op, osname, elements)?,
+            Kind::Deploy(request) => deploy::deploy(op, request)?,
             Kind::Finalize {
                 osname,
                 checksum,
                 allow_missing_checksum,
                 allow_unlocked,
-            } => deploy::finalize(
-                op,
-                osname,
-                checksum.as_deref(),
-                *allow_missing_checksum,
-                *allow_unlocked,
-            ),
+            } => {
+                let report = deploy::finalize_check(
+                    op,
+                    osname,
+                    checksum.as_deref(),
+                    *allow_missing_checksum,
+                    *allow_unlocked,
+                )?;
+                return Ok(Outcome {
+                    summary: report.summary,
+                    changed: true,
+                    after_reboot_accepted: Some(Box::new(deploy::unlock_staged)),
+                });
+            }
             Kind::CheckUpdate { osname } => {
                 let found = deploy::check_update(op, osname)?;
                 cached_update::write(op.path, osname, found.as_ref())?;
-                Ok(match found {
+                Report::unchanged(match found {
                     Some(u) => format!("update available: {}", u.checksum),
                     None => "no update".into(),
                 })
             }
-            Kind::RefreshMd { osname } => deploy::refresh(op, osname),
-        }
+            Kind::RefreshMd { osname } => Report::unchanged(deploy::refresh(op, osname)?),
+        };
+        Ok(if report.changed {
+            Outcome::changed(report.summary)
+        } else {
+            Outcome::unchanged(report.summary)
+        })
     }
 }

@@ -5,7 +5,7 @@
 //! only root and the uid that started the transaction may connect (upstream lets anyone in). Each
 //! admitted peer gets the Transaction object at `/`; signals go to every peer.
 
-use std::{io::Read, sync::Arc};
+use std::{io::Read, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
 use rpmostree_api::{
@@ -15,7 +15,7 @@ use rpmostree_api::{
 use tokio::{net::UnixListener, sync::watch};
 use zbus::{Connection, object_server::SignalEmitter};
 
-use super::{Txn, lock};
+use super::Txn;
 
 /// A bound, not yet serving, transaction socket.
 pub(crate) struct Listener {
@@ -43,30 +43,52 @@ impl Listener {
     }
 }
 
-/// Accepts peers until the transaction closes.
-pub(crate) async fn serve(txn: Arc<Txn>, listener: Listener, mut closed: watch::Receiver<bool>) {
+/// Accepts peers until the transaction closes. An `accept()` error (e.g. out of file
+/// descriptors) backs off instead of spinning.
+pub(crate) async fn serve(
+    txn: Arc<Txn>,
+    listener: Listener,
+    mut closed: watch::Receiver<bool>,
+    handshake_timeout: Duration,
+) {
+    let mut backoff = Duration::from_millis(50);
     loop {
         let accepted = tokio::select! {
             a = listener.listener.accept() => a,
             _ = closed.wait_for(|c| *c) => break,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                backoff = Duration::from_millis(50);
+                stream
+            }
             Err(e) => {
-                tracing::warn!("transaction socket: accept failed: {e}");
+                tracing::warn!(
+                    "transaction socket: accept failed: {e}; retrying in {} ms",
+                    backoff.as_millis()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = closed.wait_for(|c| *c) => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
         };
         let txn = Arc::clone(&txn);
         tokio::spawn(async move {
-            if let Err(e) = admit(txn, stream).await {
+            if let Err(e) = admit(txn, stream, handshake_timeout).await {
                 tracing::warn!("transaction peer refused: {e:#}");
             }
         });
     }
 }
 
-async fn admit(txn: Arc<Txn>, stream: tokio::net::UnixStream) -> Result<()> {
+async fn admit(
+    txn: Arc<Txn>,
+    stream: tokio::net::UnixStream,
+    handshake_timeout: Duration,
+) -> Result<()> {
     let creds = stream
         .peer_cred()
         .context("reading the peer's credentials")?;
@@ -82,15 +104,23 @@ async fn admit(txn: Arc<Txn>, stream: tokio::net::UnixStream) -> Result<()> {
     let object = TxnObject {
         txn: Arc::clone(&txn),
     };
-    let connection = zbus::connection::Builder::unix_stream(stream.into_std()?)
+    let build = zbus::connection::Builder::unix_stream(stream.into_std()?)
         .server(zbus::Guid::generate())
         .p2p()
         .serve_at(
             rpmostree_api::names::TRANSACTION_PATH,
             TransactionInterface(object),
         )
-        .build()
+        .build();
+    let connection = tokio::time::timeout(handshake_timeout, build)
         .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the peer (pid {:?}) did not authenticate within {} s",
+                creds.pid(),
+                handshake_timeout.as_secs()
+            )
+        })?
         .context("setting up the peer connection")?;
     tracing::info!(
         "process (pid {:?}, uid {uid}) connected to transaction {}",
@@ -98,16 +128,17 @@ async fn admit(txn: Arc<Txn>, stream: tokio::net::UnixStream) -> Result<()> {
         txn.request.title
     );
     let id = NEXT_PEER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    lock(&txn.peers).push((id, connection.clone()));
-    // Watch for the peer leaving: the message stream ends when the connection closes.
+    // Subscribe before the peer is visible, so its leaving cannot be missed.
     let mut messages = zbus::MessageStream::from(&connection);
+    txn.add_peer(id, connection);
+    // Watch for the peer leaving: the message stream ends when the connection closes.
     use futures_util::StreamExt;
     while let Some(message) = messages.next().await {
         if message.is_err() {
             break;
         }
     }
-    lock(&txn.peers).retain(|(peer, _)| *peer != id);
+    txn.remove_peer(id);
     tracing::debug!("a peer left transaction {}", txn.request.title);
     Ok(())
 }
