@@ -64,7 +64,11 @@ fn main() -> ExitCode {
         usage();
         return ExitCode::from(2);
     };
-    let Some((_, task, _)) = TASKS.iter().find(|(n, _, _)| n == name) else {
+    if matches!(name.as_str(), "--help" | "-h" | "help") {
+        usage_to(&mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let Some((_, task, help)) = TASKS.iter().find(|(n, _, _)| n == name) else {
         eprintln!("xtask: unknown task '{name}'");
         usage();
         return ExitCode::from(2);
@@ -72,6 +76,10 @@ fn main() -> ExitCode {
     if let Err(e) = std::env::set_current_dir(root()) {
         eprintln!("xtask: cannot enter the workspace root: {e}");
         return ExitCode::FAILURE;
+    }
+    if args[1..].iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: cargo xtask {name} [args]\n\n{help}");
+        return ExitCode::SUCCESS;
     }
     match task(&args[1..]) {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,10 +91,15 @@ fn main() -> ExitCode {
 }
 
 fn usage() {
-    eprintln!("usage: cargo xtask <task> [args]\n");
+    usage_to(&mut std::io::stderr());
+}
+
+fn usage_to(out: &mut dyn std::io::Write) {
+    let _ = writeln!(out, "usage: cargo xtask <task> [args]\n");
     for (name, _, help) in TASKS {
-        eprintln!("  {name:<10} {help}");
+        let _ = writeln!(out, "  {name:<10} {help}");
     }
+    let _ = writeln!(out, "\n`cargo xtask <task> --help` describes one task.");
 }
 
 pub(crate) fn root() -> PathBuf {

@@ -119,26 +119,57 @@ fn scenario_upgrade_rollback_kargs_cleanup_rebase() {
     let human = step(&sb, "status -v", &["status", "-v"]);
     assert!(human.contains("Staged: yes"), "{human}");
 
-    // 4. finalize-deployment unlocks it (the daemon then asks for a reboot, which the sandbox
-    //    cannot do: a clear error about the reboot is acceptable, nothing else is).
-    //    NEEDS-DAEMON: FinalizeDeployment.
+    // 4. finalize-deployment: without a reboot service it is refused and the deployment stays
+    //    locked; with logind (a stand-in that records the request) it is unlocked once the
+    //    reboot was accepted.
     let out = cli(&sb, &["finalize-deployment", &checksum]);
-    if out.code != Some(0) {
-        assert!(
-            out.stderr.to_lowercase().contains("reboot"),
-            "finalize-deployment failed for another reason than the reboot\n{}\ndaemon log:\n{}",
-            out.describe(),
-            tail(&sb.daemon_log(), 40)
-        );
-    }
+    assert_ne!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stderr.contains("nothing was changed"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        status_json(&sb)["deployments"][0]["finalization-locked"],
+        Value::Bool(true)
+    );
+    let logind = rpmostree_tests::RebootServices::start(
+        sb.bus_address(),
+        rpmostree_tests::StandInOptions {
+            logind: true,
+            ..Default::default()
+        },
+    )
+    .expect("the logind stand-in starts");
+    let out = cli(&sb, &["finalize-deployment", &checksum]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{}\ndaemon log:\n{}",
+        out.describe(),
+        tail(&sb.daemon_log(), 40)
+    );
+    assert_eq!(
+        logind
+            .calls()
+            .iter()
+            .filter(|c| c.method == "Reboot")
+            .count(),
+        1
+    );
+    drop(logind);
     let json = status_json(&sb);
-    assert_ne!(
+    assert_eq!(
         json["deployments"][0]["finalization-locked"],
-        Value::Bool(true),
+        Value::Bool(false),
         "finalize-deployment unlocked the staged deployment"
     );
-    // The shutdown writes it: a boot entry for 3.0 appears.
+    // The shutdown writes it: a boot entry for 3.0 appears; the daemon, which asked for the
+    // reboot and accepts no more changes, goes down with the system.
     finalize_staged(&sb);
+    sb.kill_daemon(15).expect("stopping the daemon");
+    sb.wait_daemon_gone(std::time::Duration::from_secs(30))
+        .expect("the daemon stops");
     let deployments = admin(&sb);
     assert_eq!(
         deployments[0].version.as_deref(),

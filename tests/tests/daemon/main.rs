@@ -11,4 +11,6 @@ mod authorization; // every mutating method is denied, then granted, through the
 mod lifetime; // activation, RegisterClient, idle exit, SIGKILL recovery, config errors
 mod objects; // introspection, GetAll, ObjectManager, properties from the sysroot, outside changes
 mod operations; // upgrade, deploy, rebase, kargs, update checks, staging and finalization
+mod reboots; // reboots only after written changes, inhibitors, finalize order, quoted kargs, crash after staging
+mod signatures; // gpg-enabled and signatures from libostree's verification
 mod transactions; // Rollback/Cleanup, busy/join, Cancel, disconnects, peer credentials
