@@ -250,3 +250,123 @@ fn root_needs_no_polkit_and_unreachable_polkit_means_no() {
         txn.run(|_| {}).await.unwrap();
     });
 }
+
+/// `UpdateDeployment` asks polkit for what each modifier and option does: (modifiers, options,
+/// the action named in the denial). Cases in the second list run with `upgrade` granted, so the
+/// denial names the next action the call needs.
+const UPDATE_DEPLOYMENT_BASE: &[(&str, &str, &str)] = &[
+    ("{}", "{}", "upgrade"),
+    ("{'set-refspec': <'origin:testos/devel'>}", "{}", "rebase"),
+    ("{'set-revision': <'version=1.0'>}", "{}", "deploy"),
+    // An empty revision runs an upgrade, and is authorized as one...
+    ("{'set-revision': <''>}", "{}", "upgrade"),
+    // ...or, with register-driver, only registers the driver, as Deploy("") does.
+    (
+        "{'set-revision': <''>}",
+        "{'register-driver': <'zincati'>}",
+        "deploy",
+    ),
+    ("{}", "{'no-initramfs': <true>}", "bootconfig"),
+    ("{}", "{'no-pull-base': <true>}", "override"),
+];
+const UPDATE_DEPLOYMENT_MODIFIERS: &[(&str, &str, &str)] = &[
+    (
+        "{'install-packages': <['vim']>}",
+        "{}",
+        "install-uninstall-packages",
+    ),
+    (
+        "{'uninstall-packages': <['vim']>}",
+        "{}",
+        "install-uninstall-packages",
+    ),
+    (
+        "{}",
+        "{'no-layering': <true>}",
+        "install-uninstall-packages",
+    ),
+    ("{'override-remove-packages': <['vim']>}", "{}", "override"),
+    ("{'override-reset-packages': <['vim']>}", "{}", "override"),
+    ("{'override-replace-packages': <['vim']>}", "{}", "override"),
+    ("{}", "{'no-overrides': <true>}", "override"),
+];
+
+#[test]
+fn each_update_deployment_modifier_asks_for_its_action() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    sb.start_daemon().unwrap();
+    let before = sb.admin_status().unwrap();
+    let check = |cases: &[(&str, &str, &str)]| {
+        for (modifiers, options, action) in cases {
+            let args = [
+                format!("@a{{sv}} {modifiers}"),
+                format!("@a{{sv}} {options}"),
+            ];
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (ok, text) = call_as_test_user(&sb, "OS", "UpdateDeployment", &args);
+            assert!(!ok, "{modifiers} {options}: {text}");
+            assert!(
+                text.contains("AccessDenied")
+                    && text.contains(&format!("org.projectatomic.rpmostree1.{action} ")),
+                "{modifiers} {options} must ask for {action}: {text}"
+            );
+        }
+    };
+    check(UPDATE_DEPLOYMENT_BASE);
+    sb.grant(&["org.projectatomic.rpmostree1.upgrade"]).unwrap();
+    check(UPDATE_DEPLOYMENT_MODIFIERS);
+    assert_eq!(sb.admin_status().unwrap(), before, "nothing changed");
+}
+
+#[test]
+fn a_hung_polkitd_denies_in_bounded_time_and_the_daemon_keeps_serving() {
+    let Some(sb) = sandbox(SandboxOptions {
+        daemon_env: vec![("RPMOSTREED_POLKIT_TIMEOUT_SECS".into(), "2".into())],
+        ..Default::default()
+    }) else {
+        return;
+    };
+    sb.start_daemon().unwrap();
+    sb.grant(&["org.projectatomic.rpmostree1.cleanup"]).unwrap();
+    let polkitd = sb.polkit_pid().expect("polkitd runs");
+    let stop = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &polkitd.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    stop("-STOP");
+    let caller = std::thread::scope(|s| {
+        let call = s.spawn(|| call_as_test_user(&sb, "OS", "Cleanup", &["['base']"]));
+        // While that call waits on polkit, reads still answer at once.
+        run(Duration::from_secs(30), async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let bus = bus(&sb).await;
+            let sysroot = sysroot(&bus).await;
+            let read = tokio::time::timeout(Duration::from_secs(1), sysroot.deployments()).await;
+            assert!(
+                matches!(read, Ok(Ok(ref d)) if d.len() == 2),
+                "a read during a hung polkit call: {read:?}"
+            );
+        });
+        call.join().unwrap()
+    });
+    stop("-CONT");
+    let (ok, text) = caller;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("AccessDenied") && text.contains("did not answer within 2 s"),
+        "{text}"
+    );
+
+    // polkitd killed and brought back: denied while it is gone, granted once it is back.
+    sb.stop_polkit().unwrap();
+    let (ok, text) = call_as_test_user(&sb, "OS", "Cleanup", &["['base']"]);
+    assert!(!ok && text.contains("AccessDenied"), "{text}");
+    sb.start_polkit().unwrap();
+    let (ok, text) = call_as_test_user(&sb, "OS", "Cleanup", &["['base']"]);
+    assert!(ok && text.contains("unix:abstract="), "{text}");
+}

@@ -20,6 +20,14 @@ fn clients_keep_the_daemon_alive_and_it_exits_when_idle() {
     run(Duration::from_secs(90), async {
         let client = bus(&sb).await;
         let sysroot = sysroot(&client).await;
+        // A client id is bounded.
+        let err = rpmostree_api::Error::from(
+            sysroot
+                .register_client(&RegisterClientOptions::new().id("x".repeat(300)))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(err.dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs");
         sysroot
             .register_client(&RegisterClientOptions::new().id("system-test"))
             .await

@@ -243,6 +243,75 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
             .unwrap_err(),
         );
         assert!(err.message().contains("install-packages"), "{err}");
+        // No option is silently ignored: the package-side ones are refused, naming the key.
+        for (key, options) in [
+            (
+                "no-layering",
+                UpdateDeploymentOptions::new().no_layering(true),
+            ),
+            (
+                "no-overrides",
+                UpdateDeploymentOptions::new().no_overrides(true),
+            ),
+            (
+                "no-initramfs",
+                UpdateDeploymentOptions::new().no_initramfs(true),
+            ),
+            (
+                "idempotent-layering",
+                UpdateDeploymentOptions::new().idempotent_layering(true),
+            ),
+            (
+                "allow-inactive",
+                UpdateDeploymentOptions::new().allow_inactive(true),
+            ),
+        ] {
+            let err = Error::from(
+                os.update_deployment(&UpdateDeploymentModifiers::new(), &options)
+                    .await
+                    .unwrap_err(),
+            );
+            assert_eq!(err.dbus_name(), "org.freedesktop.DBus.Error.NotSupported");
+            assert!(err.message().contains(&format!("'{key}'")), "{key}: {err}");
+        }
+        let err = Error::from(
+            os.clear_rollback_target(
+                &rpmostree_api::ClearRollbackTargetOptions::new().reboot(true),
+            )
+            .await
+            .unwrap_err(),
+        );
+        assert_eq!(err.dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs");
+        let err = Error::from(
+            os.deploy("version=1.0", &DeployOptions::new().no_pull_base(true))
+                .await
+                .unwrap_err(),
+        );
+        assert!(err.message().contains("no-pull-base"), "{err}");
+        // Overlong input is refused before any work.
+        let err = Error::from(
+            os.rebase(&RebaseOptions::new(), &"x".repeat(5000), &[])
+                .await
+                .unwrap_err(),
+        );
+        assert!(err.message().contains("refspec is too long"), "{err}");
+        // no-pull-base alone changes nothing: no second deployment of the same commit.
+        let mut messages = Vec::new();
+        let mut txn = os
+            .update_deployment_transaction(
+                &UpdateDeploymentModifiers::new(),
+                &UpdateDeploymentOptions::new().no_pull_base(true),
+            )
+            .await
+            .unwrap();
+        txn.run(|e| {
+            if let TransactionEvent::Message { text } = e {
+                messages.push(text.clone());
+            }
+        })
+        .await
+        .unwrap();
+        assert!(messages.iter().any(|m| m == "No changes."), "{messages:?}");
     });
     assert_eq!(
         sb.admin_status().unwrap(),

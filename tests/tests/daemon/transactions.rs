@@ -305,3 +305,62 @@ fn only_root_and_the_initiator_may_connect_to_a_transaction() {
         txn.run(|_| {}).await.unwrap();
     });
 }
+
+#[test]
+fn sigterm_cancels_the_running_transaction_and_exits_cleanly() {
+    let Some(sb) = sandbox(SandboxOptions {
+        daemon_env: vec![("RPMOSTREED_TEST_TXN_DELAY_MS".into(), "20000".into())],
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let before = sb.admin_status().unwrap();
+    run(Duration::from_secs(60), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        let mut txn = os
+            .rollback_transaction(&RollbackOptions::new())
+            .await
+            .unwrap();
+        assert!(txn.proxy.start().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sb.kill_daemon(15).unwrap();
+        // The client still hears how it ended.
+        let err = txn.run(|_| {}).await.unwrap_err();
+        assert!(err.message().contains("cancelled"), "{err}");
+    });
+    sb.wait_daemon_gone(Duration::from_secs(20)).unwrap();
+    assert!(
+        sb.daemon_log().contains("exiting: terminated"),
+        "{}",
+        sb.daemon_log()
+    );
+    assert_eq!(sb.admin_status().unwrap(), before, "nothing was written");
+}
+
+#[test]
+fn reload_during_a_transaction_keeps_the_last_complete_view() {
+    let Some(sb) = sandbox(SandboxOptions {
+        daemon_env: vec![("RPMOSTREED_TEST_TXN_DELAY_MS".into(), "3000".into())],
+        ..Default::default()
+    }) else {
+        return;
+    };
+    run(Duration::from_secs(60), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+        assert_eq!(versions(&sysroot).await, ["1.1", "1.0"]);
+        let mut txn = os.cleanup_transaction(&["base"]).await.unwrap();
+        assert!(txn.proxy.start().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The sysroot changes on disk while the transaction works (a stand-in for its own
+        // half-done writes): Reload() must not publish that.
+        sb.ostree_admin(&["undeploy", "1"]).unwrap();
+        sysroot.reload().await.unwrap();
+        assert_eq!(versions(&sysroot).await, ["1.1", "1.0"]);
+        txn.run(|_| {}).await.unwrap();
+        // Once the work is done, the daemon's view is the disk's.
+        assert_eq!(versions(&sysroot).await, ["1.1"]);
+    });
+}
