@@ -7,5 +7,6 @@
 mod common;
 mod conformance;
 mod dicts;
+mod props;
 mod shapes;
 mod transaction;

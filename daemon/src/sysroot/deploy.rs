@@ -77,13 +77,23 @@ fn register_driver(op: &Op<'_>, name: &str, unit: &str) -> Result<()> {
 
 /// A clone of a key file (libostree keeps a deployment's origin; it must not be edited in place).
 fn copy_keyfile(kf: &glib::KeyFile) -> Result<glib::KeyFile> {
+    parse_keyfile(&kf.to_data()).context("copying the origin")
+}
+
+/// Parses key-file text (an origin). A NUL byte is refused with an error: glib's parser takes
+/// C strings and would abort the daemon on one.
+pub(crate) fn parse_keyfile(text: &str) -> Result<glib::KeyFile> {
+    if let Some(at) = text.find('\0') {
+        bail!("the key file has a NUL byte at offset {at}");
+    }
     let out = glib::KeyFile::new();
-    out.load_from_data(&kf.to_data(), glib::KeyFileFlags::KEEP_COMMENTS)
-        .context("copying the origin")?;
+    out.load_from_data(text, glib::KeyFileFlags::KEEP_COMMENTS)
+        .context("parsing the key file")?;
     Ok(out)
 }
 
-fn origin_refspec(origin: &glib::KeyFile) -> Option<String> {
+/// The refspec an origin file names (`refspec`, else `baserefspec`).
+pub(crate) fn origin_refspec(origin: &glib::KeyFile) -> Option<String> {
     origin
         .string("origin", "refspec")
         .or_else(|_| origin.string("origin", "baserefspec"))

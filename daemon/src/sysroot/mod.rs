@@ -7,6 +7,8 @@ pub(crate) mod cached_update;
 pub(crate) mod deploy;
 pub(crate) mod kargs;
 pub(crate) mod ops;
+#[cfg(test)]
+mod proptests;
 pub(crate) mod refspec;
 
 use std::{
