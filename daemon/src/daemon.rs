@@ -18,7 +18,7 @@ use rpmostree_api::{
 use zbus::Connection;
 
 use crate::{
-    authz::Authorizer,
+    authz::{Authority, Authorizer, Polkit},
     config::Config,
     object::{OsExperimentalObject, OsObject, SysrootObject},
     power,
@@ -47,6 +47,7 @@ pub(crate) struct Daemon {
     clients: Mutex<HashMap<String, Client>>,
     engine: Engine,
     bus: OnceLock<Connection>,
+    authority: Arc<dyn Authority>,
     reload_lock: tokio::sync::Mutex<()>,
     exported: Mutex<Vec<String>>,
     /// Itself, for the engine's callbacks (which get `&self`).
@@ -101,9 +102,9 @@ impl Daemon {
             .expect("the bus connection is set before any object is served")
     }
 
-    /// An authorizer on the bus.
+    /// The authorizer of calls.
     pub(crate) fn authorizer(&self) -> Authorizer {
-        Authorizer::new(self.bus().clone())
+        Authorizer::new(Arc::clone(&self.authority))
     }
 
     /// Records a client; refused past [`MAX_CLIENTS`] (each client is a bus connection, so this
@@ -428,11 +429,15 @@ pub struct Options {
     pub config: PathBuf,
 }
 
-/// Runs the daemon until it idles out or is told to stop.
-pub async fn run(options: Options) -> Result<()> {
-    let started = Instant::now();
-    // A bad configuration does not keep the daemon from answering: every call then says what is
-    // wrong, instead of clients timing out on activation.
+/// Serves the daemon's objects on `connection` (the system bus, or a peer-to-peer connection in
+/// tests), for the sysroot and configuration of `options`, deciding calls with `authority`.
+/// Loads the sysroot before returning, so the first caller sees real properties; a sysroot that
+/// cannot be loaded, or a bad configuration, does not stop it: every call then explains why.
+pub(crate) async fn serve(
+    connection: &Connection,
+    options: &Options,
+    authority: Arc<dyn Authority>,
+) -> Result<Arc<Daemon>> {
     let (config, config_error) = match Config::load(&options.config) {
         Ok(c) => (c, None),
         Err(e) => {
@@ -450,29 +455,36 @@ pub async fn run(options: Options) -> Result<()> {
         clients: Mutex::new(HashMap::new()),
         engine: Engine::default(),
         bus: OnceLock::new(),
+        authority,
         reload_lock: tokio::sync::Mutex::new(()),
         exported: Mutex::new(Vec::new()),
         me: me.clone(),
     });
-
-    let bus = zbus::connection::Builder::system()
-        .method_timeout(BUS_CALL_TIMEOUT)
-        .serve_at(BASE_PATH, zbus::fdo::ObjectManager)
-        .serve_at(
+    daemon
+        .bus
+        .set(connection.clone())
+        .map_err(|_| anyhow::anyhow!("the bus connection was set twice"))?;
+    let server = connection.object_server();
+    server.at(BASE_PATH, zbus::fdo::ObjectManager).await?;
+    server
+        .at(
             SYSROOT_PATH,
             SysrootInterface(SysrootObject::new(Arc::clone(&daemon))),
         )
+        .await?;
+    daemon.reload().await?;
+    Ok(daemon)
+}
+
+/// Runs the daemon until it idles out or is told to stop.
+pub async fn run(options: Options) -> Result<()> {
+    let started = Instant::now();
+    let bus = zbus::connection::Builder::system()
+        .method_timeout(BUS_CALL_TIMEOUT)
         .build()
         .await
         .context("connecting to the system bus")?;
-    daemon
-        .bus
-        .set(bus.clone())
-        .map_err(|_| anyhow::anyhow!("the bus connection was set twice"))?;
-
-    // Load before taking the name, so the first caller sees real properties. A sysroot that
-    // cannot be loaded does not stop the daemon: every call then explains why.
-    daemon.reload().await?;
+    let daemon = serve(&bus, &options, Arc::new(Polkit::new(bus.clone()))).await?;
     bus.request_name(BUS_NAME)
         .await
         .with_context(|| format!("acquiring the name {BUS_NAME}"))?;

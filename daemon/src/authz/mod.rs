@@ -6,7 +6,9 @@
 //! as subject. If polkit cannot be asked, the answer is no, and the error says why. This module
 //! returns the API's wire error so the object layer can pass it on unchanged.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use futures_util::future::BoxFuture;
 
 use rpmostree_api::{
     Error, OSExperimentalMethod, OSMethod, SysrootMethod, UpdateDeploymentModifiers,
@@ -196,12 +198,6 @@ pub(crate) fn update_deployment_actions(
     actions
 }
 
-/// Asks polkit on behalf of the daemon.
-#[derive(Debug, Clone)]
-pub(crate) struct Authorizer {
-    bus: Connection,
-}
-
 /// Who called, as far as the decision is concerned.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
@@ -211,28 +207,113 @@ pub(crate) struct Caller {
     pub(crate) uid: u32,
 }
 
-impl Authorizer {
-    /// An authorizer on the daemon's bus connection.
+/// polkit's answer about one action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// Granted.
+    pub(crate) granted: bool,
+    /// Not granted, but would be after authentication.
+    pub(crate) challenge: bool,
+}
+
+/// Where decisions come from: polkit on the system bus ([`Polkit`]), or a fixed table in tests
+/// of the object layer over a peer-to-peer connection.
+pub(crate) trait Authority: Send + Sync + std::fmt::Debug + 'static {
+    /// Identifies the sender of a call.
+    fn caller<'a>(&'a self, header: &'a Header<'_>) -> BoxFuture<'a, Result<Caller, Error>>;
+    /// Asks about one action for the caller of `header`; `Err` when the authority cannot be
+    /// asked (then the answer is no).
+    fn ask<'a>(
+        &'a self,
+        header: &'a Header<'_>,
+        action: Action,
+        interactive: bool,
+    ) -> BoxFuture<'a, Result<Answer, String>>;
+}
+
+/// polkit, asked over the daemon's system bus connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Polkit {
+    bus: Connection,
+}
+
+impl Polkit {
+    /// polkit on `bus`.
     pub(crate) fn new(bus: Connection) -> Self {
         Self { bus }
+    }
+}
+
+impl Authority for Polkit {
+    fn caller<'a>(&'a self, header: &'a Header<'_>) -> BoxFuture<'a, Result<Caller, Error>> {
+        Box::pin(async move {
+            let sender = header
+                .sender()
+                .ok_or_else(|| Error::AccessDenied("the call has no sender".into()))?
+                .to_string();
+            let dbus = zbus::fdo::DBusProxy::new(&self.bus)
+                .await
+                .map_err(|e| Error::Failed(format!("cannot ask the bus who called: {e}")))?;
+            let name = zbus::names::BusName::try_from(sender.as_str())
+                .map_err(|e| Error::Failed(format!("bad sender name {sender}: {e}")))?;
+            let uid = dbus
+                .get_connection_unix_user(name)
+                .await
+                .map_err(|e| Error::Failed(format!("cannot find the uid of {sender}: {e}")))?;
+            Ok(Caller { sender, uid })
+        })
+    }
+
+    fn ask<'a>(
+        &'a self,
+        header: &'a Header<'_>,
+        action: Action,
+        interactive: bool,
+    ) -> BoxFuture<'a, Result<Answer, String>> {
+        Box::pin(async move {
+            let subject = Subject::new_for_message_header(header)
+                .map_err(|e| format!("cannot identify the caller: {e}"))?;
+            let authority = AuthorityProxy::builder(&self.bus)
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await
+                .map_err(|e| e.to_string())?;
+            let flags = if interactive {
+                CheckAuthorizationFlags::ALLOW_USER_INTERACTION
+            } else {
+                CheckAuthorizationFlags::empty()
+            };
+            let limit = polkit_timeout(interactive);
+            let details = Default::default();
+            let asked = authority.check_authorization(&subject, action.id(), &details, flags, "");
+            let result = tokio::time::timeout(limit, asked)
+                .await
+                .map_err(|_| format!("polkit did not answer within {} s", limit.as_secs()))?
+                .map_err(|e| e.to_string())?;
+            Ok(Answer {
+                granted: result.is_authorized,
+                challenge: result.is_challenge,
+            })
+        })
+    }
+}
+
+/// Decides calls: the caller from the authority, root without asking, everyone else only with
+/// every action granted; an empty action list, or an authority that cannot be asked, means no.
+#[derive(Debug, Clone)]
+pub(crate) struct Authorizer {
+    authority: Arc<dyn Authority>,
+}
+
+impl Authorizer {
+    /// An authorizer asking `authority`.
+    pub(crate) fn new(authority: Arc<dyn Authority>) -> Self {
+        Self { authority }
     }
 
     /// Identifies the sender of a call.
     pub(crate) async fn caller(&self, header: &Header<'_>) -> Result<Caller, Error> {
-        let sender = header
-            .sender()
-            .ok_or_else(|| Error::AccessDenied("the call has no sender".into()))?
-            .to_string();
-        let dbus = zbus::fdo::DBusProxy::new(&self.bus)
-            .await
-            .map_err(|e| Error::Failed(format!("cannot ask the bus who called: {e}")))?;
-        let name = zbus::names::BusName::try_from(sender.as_str())
-            .map_err(|e| Error::Failed(format!("bad sender name {sender}: {e}")))?;
-        let uid = dbus
-            .get_connection_unix_user(name)
-            .await
-            .map_err(|e| Error::Failed(format!("cannot find the uid of {sender}: {e}")))?;
-        Ok(Caller { sender, uid })
+        self.authority.caller(header).await
     }
 
     /// Checks that the caller may do every action in `actions`. `what` names the operation in
@@ -255,33 +336,13 @@ impl Authorizer {
         if caller.uid == 0 {
             return Ok(caller);
         }
-        let subject = Subject::new_for_message_header(header)
-            .map_err(|e| Error::AccessDenied(format!("cannot identify the caller: {e}")))?;
-        let authority = AuthorityProxy::builder(&self.bus)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .map_err(|e| unreachable(what, actions[0], &e))?;
-        let flags = if interactive {
-            CheckAuthorizationFlags::ALLOW_USER_INTERACTION
-        } else {
-            CheckAuthorizationFlags::empty()
-        };
         for action in actions {
-            let limit = polkit_timeout(interactive);
-            let details = Default::default();
-            let asked = authority.check_authorization(&subject, action.id(), &details, flags, "");
-            let result = tokio::time::timeout(limit, asked)
+            let answer = self
+                .authority
+                .ask(header, *action, interactive)
                 .await
-                .map_err(|_| {
-                    let e = zbus::Error::Failure(format!(
-                        "polkit did not answer within {} s",
-                        limit.as_secs()
-                    ));
-                    unreachable(what, *action, &e)
-                })?
                 .map_err(|e| unreachable(what, *action, &e))?;
-            if !result.is_authorized {
+            if !answer.granted {
                 tracing::info!(
                     "denied {what} to {} (uid {}): polkit action {}",
                     caller.sender,
@@ -291,7 +352,7 @@ impl Authorizer {
                 return Err(Error::AccessDenied(format!(
                     "rpmostreed {what} not allowed for user: polkit action {} was not granted{}",
                     action.id(),
-                    if result.is_challenge {
+                    if answer.challenge {
                         " (authentication is required and no agent answered)"
                     } else {
                         ""
@@ -316,7 +377,7 @@ fn polkit_timeout(interactive: bool) -> Duration {
     Duration::from_secs(if interactive { 120 } else { 25 })
 }
 
-fn unreachable(what: &str, action: Action, e: &zbus::Error) -> Error {
+fn unreachable(what: &str, action: Action, e: &str) -> Error {
     tracing::warn!("polkit could not be asked about {}: {e}", action.id());
     Error::AccessDenied(format!(
         "Authorization error: polkit could not be asked whether {what} is allowed (action {}), so it is denied: {e}",

@@ -133,3 +133,6 @@ mod tests {
         assert_eq!(title(&Some("a\nb".into()), "d"), "a b");
     }
 }
+
+#[cfg(test)]
+mod tests_p2p;
