@@ -78,6 +78,7 @@ fn assert_gone(dir: &Path, pids: &[u32]) {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn sandbox_bus_polkit_fixture_and_cleanup() {
     skip_unless_root!("sandbox_bus_polkit_fixture_and_cleanup");
     let t0 = Instant::now();
@@ -314,6 +315,7 @@ fn sandbox_bus_polkit_fixture_and_cleanup() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn fake_booted_sandbox() {
     skip_unless_root!("fake_booted_sandbox");
     let t0 = Instant::now();
@@ -406,6 +408,7 @@ fn fake_booted_sandbox() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn missing_daemon_binary_is_a_clear_error() {
     skip_unless_root!("missing_daemon_binary_is_a_clear_error");
     let err = Sandbox::start(SandboxOptions {

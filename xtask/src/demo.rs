@@ -17,15 +17,21 @@ const PACKAGES: &[&str] = &[
     "cockpit-bridge",
 ];
 
-fn require_root() -> Result<(), String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
+/// Whether this process runs as root (effective uid 0).
+pub(crate) fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("Uid:"))
                 .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
-        });
-    if uid.as_deref() == Some("0") {
+        })
+        .as_deref()
+        == Some("0")
+}
+
+fn require_root() -> Result<(), String> {
+    if is_root() {
         Ok(())
     } else {
         Err("the demo needs root: it starts a private system bus, polkitd in a private mount \

@@ -11,6 +11,7 @@ use rpmostree_tests::SandboxOptions;
 use crate::common::*;
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn rollback_swaps_the_boot_order() {
     let Some(sb) = sandbox("rollback_swaps_the_boot_order", SandboxOptions::default()) else {
         return;
@@ -36,6 +37,7 @@ fn rollback_swaps_the_boot_order() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn cleanup_needs_a_flag_and_cleanup_r_removes_the_rollback() {
     let Some(sb) = sandbox(
         "cleanup_needs_a_flag_and_cleanup_r_removes_the_rollback",
@@ -66,6 +68,7 @@ fn cleanup_needs_a_flag_and_cleanup_r_removes_the_rollback() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn kargs_prints_the_current_arguments() {
     let Some(sb) = sandbox(
         "kargs_prints_the_current_arguments",
@@ -89,6 +92,7 @@ fn kargs_prints_the_current_arguments() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn cancel_without_a_transaction() {
     let Some(sb) = sandbox("cancel_without_a_transaction", SandboxOptions::default()) else {
         return;
@@ -98,6 +102,7 @@ fn cancel_without_a_transaction() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn busy_error_names_the_transaction_and_wait_waits_for_it() {
     let Some(sb) = sandbox(
         "busy_error_names_the_transaction_and_wait_waits_for_it",
@@ -194,6 +199,7 @@ fn busy_error_names_the_transaction_and_wait_waits_for_it() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn non_root_rollback_without_a_grant_names_the_polkit_action() {
     let Some(sb) = sandbox(
         "non_root_rollback_without_a_grant_names_the_polkit_action",
@@ -222,6 +228,7 @@ fn non_root_rollback_without_a_grant_names_the_polkit_action() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn ctrl_c_cancels_the_transaction_and_fails_with_the_daemon_message() {
     let Some(sb) = sandbox(
         "ctrl_c_cancels_the_transaction_and_fails_with_the_daemon_message",
@@ -291,6 +298,7 @@ fn ctrl_c_cancels_the_transaction_and_fails_with_the_daemon_message() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn cancel_stops_a_running_transaction() {
     let Some(sb) = sandbox(
         "cancel_stops_a_running_transaction",

@@ -66,6 +66,7 @@ fn finalize_staged(sb: &Sandbox) {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn scenario_upgrade_rollback_kargs_cleanup_rebase() {
     let Some(sb) = sandbox(
         "scenario_upgrade_rollback_kargs_cleanup_rebase",

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::common::*;
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn status_human_and_json_match_the_golden_files() {
     let Some(sb) = sandbox(
         "status_human_and_json_match_the_golden_files",
@@ -80,6 +81,7 @@ fn status_human_and_json_match_the_golden_files() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn status_works_for_a_non_root_user_without_polkit_grants() {
     let Some(sb) = sandbox(
         "status_works_for_a_non_root_user_without_polkit_grants",

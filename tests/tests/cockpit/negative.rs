@@ -16,6 +16,7 @@ use crate::common::*;
 const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn no_daemon_closes_the_channel_with_not_found() {
     let Some(sb) = sandbox(
         "cockpit: no daemon -> not-found",
@@ -45,6 +46,7 @@ fn no_daemon_closes_the_channel_with_not_found() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn an_unauthorised_user_gets_access_denied_and_nothing_changes() {
     let Some(sb) = sandbox("cockpit: unauthorised user", SandboxOptions::default()) else {
         return;
@@ -111,6 +113,7 @@ fn an_unauthorised_user_gets_access_denied_and_nothing_changes() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_mutation_during_another_transaction_gets_the_busy_error() {
     let Some(sb) = sandbox(
         "cockpit: concurrent mutation -> busy",

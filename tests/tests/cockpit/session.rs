@@ -13,6 +13,7 @@ use crate::bridge::{OS_IFACE, OS_PATH, STEP, SYSROOT_IFACE, SYSROOT_PATH, TREE_R
 use crate::common::*;
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn cockpit_ostree_session_rollback_and_deploy() {
     let Some(sb) = sandbox(
         "cockpit: cockpit-ostree session",

@@ -153,6 +153,7 @@ fn call_as_test_user(sb: &Sandbox, iface: &str, method: &str, args: &[&str]) -> 
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn every_mutating_method_is_denied_then_granted_by_polkit() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -223,6 +224,7 @@ fn every_mutating_method_is_denied_then_granted_by_polkit() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn root_needs_no_polkit_and_unreachable_polkit_means_no() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -292,6 +294,7 @@ const UPDATE_DEPLOYMENT_MODIFIERS: &[(&str, &str, &str)] = &[
 ];
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn each_update_deployment_modifier_asks_for_its_action() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -321,6 +324,7 @@ fn each_update_deployment_modifier_asks_for_its_action() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_hung_polkitd_denies_in_bounded_time_and_the_daemon_keeps_serving() {
     let Some(sb) = sandbox(SandboxOptions {
         daemon_env: vec![("RPMOSTREED_POLKIT_TIMEOUT_SECS".into(), "2".into())],

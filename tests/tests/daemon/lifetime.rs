@@ -10,6 +10,7 @@ use rpmostree_tests::SandboxOptions;
 use crate::common::*;
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn clients_keep_the_daemon_alive_and_it_exits_when_idle() {
     let Some(sb) = sandbox(SandboxOptions {
         idle_exit_timeout: Some(2),
@@ -67,6 +68,7 @@ fn clients_keep_the_daemon_alive_and_it_exits_when_idle() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn sigkill_in_the_middle_of_a_transaction_leaves_a_working_system() {
     let Some(sb) = sandbox(SandboxOptions {
         daemon_env: vec![("RPMOSTREED_TEST_TXN_DELAY_MS".into(), "3000".into())],
@@ -100,6 +102,7 @@ fn sigkill_in_the_middle_of_a_transaction_leaves_a_working_system() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_bad_configuration_is_reported_to_every_caller_until_fixed() {
     let Some(sb) = sandbox(SandboxOptions {
         extra_config: Some("AutomaticUpdatePolicy=sometimes".into()),
@@ -130,6 +133,7 @@ fn a_bad_configuration_is_reported_to_every_caller_until_fixed() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_sysroot_that_cannot_be_loaded_is_explained_to_every_caller() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;

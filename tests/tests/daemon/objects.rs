@@ -10,6 +10,7 @@ use rpmostree_tests::SandboxOptions;
 use crate::common::*;
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn introspection_equals_the_interface_xml_for_zbus_busctl_and_gdbus() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -93,6 +94,7 @@ fn introspection_equals_the_interface_xml_for_zbus_busctl_and_gdbus() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn getall_object_manager_and_properties_from_the_sysroot() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -220,6 +222,7 @@ fn getall_object_manager_and_properties_from_the_sysroot() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn fake_booted_system_reports_the_booted_deployment() {
     let Some(sb) = sandbox(SandboxOptions {
         fake_booted: true,
@@ -249,6 +252,7 @@ fn fake_booted_system_reports_the_booted_deployment() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_change_behind_the_daemons_back_is_picked_up_with_properties_changed() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;

@@ -14,6 +14,7 @@ use rpmostree_tests::SandboxOptions;
 use crate::common::*;
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn upgrade_deploy_rebase_and_kargs_on_a_sysroot() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -179,6 +180,7 @@ fn upgrade_deploy_rebase_and_kargs_on_a_sysroot() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn bad_input_is_a_clear_error_and_changes_nothing() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -321,6 +323,7 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn staged_upgrade_and_finalization_on_a_booted_system() {
     let Some(sb) = sandbox(SandboxOptions {
         fake_booted: true,
@@ -415,6 +418,7 @@ fn staged_upgrade_and_finalization_on_a_booted_system() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn download_only_cache_only_checksums_and_reboot_without_a_reboot_service() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -492,6 +496,7 @@ fn download_only_cache_only_checksums_and_reboot_without_a_reboot_service() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn an_update_driver_registers_and_status_reports_it() {
     let Some(sb) = sandbox(SandboxOptions {
         fake_booted: true,

@@ -57,6 +57,7 @@ async fn restart(sb: &Sandbox) -> (zbus::Connection, OSProxy<'static>) {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_reboot_follows_only_a_written_change_and_comes_after_finished() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -166,6 +167,7 @@ fn a_reboot_follows_only_a_written_change_and_comes_after_finished() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn without_logind_the_reboot_is_systemds_clean_reboot_target() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -198,6 +200,7 @@ fn without_logind_the_reboot_is_systemds_clean_reboot_target() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn an_inhibited_or_impossible_reboot_leaves_the_change_queued_and_says_so() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -254,6 +257,7 @@ fn an_inhibited_or_impossible_reboot_leaves_the_change_queued_and_says_so() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn finalize_unlocks_only_once_the_reboot_was_accepted() {
     let Some(sb) = sandbox(SandboxOptions {
         fake_booted: true,
@@ -318,6 +322,7 @@ fn finalize_unlocks_only_once_the_reboot_was_accepted() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn quoted_kernel_arguments_survive_append_replace_and_delete() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -415,6 +420,7 @@ fn quoted_kernel_arguments_survive_append_replace_and_delete() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_crash_right_after_staging_never_leaves_an_unlocked_staged_deployment() {
     let Some(sb) = sandbox(SandboxOptions {
         fake_booted: true,

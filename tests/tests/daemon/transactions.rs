@@ -11,6 +11,7 @@ use rpmostree_tests::SandboxOptions;
 use crate::common::*;
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn rollback_and_cleanup_change_the_sysroot_and_properties_change_before_finished() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -107,6 +108,7 @@ fn rollback_and_cleanup_change_the_sysroot_and_properties_change_before_finished
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn rollback_on_a_fake_booted_system() {
     let Some(sb) = sandbox(SandboxOptions {
         fake_booted: true,
@@ -136,6 +138,7 @@ fn rollback_on_a_fake_booted_system() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn one_transaction_at_a_time_busy_and_join() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -190,6 +193,7 @@ fn one_transaction_at_a_time_busy_and_join() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn cancel_ends_the_transaction_quickly_and_changes_nothing() {
     let Some(sb) = sandbox(SandboxOptions {
         daemon_env: vec![("RPMOSTREED_TEST_TXN_DELAY_MS".into(), "20000".into())],
@@ -226,6 +230,7 @@ fn cancel_ends_the_transaction_quickly_and_changes_nothing() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_client_leaving_after_start_does_not_cancel_but_one_that_never_starts_is_dropped() {
     let Some(sb) = sandbox(SandboxOptions {
         daemon_env: vec![
@@ -277,6 +282,7 @@ fn a_client_leaving_after_start_does_not_cancel_but_one_that_never_starts_is_dro
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn only_root_and_the_initiator_may_connect_to_a_transaction() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
@@ -307,6 +313,7 @@ fn only_root_and_the_initiator_may_connect_to_a_transaction() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn sigterm_cancels_the_running_transaction_and_exits_cleanly() {
     let Some(sb) = sandbox(SandboxOptions {
         daemon_env: vec![("RPMOSTREED_TEST_TXN_DELAY_MS".into(), "20000".into())],
@@ -339,6 +346,7 @@ fn sigterm_cancels_the_running_transaction_and_exits_cleanly() {
 }
 
 #[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn reload_during_a_transaction_keeps_the_last_complete_view() {
     let Some(sb) = sandbox(SandboxOptions {
         daemon_env: vec![("RPMOSTREED_TEST_TXN_DELAY_MS".into(), "3000".into())],
