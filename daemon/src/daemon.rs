@@ -494,17 +494,31 @@ pub async fn run(options: Options) -> Result<()> {
         started.elapsed().as_millis()
     );
 
-    tokio::spawn(track_clients(Arc::clone(&daemon)));
-    let reason = watch(Arc::clone(&daemon)).await;
+    let (lost_tx, lost) = tokio::sync::oneshot::channel();
+    tokio::spawn({
+        let daemon = Arc::clone(&daemon);
+        async move {
+            track_clients(daemon).await;
+            let _ = lost_tx.send(());
+        }
+    });
+    let reason = watch(Arc::clone(&daemon), lost).await;
     tracing::info!("exiting: {reason}");
     // A transaction in the middle of its work is cancelled and allowed to end cleanly (its
     // peers get `Finished`), instead of being cut off halfway.
     daemon.engine().shutdown(SHUTDOWN_GRACE).await;
+    if reason == BUS_LOST {
+        // Nothing can reach this process any more; the next call on the bus activates a new one.
+        anyhow::bail!("lost the connection to the system bus");
+    }
     let _ = bus.release_name(BUS_NAME).await;
     Ok(())
 }
 
-/// Forgets registered clients that leave the bus.
+/// Why [`watch`] returns when the bus connection closed.
+const BUS_LOST: &str = "the system bus connection was lost";
+
+/// Forgets registered clients that leave the bus; returns when the bus connection is gone.
 async fn track_clients(daemon: Arc<Daemon>) {
     let Ok(dbus) = zbus::fdo::DBusProxy::new(daemon.bus()).await else {
         return;
@@ -523,7 +537,8 @@ async fn track_clients(daemon: Arc<Daemon>) {
 
 /// Watches the sysroot for outside changes and the daemon for idleness; returns why it should
 /// exit.
-async fn watch(daemon: Arc<Daemon>) -> &'static str {
+async fn watch(daemon: Arc<Daemon>, lost: tokio::sync::oneshot::Receiver<()>) -> &'static str {
+    tokio::pin!(lost);
     let mut idle_since: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -531,6 +546,7 @@ async fn watch(daemon: Arc<Daemon>) -> &'static str {
         tokio::select! {
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => return "interrupted",
+            _ = &mut lost => return BUS_LOST,
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return "terminated",
         }
         // Picks up changes made behind the daemon's back (e.g. `ostree admin` by hand); skipped

@@ -612,6 +612,24 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Stops the sandbox's `dbus-daemon` and starts a new one on the same socket and
+    /// configuration, as a restart of the system bus would: every connection to the old bus is
+    /// gone (the daemon and polkitd are activated again on first use).
+    pub fn restart_bus(&mut self) -> Result<(), HarnessError> {
+        if let Some(mut child) = self.bus.take() {
+            let pid = child.id();
+            process::signal(pid, 15)?;
+            process::wait_for("dbus-daemon to exit", Duration::from_secs(10), || {
+                Ok(!matches!(child.try_wait(), Ok(None)))
+            })?;
+            let _ = child.wait();
+        }
+        let _ = fs::remove_file(&self.bus_paths.socket);
+        self.bus = Some(bus::start(&self.bus_paths, data::BUS_POLICY)?);
+        note!("{}: bus restarted", self.dir.display());
+        Ok(())
+    }
+
     /// The pid of the sandbox's `dbus-daemon`, while it runs.
     pub fn bus_pid(&self) -> Option<u32> {
         self.bus.as_ref().map(Child::id)
