@@ -21,10 +21,12 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod background;
 mod bus;
 pub mod data;
 mod error;
 mod fixture;
+mod http;
 mod logind;
 mod polkit;
 mod process;
@@ -32,6 +34,7 @@ mod sandbox;
 mod status;
 
 pub use error::HarnessError;
+pub use http::HttpServer;
 pub use logind::{Call, Inhibitor, RebootServices, StandInOptions};
 pub use polkit::PolkitAnswer;
 pub use sandbox::{Sandbox, SandboxOptions, TEST_USER};

@@ -20,13 +20,12 @@
 //! ```
 
 use std::fmt;
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use zbus::OwnedObjectPath;
 
+use crate::background::{Background, Ready, Stop, runtime};
 use crate::error::HarnessError;
 
 /// logind's bus name.
@@ -220,10 +219,8 @@ pub struct RebootServices {
     log: Arc<Log>,
     /// The names owned.
     names: Vec<&'static str>,
-    /// Tells the service thread to stop.
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    /// The service thread.
-    thread: Option<JoinHandle<()>>,
+    /// The thread it runs on.
+    background: Background,
 }
 
 impl fmt::Debug for RebootServices {
@@ -231,7 +228,7 @@ impl fmt::Debug for RebootServices {
         f.debug_struct("RebootServices")
             .field("names", &self.names)
             .field("calls", &self.log.lock().len())
-            .field("running", &self.thread.is_some())
+            .field("running", &self.background.running())
             .finish()
     }
 }
@@ -257,34 +254,18 @@ impl RebootServices {
         }
         let what = format!("standing in for {} on {bus_address}", names.join(" and "));
 
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), HarnessError>>();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread_log = Arc::clone(&log);
         let address = bus_address.to_owned();
-        let thread = std::thread::Builder::new()
-            .name("reboot-stand-ins".to_owned())
-            .spawn(move || serve(address, options, thread_log, ready_tx, stop_rx))
-            .map_err(|e| HarnessError::new(format!("{what}: spawning a thread: {e}")))?;
+        let background = Background::start("reboot-stand-ins", &what, move |ready, stop| {
+            serve(address, options, thread_log, ready, stop)
+        })?;
 
-        let mut services = Self {
+        let services = Self {
             log,
             names,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            background,
         };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(services),
-            Ok(Err(e)) => {
-                services.stop();
-                Err(e.context(what))
-            }
-            Err(_) => {
-                services.stop();
-                Err(HarnessError::new(format!(
-                    "{what}: the service thread ended without reporting (did it panic?)"
-                )))
-            }
-        }
+        Ok(services)
     }
 
     /// The bus names owned.
@@ -308,46 +289,13 @@ impl RebootServices {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.clone()
     }
-
-    /// Stops the service thread and waits for it; does nothing the second time.
-    fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            // An error means the thread has already ended.
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // A panic of the thread is not re-raised here: this runs in drop.
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for RebootServices {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// The service thread: connects, reports readiness (or the error), serves until told to stop,
 /// then releases the names and closes the connection.
-fn serve(
-    address: String,
-    options: StandInOptions,
-    log: Arc<Log>,
-    ready: mpsc::Sender<Result<(), HarnessError>>,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            let _ = ready.send(Err(HarnessError::new(format!(
-                "building a tokio runtime: {e}"
-            ))));
-            return;
-        }
+fn serve(address: String, options: StandInOptions, log: Arc<Log>, ready: Ready, stop: Stop) {
+    let Some(runtime) = runtime(&ready) else {
+        return;
     };
     runtime.block_on(async move {
         let connection =
