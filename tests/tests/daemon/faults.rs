@@ -234,3 +234,62 @@ fn rpmostree_tests_wait(timeout: Duration, check: impl Fn() -> bool) -> bool {
     }
     check()
 }
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn cancel_during_a_throttled_http_pull_ends_promptly_and_changes_nothing() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    grow_tree(&sb, 2000);
+    sb.commit(rpmostree_tests::STABLE_BRANCH, "3.0").unwrap();
+    // The remote over HTTP on loopback, at 2 MiB/s per connection: the 32 MiB pull takes a
+    // while.
+    let server = rpmostree_tests::HttpServer::start(sb.remote_repo(), Some(2 << 20)).unwrap();
+    sb.ostree(&["config", "set", "remote \"origin\".url", &server.url()])
+        .unwrap();
+    let before = sb.admin_status().unwrap();
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        let mut txn = os
+            .upgrade_transaction(&UpgradeOptions::new())
+            .await
+            .unwrap();
+        let proxy = txn.proxy.clone();
+        let sent_at_start = server.bytes_sent();
+        let canceller = tokio::spawn(async move {
+            // Cancel once the pull is well under way.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let at = Instant::now();
+            proxy.cancel().await.unwrap();
+            at
+        });
+        let result = txn.run(|_| {}).await;
+        let finished_at = Instant::now();
+        let cancelled_at = canceller.await.unwrap();
+        assert!(
+            server.bytes_sent() > sent_at_start + (1 << 20),
+            "the pull was under way when cancelled"
+        );
+        let took = finished_at - cancelled_at;
+        assert!(took < Duration::from_secs(2), "Cancel took {took:?}");
+        let err = result.unwrap_err();
+        assert!(err.message().contains("cancelled"), "{err}");
+    });
+    assert_eq!(sb.admin_status().unwrap(), before, "nothing was deployed");
+    fsck(&sb, "the cancelled pull");
+    // At full speed, the same upgrade completes (what was fetched is reused).
+    server.set_rate(None);
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        os.upgrade_transaction(&UpgradeOptions::new())
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+    });
+    assert_eq!(admin_versions(&sb)[0], "3.0");
+}

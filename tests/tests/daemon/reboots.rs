@@ -46,6 +46,19 @@ async fn run_txn(
     }
 }
 
+/// A logind and/or systemd stand-in on the sandbox bus.
+fn stand_in(sb: &Sandbox, logind: bool, systemd: bool) -> RebootServices {
+    RebootServices::start(
+        sb.bus_address(),
+        StandInOptions {
+            logind,
+            systemd,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 /// Restarts the daemon (after it asked for a reboot it accepts no more changes, as a system
 /// going down would).
 async fn restart(sb: &Sandbox) -> (zbus::Connection, OSProxy<'static>) {
@@ -62,15 +75,7 @@ fn a_reboot_follows_only_a_written_change_and_comes_after_finished() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
     };
-    let services = RebootServices::start(
-        sb.bus_address(),
-        StandInOptions {
-            logind: true,
-            systemd: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let services = stand_in(&sb, true, true);
     run(Duration::from_secs(180), async {
         let bus = bus(&sb).await;
         let os = os(&bus).await;
@@ -172,14 +177,7 @@ fn without_logind_the_reboot_is_systemds_clean_reboot_target() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
     };
-    let services = RebootServices::start(
-        sb.bus_address(),
-        StandInOptions {
-            systemd: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let services = stand_in(&sb, false, true);
     run(Duration::from_secs(120), async {
         let bus = bus(&sb).await;
         let os = os(&bus).await;
@@ -303,14 +301,7 @@ fn finalize_unlocks_only_once_the_reboot_was_accepted() {
         drop(services);
 
         // logind accepts: unlocked, after the request.
-        let services = RebootServices::start(
-            sb.bus_address(),
-            StandInOptions {
-                logind: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let services = stand_in(&sb, true, false);
         let (ok, text, _) = run_txn(os.finalize_deployment_transaction(&finalize).await).await;
         assert!(ok, "{text}");
         assert_eq!(reboots(&services.calls()).len(), 1);
