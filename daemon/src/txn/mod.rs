@@ -228,6 +228,8 @@ pub(crate) struct Txn {
     pub(crate) address: String,
     state: Mutex<State>,
     peers: Mutex<Vec<Peer>>,
+    /// Peers that left (their ids), so a late `add_peer` does not bring one back.
+    departed: Mutex<Vec<u64>>,
     cancellable: gio::Cancellable,
     written: Arc<AtomicBool>,
     working: AtomicBool,
@@ -516,12 +518,18 @@ impl Txn {
         }
     }
 
-    /// Adds an admitted peer: its own bounded queue and sender task.
+    /// Adds an admitted peer, once: its own bounded queue and sender task. Called when its
+    /// connection is set up and again by its `Start()`, which may be served first: the peer must
+    /// be in the list before the work can emit anything, or it would miss `Finished`.
     pub(crate) fn add_peer(self: &Arc<Self>, id: u64, connection: Connection) {
+        let mut peers = lock(&self.peers);
+        if peers.iter().any(|p| p.id == id) || self.closed_or_gone(id) {
+            return;
+        }
         let limits = self.limits();
         let (queue, items) = mpsc::channel(limits.peer_queue);
         let task = tokio::spawn(send_to_peer(connection.clone(), items, limits.emit_timeout));
-        lock(&self.peers).push(Peer {
+        peers.push(Peer {
             id,
             connection,
             queue,
@@ -529,8 +537,14 @@ impl Txn {
         });
     }
 
-    /// Forgets a peer that left.
+    /// Whether peer `id` left, or the transaction is closed (no peer is added then).
+    fn closed_or_gone(&self, id: u64) -> bool {
+        *lock(&self.state) == State::Closed || lock(&self.departed).contains(&id)
+    }
+
+    /// Forgets a peer that left; it is not added again.
     pub(crate) fn remove_peer(&self, id: u64) {
+        lock(&self.departed).push(id);
         let mut peers = lock(&self.peers);
         if let Some(i) = peers.iter().position(|p| p.id == id) {
             let peer = peers.remove(i);
@@ -718,6 +732,7 @@ impl Engine {
                 request,
                 state: Mutex::new(State::Created),
                 peers: Mutex::new(Vec::new()),
+                departed: Mutex::new(Vec::new()),
                 cancellable: gio::Cancellable::new(),
                 written: Arc::new(AtomicBool::new(false)),
                 working: AtomicBool::new(false),

@@ -101,8 +101,10 @@ async fn admit(
             txn.request.uid
         );
     }
+    let id = NEXT_PEER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let object = TxnObject {
         txn: Arc::clone(&txn),
+        peer: id,
     };
     let build = zbus::connection::Builder::unix_stream(stream.into_std()?)
         .server(zbus::Guid::generate())
@@ -127,7 +129,6 @@ async fn admit(
         creds.pid(),
         txn.request.title
     );
-    let id = NEXT_PEER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Subscribe before the peer is visible, so its leaving cannot be missed.
     let mut messages = zbus::MessageStream::from(&connection);
     txn.add_peer(id, connection);
@@ -180,6 +181,8 @@ pub(crate) async fn emit(peer: &Connection, event: &TransactionEvent) -> zbus::R
 /// The Transaction object served to one peer.
 struct TxnObject {
     txn: Arc<Txn>,
+    /// The peer's id in the transaction's list.
+    peer: u64,
 }
 
 impl TransactionHandler for TxnObject {
@@ -189,6 +192,9 @@ impl TransactionHandler for TxnObject {
     }
 
     async fn start(&self, ctx: &CallContext<'_>) -> Result<bool, Error> {
+        // The call can be served before the set-up code lists the peer: list it now, so it
+        // cannot miss the signals the work is about to send.
+        self.txn.add_peer(self.peer, ctx.connection().clone());
         self.txn.start(ctx.connection()).await
     }
 

@@ -138,7 +138,11 @@ async fn begin(engine: &Engine, host: &Arc<FakeHost>, req: Request) -> Result<St
 async fn run_client(address: &str) -> Vec<TransactionEvent> {
     let mut client = TransactionClient::connect(address).await.unwrap();
     let mut events = Vec::new();
-    let _ = client.run(|e| events.push(e.clone())).await;
+    let run = client.run(|e| events.push(e.clone()));
+    // Bounded: a missed `Finished` fails the test instead of hanging it.
+    let _ = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the transaction finished within 20 s");
     events
 }
 
@@ -509,4 +513,44 @@ async fn a_peer_that_never_authenticates_is_disconnected() {
     // The transaction itself still works.
     let events = run_client(&address).await;
     assert_eq!(finished(&events), (true, String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_transaction_closes_when_its_peers_leave_or_after_the_grace_period() {
+    // A peer that stays connected: the slot is freed after the grace period anyway.
+    let (engine, host) = setup(
+        FakeHost::new(|_| Ok(Outcome::unchanged("ok"))),
+        Limits {
+            close_timeout: Duration::from_millis(300),
+            ..limits()
+        },
+    );
+    let address = begin(&engine, &host, request("Upgrade", "", false))
+        .await
+        .unwrap();
+    let mut client = TransactionClient::connect(&address).await.unwrap();
+    client.run(|_| {}).await.unwrap();
+    let txn = engine.active().unwrap();
+    assert!(txn.is_over());
+    assert_eq!(txn.peer_count(), 1, "the client is still connected");
+    wait_until("the grace period to end", || engine.active().is_none()).await;
+    assert_eq!(txn.peer_count(), 0, "the lingering peer was dropped");
+
+    // A peer that leaves: closed at once, long before a (long) grace period.
+    let (engine, host) = setup(
+        FakeHost::new(|_| Ok(Outcome::unchanged("ok"))),
+        Limits {
+            close_timeout: Duration::from_secs(3600),
+            ..limits()
+        },
+    );
+    let address = begin(&engine, &host, request("Upgrade", "", false))
+        .await
+        .unwrap();
+    let events = run_client(&address).await;
+    assert_eq!(finished(&events), (true, String::new()));
+    wait_until("the slot to be freed once the peer left", || {
+        engine.active().is_none()
+    })
+    .await;
 }
