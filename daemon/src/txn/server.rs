@@ -17,6 +17,18 @@ use zbus::{Connection, object_server::SignalEmitter};
 
 use super::Txn;
 
+/// Where peers come from: the transaction socket, or a fake in tests of the accept loop.
+pub(crate) trait Accept: Send + 'static {
+    /// The next connection.
+    fn accept(&self) -> impl Future<Output = std::io::Result<tokio::net::UnixStream>> + Send;
+}
+
+impl Accept for Listener {
+    async fn accept(&self) -> std::io::Result<tokio::net::UnixStream> {
+        self.listener.accept().await.map(|(stream, _)| stream)
+    }
+}
+
 /// A bound, not yet serving, transaction socket.
 pub(crate) struct Listener {
     listener: UnixListener,
@@ -47,18 +59,18 @@ impl Listener {
 /// descriptors) backs off instead of spinning.
 pub(crate) async fn serve(
     txn: Arc<Txn>,
-    listener: Listener,
+    listener: impl Accept,
     mut closed: watch::Receiver<bool>,
     handshake_timeout: Duration,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let accepted = tokio::select! {
-            a = listener.listener.accept() => a,
+            a = listener.accept() => a,
             _ = closed.wait_for(|c| *c) => break,
         };
         let stream = match accepted {
-            Ok((stream, _)) => {
+            Ok(stream) => {
                 backoff = Duration::from_millis(50);
                 stream
             }

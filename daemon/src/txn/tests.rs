@@ -554,3 +554,39 @@ async fn a_finished_transaction_closes_when_its_peers_leave_or_after_the_grace_p
     })
     .await;
 }
+
+/// An accept that always fails, as with no file descriptors left, counting the attempts.
+struct FailingAccept(Arc<AtomicUsize>);
+
+impl super::server::Accept for FailingAccept {
+    async fn accept(&self) -> std::io::Result<tokio::net::UnixStream> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(std::io::Error::other("Too many open files"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_errors_back_off_instead_of_spinning() {
+    let (engine, host) = setup(FakeHost::new(|_| Ok(Outcome::unchanged("ok"))), limits());
+    begin(&engine, &host, request("Upgrade", "", false))
+        .await
+        .unwrap();
+    let txn = engine.active().unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let accept_loop = tokio::spawn(super::server::serve(
+        Arc::clone(&txn),
+        FailingAccept(Arc::clone(&attempts)),
+        txn.closed.subscribe(),
+        Duration::from_secs(1),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // 50, 100, 200, 400 ms waits: a handful of attempts, where a spinning loop makes millions.
+    let n = attempts.load(Ordering::SeqCst);
+    assert!((2..20).contains(&n), "{n} accept attempts in a second");
+    // Closing the transaction ends the loop even while it waits.
+    txn.close().await;
+    tokio::time::timeout(Duration::from_secs(5), accept_loop)
+        .await
+        .expect("the accept loop ended")
+        .unwrap();
+}
