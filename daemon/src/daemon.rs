@@ -49,6 +49,10 @@ pub(crate) struct Daemon {
     bus: OnceLock<Connection>,
     authority: Arc<dyn Authority>,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Held for writing by a transaction's work and for reading by every load of the sysroot, so
+    /// a load never overlaps the work's writes: a load that would is skipped (the transaction
+    /// reloads when it ends), and work waits for a load under way to finish.
+    work_gate: Arc<tokio::sync::RwLock<()>>,
     exported: Mutex<Vec<String>>,
     /// Itself, for the engine's callbacks (which get `&self`).
     me: std::sync::Weak<Daemon>,
@@ -197,6 +201,10 @@ impl Daemon {
     }
 
     async fn load_and_publish(self: &Arc<Self>) -> Result<()> {
+        let Ok(_reading) = Arc::clone(&self.work_gate).try_read_owned() else {
+            // A transaction's work is writing; it reloads when it ends.
+            return Ok(());
+        };
         let path = self.sysroot_path.clone();
         let loaded = tokio::task::spawn_blocking(move || sysroot::load(&path))
             .await
@@ -338,6 +346,8 @@ const BUS_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Host for Daemon {
     fn run(&self, kind: &Kind, work: &Work) -> anyhow::Result<Outcome> {
+        // Waits for a load under way, then keeps loads out until the work is done.
+        let _writing = self.work_gate.blocking_write();
         let op = Op {
             path: &self.sysroot_path,
             cancellable: &work.cancellable,
@@ -457,6 +467,7 @@ pub(crate) async fn serve(
         bus: OnceLock::new(),
         authority,
         reload_lock: tokio::sync::Mutex::new(()),
+        work_gate: Arc::new(tokio::sync::RwLock::new(())),
         exported: Mutex::new(Vec::new()),
         me: me.clone(),
     });

@@ -31,20 +31,25 @@ async fn bounded(
     }
 }
 
-/// Whether `name` has an owner or can be activated.
-async fn present(bus: &Connection, name: &str) -> bool {
-    let Ok(dbus) = zbus::fdo::DBusProxy::new(bus).await else {
-        return false;
-    };
-    let Ok(bus_name) = BusName::try_from(name) else {
-        return false;
-    };
-    let owned = tokio::time::timeout(CALL_TIMEOUT, dbus.name_has_owner(bus_name)).await;
-    if matches!(owned, Ok(Ok(true))) {
-        return true;
+/// Whether `name` has an owner or can be activated; `Err` when the bus cannot say (then the
+/// caller refuses: guessing "absent" would go around logind).
+async fn present(bus: &Connection, name: &str) -> Result<bool, String> {
+    let dbus = zbus::fdo::DBusProxy::new(bus)
+        .await
+        .map_err(|e| format!("cannot ask the bus about {name}: {e}"))?;
+    let bus_name = BusName::try_from(name).map_err(|e| e.to_string())?;
+    let owned = tokio::time::timeout(CALL_TIMEOUT, dbus.name_has_owner(bus_name))
+        .await
+        .map_err(|_| format!("the bus did not say whether {name} runs"))?
+        .map_err(|e| format!("cannot tell whether {name} runs: {e}"))?;
+    if owned {
+        return Ok(true);
     }
-    let activatable = tokio::time::timeout(CALL_TIMEOUT, dbus.list_activatable_names()).await;
-    matches!(activatable, Ok(Ok(names)) if names.iter().any(|n| n.as_str() == name))
+    let activatable = tokio::time::timeout(CALL_TIMEOUT, dbus.list_activatable_names())
+        .await
+        .map_err(|_| format!("the bus did not say whether {name} can be started"))?
+        .map_err(|e| format!("cannot tell whether {name} can be started: {e}"))?;
+    Ok(activatable.iter().any(|n| n.as_str() == name))
 }
 
 /// One logind inhibitor: what, who, why, mode, uid, pid.
@@ -53,7 +58,7 @@ type Inhibitor = (String, String, String, String, u32, u32);
 /// Checks that a reboot can be asked for now: a reboot service is on the bus and no logind
 /// inhibitor blocks shutdown. `Err` says why not, in words for the user.
 pub(crate) async fn check(bus: &Connection) -> Result<(), String> {
-    if present(bus, LOGIND).await {
+    if present(bus, LOGIND).await? {
         let reply = bounded(
             LOGIND,
             "ListInhibitors",
@@ -66,20 +71,16 @@ pub(crate) async fn check(bus: &Connection) -> Result<(), String> {
             ),
         )
         .await;
-        let inhibitors: Vec<Inhibitor> = match reply.map(|r| r.body().deserialize()) {
-            Ok(Ok(list)) => list,
-            Ok(Err(e)) => {
-                tracing::warn!("cannot read logind's inhibitors: {e}");
-                Vec::new()
-            }
-            Err(e) => {
-                tracing::warn!("cannot list logind's inhibitors: {e}");
-                Vec::new()
-            }
-        };
+        // An inhibitor list that cannot be read is a refusal: root's reboot request goes
+        // through logind's block inhibitors on older systemd, so they must be honoured here.
+        let inhibitors: Vec<Inhibitor> = reply
+            .map_err(|e| format!("cannot read logind's inhibitors: {e}"))?
+            .body()
+            .deserialize()
+            .map_err(|e| format!("cannot read logind's inhibitors: {e}"))?;
         return blocking(&inhibitors).map_or(Ok(()), Err);
     }
-    if present(bus, SYSTEMD).await {
+    if present(bus, SYSTEMD).await? {
         return Ok(());
     }
     Err(format!(
@@ -111,7 +112,7 @@ fn blocking(inhibitors: &[Inhibitor]) -> Option<String> {
 /// Asks for a reboot: logind's `Reboot(false)`, or systemd's clean `reboot.target` where
 /// logind is absent. `Err` says what refused.
 pub(crate) async fn request(bus: &Connection) -> Result<(), String> {
-    if present(bus, LOGIND).await {
+    if present(bus, LOGIND).await? {
         return bounded(
             LOGIND,
             "Reboot",
@@ -127,7 +128,7 @@ pub(crate) async fn request(bus: &Connection) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| format!("logind refused the reboot: {e}"));
     }
-    if present(bus, SYSTEMD).await {
+    if present(bus, SYSTEMD).await? {
         return bounded(
             SYSTEMD,
             "StartUnit",

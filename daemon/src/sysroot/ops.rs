@@ -127,6 +127,27 @@ impl Drop for Locked {
     }
 }
 
+/// Writes a new deployment list without libostree's clean-up pass, marks the change written,
+/// then cleans up: a cancel or a clean-up failure after the new boot configuration is in place
+/// must not report the change as undone.
+fn write_then_clean(
+    op: &Op<'_>,
+    sysroot: &ostree::Sysroot,
+    deployments: &[ostree::Deployment],
+) -> Result<()> {
+    let opts = ostree::SysrootWriteDeploymentsOpts {
+        do_postclean: false,
+    };
+    sysroot.write_deployments_with_options(deployments, &opts, Some(op.cancellable))?;
+    op.mark_written();
+    if let Err(e) = sysroot.cleanup(None::<&gio::Cancellable>) {
+        op.progress.message(&format!(
+            "Warning: cleaning up after the change failed: {e}"
+        ));
+    }
+    Ok(())
+}
+
 fn name(d: &ostree::Deployment) -> String {
     format!("{}.{}", d.csum(), d.deployserial())
 }
@@ -177,10 +198,7 @@ pub(crate) fn rollback(op: &Op<'_>, osname: &str) -> Result<Report> {
     }
     op.progress
         .task_begin("Writing the boot loader configuration");
-    sysroot
-        .write_deployments(&order, Some(op.cancellable))
-        .context("writing the new deployment order")?;
-    op.mark_written();
+    write_then_clean(op, sysroot, &order).context("writing the new deployment order")?;
     op.progress.task_end("done");
     Ok(Report::changed(message))
 }
@@ -216,7 +234,7 @@ impl CleanupElement {
 pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) -> Result<Report> {
     let locked = op.lock()?;
     let sysroot = &locked.0;
-    let mut base = elements.contains(&CleanupElement::Base);
+    let base = elements.contains(&CleanupElement::Base);
     let mut said = Vec::new();
     let mut changed = false;
     let pending = elements.contains(&CleanupElement::PendingDeploy);
@@ -258,14 +276,10 @@ pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) ->
             let removed = deployments.len() - keep.len();
             op.progress.task_begin("Removing deployments");
             op.check_cancelled()?;
-            sysroot
-                .write_deployments(&keep, Some(op.cancellable))
-                .context("writing the remaining deployments")?;
+            write_then_clean(op, sysroot, &keep).context("writing the remaining deployments")?;
             changed = true;
-            op.mark_written();
             op.progress.task_end("done");
             said.push(format!("Removed {removed} deployment(s)"));
-            base = true;
         }
     }
     if base {

@@ -236,6 +236,8 @@ pub(crate) struct Txn {
     items: mpsc::UnboundedSender<Item>,
     /// Becomes true when the transaction is closed; stops the listener.
     closed: watch::Sender<bool>,
+    /// Becomes true when its ending is complete: `Finished` flushed, any reboot asked for.
+    done: watch::Sender<bool>,
     host: Weak<dyn Host>,
     slot: Weak<Slot>,
 }
@@ -333,6 +335,7 @@ impl Txn {
             let txn = Arc::clone(self);
             tokio::spawn(async move {
                 txn.finish(false, ops::CANCELLED.to_owned()).await;
+                let _ = txn.done.send(true);
             });
         }
     }
@@ -341,6 +344,7 @@ impl Txn {
         let Some(host) = self.host.upgrade() else {
             self.finish(false, "the daemon is shutting down".into())
                 .await;
+            let _ = self.done.send(true);
             return;
         };
         let work = Work {
@@ -396,6 +400,11 @@ impl Txn {
                 self.send(TransactionEvent::Message {
                     text: "Nothing changed, so no reboot.".into(),
                 });
+            } else if self.cancellable.is_cancelled() {
+                // Cancelled after the change was written: the change stays, the reboot is off.
+                self.send(TransactionEvent::Message {
+                    text: "The change is queued for the next boot; no reboot, since the transaction was cancelled.".into(),
+                });
             } else if let Err(why) = host.reboot_check().await {
                 success = false;
                 message = if outcome.after_reboot_accepted.is_some() {
@@ -436,7 +445,12 @@ impl Txn {
         }
         self.finish(success, message).await;
         if reboot_after_finished {
-            match host.reboot().await {
+            // Checked again: an inhibitor may have been taken while `Finished` went out.
+            let asked = match host.reboot_check().await {
+                Ok(()) => host.reboot().await,
+                Err(why) => Err(why),
+            };
+            match asked {
                 Ok(()) => tracing::info!("reboot requested after {}", self.request.title),
                 Err(e) => {
                     self.set_rebooting(false);
@@ -447,6 +461,7 @@ impl Txn {
                 }
             }
         }
+        let _ = self.done.send(true);
     }
 
     fn set_rebooting(&self, on: bool) {
@@ -461,10 +476,16 @@ impl Txn {
         if let Some(host) = &host {
             host.work_done().await;
         }
-        *lock(&self.state) = State::Finished {
-            success,
-            message: message.clone(),
-        };
+        {
+            let mut state = lock(&self.state);
+            if *state == State::Closed {
+                return;
+            }
+            *state = State::Finished {
+                success,
+                message: message.clone(),
+            };
+        }
         self.send(TransactionEvent::Finished {
             success,
             error_message: message,
@@ -489,6 +510,21 @@ impl Txn {
         self.close().await;
     }
 
+    /// Closes the transaction only if nobody started it, in one step with the check, so a
+    /// `Start()` that comes at the same moment either runs it or finds it closed.
+    async fn close_if_unstarted(self: &Arc<Self>) -> bool {
+        {
+            let mut state = lock(&self.state);
+            if *state != State::Created {
+                return false;
+            }
+            *state = State::Closed;
+            self.cancellable.cancel();
+        }
+        self.close_down().await;
+        true
+    }
+
     /// Stops the server, drops the peers and frees the slot.
     pub(crate) async fn close(self: &Arc<Self>) {
         {
@@ -505,7 +541,14 @@ impl Txn {
             }
             *state = State::Closed;
         }
+        self.close_down().await;
+    }
+
+    /// What closing does once the state says closed: stop the listener, drop the peers, free
+    /// the slot.
+    async fn close_down(self: &Arc<Self>) {
         let _ = self.closed.send(true);
+        let _ = self.done.send(true);
         let peers: Vec<Peer> = std::mem::take(&mut *lock(&self.peers));
         for peer in peers {
             disconnect(peer);
@@ -702,17 +745,22 @@ impl Engine {
         host: Arc<dyn Host>,
         request: Request,
     ) -> Result<String, BeginError> {
-        if self.is_rebooting() {
-            return Err(BeginError::Rebooting);
-        }
         let txn = {
             let mut slot = lock(&self.slot.active);
+            // Read under the slot's lock: a reboot is requested only by the transaction that
+            // holds the slot, so nothing can slip in between.
+            if self.is_rebooting() {
+                return Err(BeginError::Rebooting);
+            }
             if let Some(active) = slot.as_ref()
                 && !active.is_over()
             {
+                // Joining hands out the address, which only root and the initiating uid may
+                // connect to: another user gets the busy error instead.
                 let same = active.request.method == request.method
                     && active.request.arguments == request.arguments
-                    && active.request.object_path == request.object_path;
+                    && active.request.object_path == request.object_path
+                    && (request.uid == active.request.uid || request.uid == 0);
                 if same {
                     tracing::info!(
                         "{} joins transaction {}",
@@ -738,6 +786,7 @@ impl Engine {
                 working: AtomicBool::new(false),
                 items,
                 closed,
+                done: watch::channel(false).0,
                 host: Arc::downgrade(&host),
                 slot: Arc::downgrade(&self.slot),
             });
@@ -771,16 +820,16 @@ impl Engine {
     /// Cancels the running transaction, if any, and waits (at most `timeout`) until it has
     /// finished: the daemon's clean exit on SIGTERM.
     pub(crate) async fn shutdown(&self, timeout: Duration) {
-        let Some(txn) = self.active().filter(|t| !t.is_over()) else {
+        let Some(txn) = self.active().filter(|t| !*t.done.borrow()) else {
             return;
         };
-        tracing::info!("cancelling transaction {} to exit", txn.request.title);
-        txn.cancel();
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !txn.is_over() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         if !txn.is_over() {
+            tracing::info!("cancelling transaction {} to exit", txn.request.title);
+            txn.cancel();
+        }
+        let mut done = txn.done.subscribe();
+        let ended = tokio::time::timeout(timeout, done.wait_for(|d| *d)).await;
+        if !matches!(ended, Ok(Ok(_))) {
             tracing::warn!(
                 "transaction {} did not end within {timeout:?}; exiting anyway",
                 txn.request.title
@@ -829,6 +878,7 @@ fn drop_peers(txn: &Txn, ids: &[u64]) {
     if ids.is_empty() {
         return;
     }
+    lock(&txn.departed).extend_from_slice(ids);
     let dropped: Vec<Peer> = {
         let mut peers = lock(&txn.peers);
         let (gone, kept) = std::mem::take(&mut *peers)
@@ -854,9 +904,8 @@ async fn drop_if_never_started(txn: Arc<Txn>, gone: BoxFuture<'static, ()>, time
     loop {
         tokio::select! {
             _ = &mut gone => {
-                if !started() {
-                    tracing::warn!("client disconnected before calling Start; cancelling transaction {}", txn.request.title);
-                    txn.close().await;
+                if txn.close_if_unstarted().await {
+                    tracing::warn!("client disconnected before calling Start; dropped transaction {}", txn.request.title);
                 }
                 return;
             }
@@ -865,8 +914,9 @@ async fn drop_if_never_started(txn: Arc<Txn>, gone: BoxFuture<'static, ()>, time
                     return;
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    tracing::warn!("transaction {} was not started in time; dropping it", txn.request.title);
-                    txn.close().await;
+                    if txn.close_if_unstarted().await {
+                        tracing::warn!("transaction {} was not started in time; dropped it", txn.request.title);
+                    }
                     return;
                 }
             }

@@ -590,3 +590,56 @@ async fn accept_errors_back_off_instead_of_spinning() {
         .expect("the accept loop ended")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_does_not_join_but_gets_busy() {
+    let (engine, host) = setup(FakeHost::new(|_| Ok(Outcome::unchanged("ok"))), limits());
+    let address = begin(&engine, &host, request("Upgrade", "x", false))
+        .await
+        .unwrap();
+    let mut other = request("Upgrade", "x", false);
+    other.uid = uid() + 1;
+    // The address would be useless to them: only root and the initiating uid may connect.
+    assert_eq!(
+        begin(&engine, &host, other).await.unwrap_err(),
+        BeginError::Busy("Upgrade x".into())
+    );
+    let mut root = request("Upgrade", "x", false);
+    root.uid = 0;
+    assert_eq!(begin(&engine, &host, root).await.unwrap(), address);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_transaction_does_not_reboot_even_after_writing() {
+    let (engine, host) = setup(
+        FakeHost::new(|w| {
+            w.written.store(true, Ordering::SeqCst);
+            let start = Instant::now();
+            while !w.cancellable.is_cancelled() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(Outcome::changed("deployed"))
+        }),
+        limits(),
+    );
+    let address = begin(&engine, &host, request("Upgrade", "", true))
+        .await
+        .unwrap();
+    let mut client = TransactionClient::connect(&address).await.unwrap();
+    let proxy = client.proxy.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        proxy.cancel().await.unwrap();
+    });
+    let mut events = Vec::new();
+    client.run(|e| events.push(e.clone())).await.unwrap();
+    let said = messages(&events);
+    assert!(
+        said.iter().any(|m| m.contains("Too late to cancel")),
+        "{said:?}"
+    );
+    assert!(said.iter().any(|m| m.contains("no reboot")), "{said:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(lock(&host.reboots).is_empty());
+    assert!(!engine.is_rebooting());
+}
