@@ -82,6 +82,14 @@ impl Host for FakeHost {
     }
 }
 
+/// Blocks the work until the transaction is cancelled (at most 10 s).
+fn until_cancelled(w: &Work) {
+    let start = Instant::now();
+    while !w.cancellable.is_cancelled() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn limits() -> Limits {
     Limits {
         start_timeout: Duration::from_secs(30),
@@ -386,10 +394,7 @@ async fn a_cancel_after_the_change_was_written_reports_success() {
     let (engine, host) = setup(
         FakeHost::new(|w| {
             w.written.store(true, Ordering::SeqCst);
-            let start = Instant::now();
-            while !w.cancellable.is_cancelled() && start.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            until_cancelled(w);
             Ok(Outcome::changed("deployed"))
         }),
         limits(),
@@ -418,10 +423,7 @@ async fn a_cancel_after_the_change_was_written_reports_success() {
 async fn shutdown_cancels_the_running_transaction_and_waits_for_its_end() {
     let (engine, host) = setup(
         FakeHost::new(|w| {
-            let start = Instant::now();
-            while !w.cancellable.is_cancelled() && start.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            until_cancelled(w);
             anyhow::bail!("interrupted")
         }),
         limits(),
@@ -614,10 +616,7 @@ async fn a_cancelled_transaction_does_not_reboot_even_after_writing() {
     let (engine, host) = setup(
         FakeHost::new(|w| {
             w.written.store(true, Ordering::SeqCst);
-            let start = Instant::now();
-            while !w.cancellable.is_cancelled() && start.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            until_cancelled(w);
             Ok(Outcome::changed("deployed"))
         }),
         limits(),
