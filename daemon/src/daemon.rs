@@ -182,16 +182,10 @@ impl Daemon {
     /// `Reload()`: like [`Daemon::reload`], but a sysroot whose on-disk fingerprint has not
     /// changed since the last load is not read again (libostree's own `load_if_changed` rule),
     /// so the call clients use as a barrier stays cheap. While a transaction's work runs, the
-    /// sysroot may be half-written: the last complete view stays, and the transaction reloads
-    /// when its work ends.
+    /// sysroot may be half-written: the last complete view stays (see `work_gate`), and the
+    /// transaction reloads when its work ends.
     pub(crate) async fn reload_if_needed(self: &Arc<Self>) -> Result<()> {
-        if self.engine.is_working() {
-            return Ok(());
-        }
         let _guard = self.reload_lock.lock().await;
-        if self.engine.is_working() {
-            return Ok(());
-        }
         let unchanged = read(&self.load_error).is_none()
             && Fingerprint::read(&self.sysroot_path) == read(&self.snapshot).fingerprint;
         if unchanged {
@@ -361,8 +355,7 @@ impl Host for Daemon {
     fn work_done(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let Some(me) = self.me.upgrade() else { return };
-            let _guard = self.reload_lock.lock().await;
-            if let Err(e) = me.load_and_publish().await {
+            if let Err(e) = me.reload().await {
                 tracing::warn!("reloading after a transaction: {e:#}");
             }
         })

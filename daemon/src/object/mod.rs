@@ -22,12 +22,14 @@ use crate::{
 
 /// Authorizes a call of `interface.method` as the table says: a read needs nothing; a method
 /// whose table entry is empty, or depends on its arguments but was not given them, is denied.
+/// `interactive` lets polkit ask the user to authenticate.
 pub(crate) async fn authorize(
     d: &Arc<Daemon>,
     ctx: &CallContext<'_>,
     interface: &str,
     method: &str,
     needs: Needs,
+    interactive: bool,
 ) -> Result<Caller, Error> {
     let authorizer = d.authorizer();
     let actions = match needs {
@@ -40,7 +42,7 @@ pub(crate) async fn authorize(
             ctx.header(),
             &format!("{interface} operation {method}"),
             &actions,
-            true,
+            interactive,
         )
         .await
 }

@@ -57,7 +57,15 @@ impl OsObject {
 
     /// Authorizes `method` for the caller (upstream's method → action table).
     async fn authorize(&self, ctx: &CallContext<'_>, method: OSMethod) -> Result<Caller, Error> {
-        authorize(&self.d, ctx, "OS", method.name(), authz::os_method(method)).await
+        authorize(
+            &self.d,
+            ctx,
+            "OS",
+            method.name(),
+            authz::os_method(method),
+            true,
+        )
+        .await
     }
 
     fn request(&self) -> DeployRequest {
@@ -582,14 +590,17 @@ impl OSHandler for OsObject {
             ("ex-local-repo-remote", m.ex_local_repo_remote.is_some()),
             ("ex-cliwrap", m.ex_cliwrap.is_some()),
             ("apply-live", options.apply_live == Some(true)),
-            ("no-layering", options.no_layering.is_some()),
-            ("no-overrides", options.no_overrides.is_some()),
-            ("no-initramfs", options.no_initramfs.is_some()),
-            ("idempotent-layering", options.idempotent_layering.is_some()),
-            ("allow-inactive", options.allow_inactive.is_some()),
+            ("no-layering", options.no_layering == Some(true)),
+            ("no-overrides", options.no_overrides == Some(true)),
+            ("no-initramfs", options.no_initramfs == Some(true)),
+            (
+                "idempotent-layering",
+                options.idempotent_layering == Some(true),
+            ),
+            ("allow-inactive", options.allow_inactive == Some(true)),
             (
                 "allow-inactive-requests",
-                options.allow_inactive_requests.is_some(),
+                options.allow_inactive_requests == Some(true),
             ),
         ];
         if let Some((key, _)) = layering.iter().find(|(_, set)| *set) {

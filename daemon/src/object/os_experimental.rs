@@ -26,7 +26,7 @@ impl OSExperimentalHandler for OsExperimentalObject {
             return Error::AccessDenied(format!("unknown method {member}"));
         };
         let needs = authz::os_experimental_method(method);
-        match super::authorize(&self.d, ctx, "OSExperimental", name, needs).await {
+        match super::authorize(&self.d, ctx, "OSExperimental", name, needs, true).await {
             Ok(_) => Error::not_supported(member),
             Err(e) => e,
         }

@@ -11,17 +11,9 @@ use zbus::OwnedObjectPath;
 
 use super::convert;
 use crate::{
-    authz::{self, Action, Needs},
+    authz::{self, Caller},
     daemon::{Client, Daemon},
 };
-
-/// The actions a Sysroot method needs, from the table (an empty list is denied).
-fn actions(method: SysrootMethod) -> Vec<Action> {
-    match authz::sysroot_method(method) {
-        Needs::Actions(actions) => actions,
-        Needs::Nothing | Needs::PerCall => Vec::new(),
-    }
-}
 
 /// The Sysroot object.
 #[derive(Debug)]
@@ -32,6 +24,17 @@ pub(crate) struct SysrootObject {
 impl SysrootObject {
     pub(crate) fn new(d: Arc<Daemon>) -> Self {
         Self { d }
+    }
+
+    /// Authorizes `method` for the caller, as the table says.
+    async fn authorize(
+        &self,
+        ctx: &CallContext<'_>,
+        method: SysrootMethod,
+        interactive: bool,
+    ) -> Result<Caller, Error> {
+        let needs = authz::sysroot_method(method);
+        super::authorize(&self.d, ctx, "Sysroot", method.name(), needs, interactive).await
     }
 }
 
@@ -47,14 +50,7 @@ impl SysrootHandler for SysrootObject {
         options: RegisterClientOptions,
     ) -> Result<(), Error> {
         let caller = self
-            .d
-            .authorizer()
-            .check(
-                ctx.header(),
-                "Sysroot operation RegisterClient",
-                &actions(SysrootMethod::RegisterClient),
-                false,
-            )
+            .authorize(ctx, SysrootMethod::RegisterClient, false)
             .await?;
         if let Some(id) = &options.id
             && (id.len() > 256 || id.chars().any(char::is_control))
@@ -79,14 +75,7 @@ impl SysrootHandler for SysrootObject {
         _options: UnregisterClientOptions,
     ) -> Result<(), Error> {
         let caller = self
-            .d
-            .authorizer()
-            .check(
-                ctx.header(),
-                "Sysroot operation UnregisterClient",
-                &actions(SysrootMethod::UnregisterClient),
-                false,
-            )
+            .authorize(ctx, SysrootMethod::UnregisterClient, false)
             .await?;
         self.d.remove_client(&caller.sender);
         Ok(())
@@ -101,14 +90,7 @@ impl SysrootHandler for SysrootObject {
     }
 
     async fn reload_config(&self, ctx: &CallContext<'_>) -> Result<(), Error> {
-        self.d
-            .authorizer()
-            .check(
-                ctx.header(),
-                "Sysroot operation ReloadConfig",
-                &actions(SysrootMethod::ReloadConfig),
-                true,
-            )
+        self.authorize(ctx, SysrootMethod::ReloadConfig, true)
             .await?;
         self.d
             .reload_config()

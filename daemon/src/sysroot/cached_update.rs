@@ -26,7 +26,7 @@ pub(crate) struct CachedUpdateInfo {
     pub(crate) ref_has_new_commit: bool,
     /// Whether the refspec's remote verifies GPG signatures (`None`: no remote).
     pub(crate) gpg_enabled: Option<bool>,
-    /// The new commit's verified signatures (see [`super::signatures`]).
+    /// The new commit's verified signatures (see [`super::gpg_state`]).
     pub(crate) signatures: Option<Vec<glib::Variant>>,
 }
 

@@ -22,45 +22,37 @@ use ostree::{gio, glib};
 /// Where libostree leaves the marker of a staged deployment locked against finalization.
 pub(crate) const STAGED_LOCKED_MARKER: &str = "/run/ostree/staged-deployment-locked";
 
-/// The GPG signatures of `checksum` verified against `remote`'s keys, one
-/// `ostree_gpg_verify_result_get_all` tuple each; `None` when the commit has none or cannot be
-/// verified. A commit's signatures and a remote's keys rarely change, so results are kept per
-/// (remote, commit) for the daemon's life, as upstream keeps them in /run.
-pub(crate) fn signatures(
+/// Whether `remote` verifies GPG signatures and, when it does, the signatures of `checksum`
+/// verified against its keys: one `ostree_gpg_verify_result_get_all` tuple each, `None` when the
+/// commit has none that verify. A commit's signatures and a remote's keys rarely change, so
+/// results are kept per (remote, commit) for the daemon's life, as upstream keeps them in /run.
+pub(crate) fn gpg_state(
     repo: &ostree::Repo,
     remote: &str,
     checksum: &str,
-) -> Option<Vec<glib::Variant>> {
+) -> Result<(bool, Option<Vec<glib::Variant>>), glib::Error> {
     type Cache = std::sync::Mutex<std::collections::HashMap<(String, String), Vec<glib::Variant>>>;
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    let key = (remote.to_owned(), checksum.to_owned());
-    let cache = CACHE.get_or_init(Default::default);
-    let cached = cache
+    if !repo.remote_get_gpg_verify(remote)? {
+        return Ok((false, None));
+    }
+    // Loads run one at a time, so the lock is held across the verification.
+    let mut cache = CACHE
+        .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .cloned();
-    let found = match cached {
-        Some(found) => found,
-        None => {
-            let result =
-                match repo.verify_commit_for_remote(checksum, remote, gio::Cancellable::NONE) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::debug!("no verified signatures on {checksum} for {remote}: {e}");
-                        return None;
-                    }
-                };
-            let found: Vec<glib::Variant> =
-                (0..result.count_all()).map(|i| result.all(i)).collect();
-            cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key, found.clone());
-            found
-        }
-    };
-    (!found.is_empty()).then_some(found)
+        .unwrap_or_else(|e| e.into_inner());
+    let found = cache
+        .entry((remote.to_owned(), checksum.to_owned()))
+        .or_insert_with(|| {
+            match repo.verify_commit_for_remote(checksum, remote, gio::Cancellable::NONE) {
+                Ok(result) => (0..result.count_all()).map(|i| result.all(i)).collect(),
+                Err(e) => {
+                    tracing::debug!("no verified signatures on {checksum} for {remote}: {e}");
+                    Vec::new()
+                }
+            }
+        });
+    Ok((true, (!found.is_empty()).then(|| found.clone())))
 }
 
 /// Writes a file atomically: a temporary file in the same directory (created if needed), its
@@ -305,11 +297,10 @@ pub(crate) fn load(path: &Path) -> Result<Snapshot> {
             && let Some(mut update) = cached_update::read(path, &osname, &base)
         {
             if let Ok((Some(remote), _)) = ostree::parse_refspec(&update.origin) {
-                let verify = repo.remote_get_gpg_verify(&remote).unwrap_or(false);
-                update.gpg_enabled = Some(verify);
-                if verify {
-                    update.signatures = signatures(&repo, &remote, &update.checksum);
-                }
+                let (enabled, signatures) =
+                    gpg_state(&repo, &remote, &update.checksum).unwrap_or_default();
+                update.gpg_enabled = Some(enabled);
+                update.signatures = signatures;
             }
             snapshot.cached_updates.push((osname, update));
         }
@@ -386,12 +377,10 @@ fn describe(
         && let Ok((remote, _branch)) = ostree::parse_refspec(&refspec)
     {
         if let Some(remote) = remote {
-            match repo.remote_get_gpg_verify(&remote) {
-                Ok(v) => {
-                    info.gpg_enabled = Some(v);
-                    if v {
-                        info.signatures = signatures(repo, &remote, &info.checksum);
-                    }
+            match gpg_state(repo, &remote, &info.checksum) {
+                Ok((enabled, signatures)) => {
+                    info.gpg_enabled = Some(enabled);
+                    info.signatures = signatures;
                 }
                 Err(e) => info.remote_error = Some(e.message().to_owned()),
             }

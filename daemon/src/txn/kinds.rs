@@ -78,8 +78,7 @@ impl Kind {
                     *allow_unlocked,
                 )?;
                 return Ok(Outcome {
-                    summary: report.summary,
-                    changed: true,
+                    report,
                     after_reboot_accepted: Some(Box::new(deploy::unlock_staged)),
                 });
             }
@@ -93,10 +92,6 @@ impl Kind {
             }
             Kind::RefreshMd { osname } => Report::unchanged(deploy::refresh(op, osname)?),
         };
-        Ok(if report.changed {
-            Outcome::changed(report.summary)
-        } else {
-            Outcome::unchanged(report.summary)
-        })
+        Ok(report.into())
     }
 }

@@ -33,12 +33,11 @@ use zbus::Connection;
 
 use crate::sysroot::ops;
 
-/// What a transaction's work reports when it succeeds.
+/// What a transaction's work reports when it succeeds: the operation's [`ops::Report`] (a
+/// requested reboot follows only a report that says the system changed), and maybe a last step.
 pub(crate) struct Outcome {
-    /// One line for the log.
-    pub(crate) summary: String,
-    /// Whether the work wrote a change to the system. A requested reboot follows only then.
-    pub(crate) changed: bool,
+    /// What the operation did.
+    pub(crate) report: ops::Report,
     /// A last step that runs only once a reboot was requested and accepted
     /// (`FinalizeDeployment` unlocks the staged deployment there, never before).
     pub(crate) after_reboot_accepted: Option<Box<dyn FnOnce() -> anyhow::Result<()> + Send>>,
@@ -47,8 +46,7 @@ pub(crate) struct Outcome {
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outcome")
-            .field("summary", &self.summary)
-            .field("changed", &self.changed)
+            .field("report", &self.report)
             .field(
                 "after_reboot_accepted",
                 &self.after_reboot_accepted.is_some(),
@@ -57,21 +55,10 @@ impl std::fmt::Debug for Outcome {
     }
 }
 
-impl Outcome {
-    /// The work wrote a change.
-    pub(crate) fn changed(summary: impl Into<String>) -> Self {
+impl From<ops::Report> for Outcome {
+    fn from(report: ops::Report) -> Self {
         Self {
-            summary: summary.into(),
-            changed: true,
-            after_reboot_accepted: None,
-        }
-    }
-
-    /// The work left the system as it was.
-    pub(crate) fn unchanged(summary: impl Into<String>) -> Self {
-        Self {
-            summary: summary.into(),
-            changed: false,
+            report,
             after_reboot_accepted: None,
         }
     }
@@ -232,7 +219,6 @@ pub(crate) struct Txn {
     departed: Mutex<Vec<u64>>,
     cancellable: gio::Cancellable,
     written: Arc<AtomicBool>,
-    working: AtomicBool,
     items: mpsc::UnboundedSender<Item>,
     /// Becomes true when the transaction is closed; stops the listener.
     closed: watch::Sender<bool>,
@@ -256,11 +242,6 @@ impl Txn {
     /// Whether it has finished (successfully or not) or been closed.
     pub(crate) fn is_over(&self) -> bool {
         matches!(*lock(&self.state), State::Finished { .. } | State::Closed)
-    }
-
-    /// Whether its work is running right now (the sysroot may be half-written).
-    pub(crate) fn is_working(&self) -> bool {
-        self.working.load(Ordering::SeqCst)
     }
 
     fn limits(&self) -> Limits {
@@ -352,19 +333,17 @@ impl Txn {
             progress: Arc::new(Forward(self.items.clone())),
             written: Arc::clone(&self.written),
         };
-        self.working.store(true, Ordering::SeqCst);
         let worker_host = Arc::clone(&host);
         let txn = Arc::clone(&self);
         let result =
             tokio::task::spawn_blocking(move || worker_host.run(&txn.request.kind, &work)).await;
-        self.working.store(false, Ordering::SeqCst);
         let written = self.written.load(Ordering::SeqCst);
         let (outcome, mut success, mut message) = match result {
             Ok(Ok(outcome)) => {
                 tracing::info!(
                     "transaction {} succeeded: {}",
                     self.request.title,
-                    outcome.summary
+                    outcome.report.summary
                 );
                 if self.cancellable.is_cancelled() && written {
                     self.send(TransactionEvent::Message {
@@ -396,7 +375,7 @@ impl Txn {
         if let Some(outcome) = outcome
             && self.request.reboot
         {
-            if !outcome.changed {
+            if !outcome.report.changed {
                 self.send(TransactionEvent::Message {
                     text: "Nothing changed, so no reboot.".into(),
                 });
@@ -587,12 +566,20 @@ impl Txn {
 
     /// Forgets a peer that left; it is not added again.
     pub(crate) fn remove_peer(&self, id: u64) {
-        lock(&self.departed).push(id);
-        let mut peers = lock(&self.peers);
-        if let Some(i) = peers.iter().position(|p| p.id == id) {
-            let peer = peers.remove(i);
+        for peer in self.take_peers(&[id]) {
             peer.sender_task.abort();
         }
+    }
+
+    /// Takes peers out of the list, for good (a late `add_peer` does not bring them back).
+    fn take_peers(&self, ids: &[u64]) -> Vec<Peer> {
+        lock(&self.departed).extend_from_slice(ids);
+        let mut peers = lock(&self.peers);
+        let (taken, kept) = std::mem::take(&mut *peers)
+            .into_iter()
+            .partition(|p| ids.contains(&p.id));
+        *peers = kept;
+        taken
     }
 
     /// How many peers are connected.
@@ -728,11 +715,6 @@ impl Engine {
         lock(&self.slot.active).clone()
     }
 
-    /// Whether a transaction's work is running (the sysroot may be half-written).
-    pub(crate) fn is_working(&self) -> bool {
-        self.active().is_some_and(|t| t.is_working())
-    }
-
     /// Whether a reboot was requested.
     pub(crate) fn is_rebooting(&self) -> bool {
         self.slot.rebooting.load(Ordering::SeqCst)
@@ -783,7 +765,6 @@ impl Engine {
                 departed: Mutex::new(Vec::new()),
                 cancellable: gio::Cancellable::new(),
                 written: Arc::new(AtomicBool::new(false)),
-                working: AtomicBool::new(false),
                 items,
                 closed,
                 done: watch::channel(false).0,
@@ -878,16 +859,7 @@ fn drop_peers(txn: &Txn, ids: &[u64]) {
     if ids.is_empty() {
         return;
     }
-    lock(&txn.departed).extend_from_slice(ids);
-    let dropped: Vec<Peer> = {
-        let mut peers = lock(&txn.peers);
-        let (gone, kept) = std::mem::take(&mut *peers)
-            .into_iter()
-            .partition(|p| ids.contains(&p.id));
-        *peers = kept;
-        gone
-    };
-    for peer in dropped {
+    for peer in txn.take_peers(ids) {
         tracing::warn!(
             "dropping a peer of transaction {}: it stopped reading its signals",
             txn.request.title

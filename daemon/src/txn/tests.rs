@@ -18,7 +18,7 @@ use rpmostree_api::{TransactionClient, TransactionEvent};
 use tokio::sync::watch;
 
 use super::{BeginError, Engine, Host, Limits, Outcome, Request, Work, kinds::Kind, lock};
-use crate::sysroot::ops::CANCELLED;
+use crate::sysroot::ops::{CANCELLED, Report};
 
 type RunFn = dyn Fn(&Work) -> anyhow::Result<Outcome> + Send + Sync;
 
@@ -187,7 +187,10 @@ async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_requests_join_and_others_get_busy_with_the_title_only() {
-    let (engine, host) = setup(FakeHost::new(|_| Ok(Outcome::unchanged("ok"))), limits());
+    let (engine, host) = setup(
+        FakeHost::new(|_| Ok(Report::unchanged("ok").into())),
+        limits(),
+    );
     let a = begin(&engine, &host, request("Upgrade", "x", false))
         .await
         .unwrap();
@@ -222,7 +225,7 @@ async fn cancel_before_start_finishes_at_once_without_running_the_work() {
     let (engine, host) = setup(
         FakeHost::new(move |_| {
             flag.store(true, Ordering::SeqCst);
-            Ok(Outcome::changed("ran"))
+            Ok(Report::changed("ran").into())
         }),
         limits(),
     );
@@ -253,7 +256,7 @@ async fn cancel_before_start_finishes_at_once_without_running_the_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unstarted_transaction_is_dropped_on_timeout_or_when_its_initiator_leaves() {
     let (engine, host) = setup(
-        FakeHost::new(|_| Ok(Outcome::unchanged("ok"))),
+        FakeHost::new(|_| Ok(Report::unchanged("ok").into())),
         Limits {
             start_timeout: Duration::from_millis(200),
             ..limits()
@@ -264,7 +267,10 @@ async fn an_unstarted_transaction_is_dropped_on_timeout_or_when_its_initiator_le
         .unwrap();
     wait_until("the start timeout", || engine.active().is_none()).await;
 
-    let (engine, host) = setup(FakeHost::new(|_| Ok(Outcome::unchanged("ok"))), limits());
+    let (engine, host) = setup(
+        FakeHost::new(|_| Ok(Report::unchanged("ok").into())),
+        limits(),
+    );
     begin(&engine, &host, request("Upgrade", "", false))
         .await
         .unwrap();
@@ -292,7 +298,7 @@ async fn a_panic_fails_the_transaction_and_frees_the_slot() {
 async fn a_reboot_follows_only_a_written_change_and_only_after_finished() {
     // Nothing changed: no reboot.
     let (engine, host) = setup(
-        FakeHost::new(|_| Ok(Outcome::unchanged("no upgrade"))),
+        FakeHost::new(|_| Ok(Report::unchanged("no upgrade").into())),
         limits(),
     );
     let address = begin(&engine, &host, request("Upgrade", "", true))
@@ -312,7 +318,7 @@ async fn a_reboot_follows_only_a_written_change_and_only_after_finished() {
     let (engine, host) = setup(
         FakeHost::new(|w| {
             w.written.store(true, Ordering::SeqCst);
-            Ok(Outcome::changed("deployed"))
+            Ok(Report::changed("deployed").into())
         }),
         limits(),
     );
@@ -341,7 +347,7 @@ async fn a_reboot_follows_only_a_written_change_and_only_after_finished() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reboot_that_cannot_happen_leaves_the_change_queued_and_says_so() {
-    let mut fake = FakeHost::new(|_| Ok(Outcome::changed("deployed")));
+    let mut fake = FakeHost::new(|_| Ok(Report::changed("deployed").into()));
     fake.reboot_check = Err("Reboot blocked by a systemd inhibitor lock in `block` mode".into());
     let (engine, host) = setup(fake, limits());
     let address = begin(&engine, &host, request("Upgrade", "", true))
@@ -363,8 +369,7 @@ async fn the_last_step_of_finalize_runs_only_once_the_reboot_was_accepted() {
         let mut fake = FakeHost::new(move |_| {
             let flag = Arc::clone(&flag);
             Ok(Outcome {
-                summary: "finalizing".into(),
-                changed: true,
+                report: Report::changed("finalizing"),
                 after_reboot_accepted: Some(Box::new(move || {
                     flag.store(true, Ordering::SeqCst);
                     Ok(())
@@ -395,7 +400,7 @@ async fn a_cancel_after_the_change_was_written_reports_success() {
         FakeHost::new(|w| {
             w.written.store(true, Ordering::SeqCst);
             until_cancelled(w);
-            Ok(Outcome::changed("deployed"))
+            Ok(Report::changed("deployed").into())
         }),
         limits(),
     );
@@ -421,8 +426,11 @@ async fn a_cancel_after_the_change_was_written_reports_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_cancels_the_running_transaction_and_waits_for_its_end() {
+    let started = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&started);
     let (engine, host) = setup(
-        FakeHost::new(|w| {
+        FakeHost::new(move |w| {
+            flag.store(true, Ordering::SeqCst);
             until_cancelled(w);
             anyhow::bail!("interrupted")
         }),
@@ -432,7 +440,7 @@ async fn shutdown_cancels_the_running_transaction_and_waits_for_its_end() {
         .await
         .unwrap();
     let client = tokio::spawn(async move { run_client(&address).await });
-    wait_until("the work to start", || engine.is_working()).await;
+    wait_until("the work to start", || started.load(Ordering::SeqCst)).await;
     engine.shutdown(Duration::from_secs(10)).await;
     assert!(engine.active().is_none_or(|t| t.is_over()));
     let events = client.await.unwrap();
@@ -469,7 +477,7 @@ async fn a_peer_that_stops_reading_is_dropped_and_stalls_nobody() {
             for _ in 0..3000 {
                 w.progress.message(&line);
             }
-            Ok(Outcome::unchanged("chatty"))
+            Ok(Report::unchanged("chatty").into())
         }),
         limits(),
     );
@@ -494,7 +502,10 @@ async fn a_peer_that_stops_reading_is_dropped_and_stalls_nobody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_authenticates_is_disconnected() {
     use std::os::linux::net::SocketAddrExt;
-    let (engine, host) = setup(FakeHost::new(|_| Ok(Outcome::unchanged("ok"))), limits());
+    let (engine, host) = setup(
+        FakeHost::new(|_| Ok(Report::unchanged("ok").into())),
+        limits(),
+    );
     let address = begin(&engine, &host, request("Upgrade", "", false))
         .await
         .unwrap();
@@ -521,7 +532,7 @@ async fn a_peer_that_never_authenticates_is_disconnected() {
 async fn a_finished_transaction_closes_when_its_peers_leave_or_after_the_grace_period() {
     // A peer that stays connected: the slot is freed after the grace period anyway.
     let (engine, host) = setup(
-        FakeHost::new(|_| Ok(Outcome::unchanged("ok"))),
+        FakeHost::new(|_| Ok(Report::unchanged("ok").into())),
         Limits {
             close_timeout: Duration::from_millis(300),
             ..limits()
@@ -540,7 +551,7 @@ async fn a_finished_transaction_closes_when_its_peers_leave_or_after_the_grace_p
 
     // A peer that leaves: closed at once, long before a (long) grace period.
     let (engine, host) = setup(
-        FakeHost::new(|_| Ok(Outcome::unchanged("ok"))),
+        FakeHost::new(|_| Ok(Report::unchanged("ok").into())),
         Limits {
             close_timeout: Duration::from_secs(3600),
             ..limits()
@@ -569,7 +580,10 @@ impl super::server::Accept for FailingAccept {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_errors_back_off_instead_of_spinning() {
-    let (engine, host) = setup(FakeHost::new(|_| Ok(Outcome::unchanged("ok"))), limits());
+    let (engine, host) = setup(
+        FakeHost::new(|_| Ok(Report::unchanged("ok").into())),
+        limits(),
+    );
     begin(&engine, &host, request("Upgrade", "", false))
         .await
         .unwrap();
@@ -595,7 +609,10 @@ async fn accept_errors_back_off_instead_of_spinning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_user_does_not_join_but_gets_busy() {
-    let (engine, host) = setup(FakeHost::new(|_| Ok(Outcome::unchanged("ok"))), limits());
+    let (engine, host) = setup(
+        FakeHost::new(|_| Ok(Report::unchanged("ok").into())),
+        limits(),
+    );
     let address = begin(&engine, &host, request("Upgrade", "x", false))
         .await
         .unwrap();
@@ -617,7 +634,7 @@ async fn a_cancelled_transaction_does_not_reboot_even_after_writing() {
         FakeHost::new(|w| {
             w.written.store(true, Ordering::SeqCst);
             until_cancelled(w);
-            Ok(Outcome::changed("deployed"))
+            Ok(Report::changed("deployed").into())
         }),
         limits(),
     );
