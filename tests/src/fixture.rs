@@ -3,6 +3,12 @@
 //!
 //! Remote history: `testos/stable` 1.0 -> 1.1 -> 2.0, `testos/devel` 10.0. The sysroot has
 //! 1.1 (default) and 1.0 (rollback) deployed, so an upgrade to 2.0 is available.
+//!
+//! Every commit holds an rpm database of real (header-only) packages and, except on
+//! `testos/devel`, the `rpmostree.rpmdb.pkglist` metadata rpm-ostree's compose writes; see
+//! [`packages_for`] for what changes between versions. The rpm-md repository `testos`
+//! (`DIR/rpmmd`, configured in the tree's `/etc/yum.repos.d/testos.repo`) carries the update
+//! of `libfoo` with the security advisory [`ADVISORY`] and a few packages to query.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -12,6 +18,7 @@ use std::time::Duration;
 
 use crate::error::{Context, HarnessError};
 use crate::process;
+use crate::rpms::{self, RpmSpec, UpdateAdvisory};
 
 /// The stateroot of the fixture.
 pub(crate) const OSNAME: &str = "testos";
@@ -23,6 +30,84 @@ pub(crate) const DEVEL: &str = "testos/devel";
 pub(crate) const KVER: &str = "6.1.0-testos";
 /// Kernel arguments of the first deployment.
 pub(crate) const KARGS: [&str; 3] = ["root=LABEL=testroot", "rw", "quiet"];
+
+/// The security advisory of the rpm-md repository (for `libfoo` 2.0).
+pub(crate) const ADVISORY: &str = "TESTOS-2026-0001";
+/// The CVE that advisory fixes.
+pub(crate) const ADVISORY_CVE: &str = "CVE-2026-0001";
+
+/// The base packages of the fixture's OS `version` (`testos-release` always matches it).
+///
+/// 1.0 and 1.1 ship `base-files` 1.0, `libfoo` 1.0, `bar` 1.0 and `oldtool` 1.0; 2.0 (and
+/// every later stable version) upgrades `libfoo` to 2.0, downgrades `bar` to 0.9, removes
+/// `oldtool` and adds `newtool` 1.0; devel 10.0 has `base-files`, `libfoo` 2.0 and `newtool`.
+pub(crate) fn packages_for(version: &str) -> Vec<RpmSpec> {
+    let release = RpmSpec::new("testos-release", version, "1")
+        .summary("TestOS release files")
+        .provides("system-release");
+    let base_files = RpmSpec::new("base-files", "1.0", "1").summary("TestOS base files");
+    let mut set = vec![release, base_files];
+    match version {
+        "1.0" | "1.1" => set.extend([
+            libfoo("1.0"),
+            RpmSpec::new("bar", "1.0", "1"),
+            RpmSpec::new("oldtool", "1.0", "1"),
+        ]),
+        "10.0" => set.extend([libfoo("2.0"), newtool()]),
+        _ => set.extend([libfoo("2.0"), RpmSpec::new("bar", "0.9", "1"), newtool()]),
+    }
+    set
+}
+
+fn libfoo(version: &str) -> RpmSpec {
+    RpmSpec::new("libfoo", version, "1")
+        .summary("Foo runtime library")
+        .provides(&format!("libfoo-abi = {version}"))
+}
+
+fn newtool() -> RpmSpec {
+    RpmSpec::new("newtool", "1.0", "1").summary("A new tool")
+}
+
+/// The packages of the rpm-md repository `testos`.
+pub(crate) fn repo_packages() -> Vec<RpmSpec> {
+    vec![
+        libfoo("1.0"),
+        libfoo("2.0"),
+        RpmSpec::new("bar", "0.9", "1"),
+        newtool(),
+        RpmSpec::new("hello", "1.0", "1")
+            .summary("A friendly greeting program")
+            .provides("greeting"),
+        RpmSpec::new("hello", "1.1", "1")
+            .summary("A friendly greeting program")
+            .provides("greeting"),
+        RpmSpec::new("hello-docs", "1.1", "1").summary("Documentation for hello"),
+    ]
+}
+
+/// The advisories of the rpm-md repository `testos`: one security advisory for `libfoo`
+/// 2.0, one enhancement for `hello` 1.1 (which package diffs leave out).
+pub(crate) fn repo_advisories() -> Vec<UpdateAdvisory> {
+    vec![
+        UpdateAdvisory {
+            id: ADVISORY.to_owned(),
+            kind: "security".to_owned(),
+            severity: "Important".to_owned(),
+            title: "libfoo security update".to_owned(),
+            cves: vec![ADVISORY_CVE.to_owned()],
+            packages: vec![libfoo("2.0")],
+        },
+        UpdateAdvisory {
+            id: "TESTOS-2026-0002".to_owned(),
+            kind: "enhancement".to_owned(),
+            severity: String::new(),
+            title: "hello enhancement".to_owned(),
+            cves: Vec::new(),
+            packages: vec![RpmSpec::new("hello", "1.1", "1")],
+        },
+    ]
+}
 
 /// How long one ostree command may take (the machine may be busy with builds).
 const OSTREE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -36,6 +121,8 @@ pub(crate) struct Fixture {
     pub(crate) sysroot: PathBuf,
     /// The work tree that commits are made from.
     pub(crate) tree: PathBuf,
+    /// The rpm-md repository `testos`.
+    pub(crate) rpmmd: PathBuf,
 }
 
 impl Fixture {
@@ -44,6 +131,7 @@ impl Fixture {
             remote: dir.join("remote"),
             sysroot: dir.join("sysroot"),
             tree: dir.join("tree"),
+            rpmmd: dir.join("rpmmd"),
         }
     }
 
@@ -83,6 +171,9 @@ impl Fixture {
 
     /// Builds everything: remote history, sysroot, two deployments.
     pub(crate) fn build(&self) -> Result<(), HarnessError> {
+        let rpms = rpms::build_rpms(&repo_packages())?;
+        rpms::create_repo(&self.rpmmd, &rpms, &repo_advisories())
+            .context("creating the rpm-md repository")?;
         Self::ostree_repo(&self.remote, &["init", "--mode=archive"])
             .context("creating the remote repo")?;
         // Commits in a throwaway fixture need no fsync.
@@ -126,20 +217,29 @@ impl Fixture {
     /// Writes the tree of `version` and commits it to `branch` on the remote; returns the
     /// checksum. Callers serialise (the work tree is shared).
     pub(crate) fn commit(&self, branch: &str, version: &str) -> Result<String, HarnessError> {
-        write_tree(&self.tree, version)?;
-        let out = Self::ostree_repo(
-            &self.remote,
-            &[
-                "commit",
-                &format!("--branch={branch}"),
-                &format!("--subject=TestOS {version}"),
-                &format!("--add-metadata-string=version={version}"),
-                "--owner-uid=0",
-                "--owner-gid=0",
-                &format!("--tree=dir={}", self.tree.display()),
-            ],
-        )
-        .context(format!("committing {version} to {branch}"))?;
+        write_tree(&self.tree, version, &self.rpmmd)?;
+        let packages = packages_for(version);
+        let rpms = rpms::build_rpms(&packages)?;
+        rpms::install_rpmdb(&self.tree, &rpms)?;
+        let mut args = vec![
+            "commit".to_owned(),
+            format!("--branch={branch}"),
+            format!("--subject=TestOS {version}"),
+            format!("--add-metadata-string=version={version}"),
+            "--owner-uid=0".to_owned(),
+            "--owner-gid=0".to_owned(),
+            format!("--tree=dir={}", self.tree.display()),
+        ];
+        // Like a compose, except on the devel branch: its lists come from the rpmdb.
+        if branch != DEVEL {
+            args.push(format!(
+                "--add-metadata=rpmostree.rpmdb.pkglist={}",
+                rpms::pkglist_variant_text(&packages)
+            ));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = Self::ostree_repo(&self.remote, &args)
+            .context(format!("committing {version} to {branch}"))?;
         let checksum = out.trim().to_owned();
         if checksum.len() != 64 || !checksum.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(HarnessError::new(format!(
@@ -161,13 +261,13 @@ fn mkdirs(path: &Path) -> Result<(), HarnessError> {
 /// The fake OS of `version`: what libostree needs to deploy it (kernel and initramfs in
 /// usr/lib/modules, usr/etc, os-release), and what a chroot into a deployment needs (the
 /// usual top-level symlinks, `ostree -> sysroot/ostree`, empty mount points).
-fn write_tree(tree: &Path, version: &str) -> Result<(), HarnessError> {
+fn write_tree(tree: &Path, version: &str, rpmmd: &Path) -> Result<(), HarnessError> {
     let modules = tree.join("usr/lib/modules").join(KVER);
     for d in [
         "usr/bin",
         "usr/sbin",
         "usr/lib64",
-        "usr/etc",
+        "usr/etc/yum.repos.d",
         "usr/share/testos",
         "sysroot",
         "boot",
@@ -205,6 +305,16 @@ fn write_tree(tree: &Path, version: &str) -> Result<(), HarnessError> {
         &format!("{version}\n"),
     )?;
     write(&tree.join("usr/etc/hostname"), "testos\n")?;
+    write(
+        &tree.join("usr/etc/yum.repos.d/testos.repo"),
+        &format!(
+            "[testos]\nname=TestOS $releasever\nbaseurl=file://{}\ngpgcheck=0\n\n\
+             [testos-extras]\nname=TestOS $releasever Extras\nbaseurl=file://{}-extras\n\
+             enabled=0\ngpgcheck=0\n",
+            rpmmd.display(),
+            rpmmd.display()
+        ),
+    )?;
     let links = [
         ("usr/etc/os-release", "../lib/os-release"),
         ("bin", "usr/bin"),

@@ -30,6 +30,7 @@ mod http;
 mod logind;
 mod polkit;
 mod process;
+pub mod rpms;
 mod sandbox;
 mod status;
 
@@ -54,6 +55,28 @@ pub const OSNAME: &str = fixture::OSNAME;
 pub const STABLE_BRANCH: &str = fixture::STABLE;
 /// The second branch of the fixture remote (10.0), for rebase tests.
 pub const DEVEL_BRANCH: &str = fixture::DEVEL;
+/// The security advisory that the fixture's rpm-md repository has for `libfoo` 2.0.
+pub const FIXTURE_ADVISORY: &str = fixture::ADVISORY;
+/// The CVE that [`FIXTURE_ADVISORY`] names.
+pub const FIXTURE_ADVISORY_CVE: &str = fixture::ADVISORY_CVE;
+
+/// The base packages of the fixture OS `version` (see the fixture's history: 1.0 and 1.1
+/// share all but `testos-release`; 2.0 upgrades `libfoo`, downgrades `bar`, removes
+/// `oldtool` and adds `newtool`).
+pub fn fixture_packages(version: &str) -> Vec<rpms::RpmSpec> {
+    fixture::packages_for(version)
+}
+
+/// The packages of the fixture's rpm-md repository `testos`.
+pub fn fixture_repo_packages() -> Vec<rpms::RpmSpec> {
+    fixture::repo_packages()
+}
+
+/// The advisories of the fixture's rpm-md repository `testos`.
+pub fn fixture_repo_advisories() -> Vec<rpms::UpdateAdvisory> {
+    fixture::repo_advisories()
+}
+
 /// The kernel arguments of the fixture's deployments.
 pub const FIXTURE_KARGS: [&str; 3] = fixture::KARGS;
 

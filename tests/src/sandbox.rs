@@ -379,6 +379,12 @@ impl Sandbox {
         &self.fixture.remote
     }
 
+    /// The rpm-md repository `testos` that the fixture's `/etc/yum.repos.d/testos.repo`
+    /// points at (`file://`); tests may rebuild or break it.
+    pub fn rpmmd_repo(&self) -> &Path {
+        &self.fixture.rpmmd
+    }
+
     /// The daemon's configuration file (`--config`). Tests may rewrite it and call
     /// `ReloadConfig`.
     pub fn config_path(&self) -> PathBuf {

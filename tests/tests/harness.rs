@@ -295,6 +295,71 @@ fn sandbox_bus_polkit_fixture_and_cleanup() {
             .trim(),
         new
     );
+    // Package data: the compose metadata on stable, an rpmdb in every tree, and the
+    // rpm-md repository with its updateinfo.
+    let pkglist = sandbox
+        .ostree_remote(&[
+            "show",
+            "--print-metadata-key=rpmostree.rpmdb.pkglist",
+            STABLE_BRANCH,
+        ])
+        .unwrap();
+    for spec in rpmostree_tests::fixture_packages("2.1") {
+        assert!(
+            pkglist.contains(&format!("('{}', '0', '{}'", spec.name, spec.version)),
+            "{} missing from {pkglist}",
+            spec.name
+        );
+    }
+    assert!(!pkglist.contains("oldtool"), "{pkglist}");
+    let devel_meta = sandbox
+        .ostree_remote(&[
+            "show",
+            "--print-metadata-key=rpmostree.rpmdb.pkglist",
+            DEVEL_BRANCH,
+        ])
+        .unwrap_err();
+    assert!(devel_meta.message().contains("No such metadata key"), "{devel_meta}");
+    let checkout = sandbox.dir().join("checkout-devel");
+    std::fs::create_dir_all(checkout.join("usr/share")).unwrap();
+    sandbox
+        .ostree_remote(&[
+            "checkout",
+            "--subpath=/usr/share/rpm",
+            DEVEL_BRANCH,
+            checkout.join("usr/share/rpm").to_str().unwrap(),
+        ])
+        .unwrap();
+    let out = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(&checkout)
+        .args(["--dbpath", "/usr/share/rpm", "-qa", "--qf", "%{NAME}-%{VERSION}\n"])
+        .output()
+        .unwrap();
+    let mut qa: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    qa.sort();
+    assert_eq!(
+        qa,
+        [
+            "base-files-1.0",
+            "libfoo-2.0",
+            "newtool-1.0",
+            "testos-release-10.0"
+        ],
+        "{out:?}"
+    );
+    let repodata = std::fs::read_dir(sandbox.rpmmd_repo().join("repodata"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(
+        repodata.iter().any(|f| f.ends_with("updateinfo.xml.gz")),
+        "{repodata:?}"
+    );
     let err = sandbox.ostree(&["rev-parse", "no-such-ref"]).unwrap_err();
     assert!(err.message().contains("no-such-ref"), "{err}");
 
