@@ -15,6 +15,10 @@ const PACKAGES: &[&str] = &[
     "systemd",
     "util-linux",
     "cockpit-bridge",
+    "rpm",
+    "createrepo-c",
+    "libdnf-dev",
+    "librpm-dev",
 ];
 
 /// Whether this process runs as root (effective uid 0).

@@ -1,0 +1,903 @@
+//! One libdnf `DnfContext` set up the way rpm-ostree's client side sets it up, and the
+//! repo, refresh and query operations of the daemon on top of it.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ffi::{CString, c_char, c_int, c_uint, c_void};
+use std::fs;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use crate::ffi::{self, DnfAdvisory, DnfAdvisoryRef, DnfContext, DnfRepo, DnfState, GError, GObj};
+use crate::ffi::{PtrArray, Query};
+use crate::rpmdb::run_query;
+use crate::tmp::{CacheBackup, DirSnapshot, PrivateDir};
+use crate::{Error, Package, text};
+
+/// At most this many distinct names per search group (as upstream).
+const SEARCH_LIMIT: usize = 50;
+
+/// Where and how a [`Context`] finds its configuration and keeps its caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextOptions {
+    /// The `.repo` directory, normally `<deployment>/etc/yum.repos.d`.
+    pub repos_dir: PathBuf,
+    /// The deployment root: `$releasever` comes from its rpmdb's `system-release(releasever)`
+    /// or its os-release `VERSION_ID`; `$vars` from its `etc/dnf/vars` and `etc/yum/vars`.
+    pub source_root: PathBuf,
+    /// The rpm-md cache, e.g. `/var/cache/rpm-ostree/repomd`.
+    pub cache_dir: PathBuf,
+    /// The libsolv cache, e.g. `/var/cache/rpm-ostree/solv`.
+    pub solv_dir: PathBuf,
+    /// The lock directory, e.g. `/run/rpm-ostree/lock`.
+    pub lock_dir: PathBuf,
+    /// Overrides `$releasever` detection.
+    pub releasever: Option<String>,
+}
+
+/// A configured rpm-md repo (`ListRepos`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoInfo {
+    /// The repo id (the `.repo` section name).
+    pub id: String,
+    /// `name=` with `$vars` substituted.
+    pub description: String,
+    /// Whether `DNF_REPO_ENABLED_PACKAGES` is set.
+    pub enabled: bool,
+    /// libdnf's `dnf_repo_is_devel` (id ends in `-debuginfo`, `-debug` or `-development`).
+    pub devel: bool,
+    /// libdnf's `dnf_repo_is_source` (id ends in `-source`).
+    pub source: bool,
+}
+
+/// How [`Context::update_metadata`] treats cached metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// Respect each repo's `metadata_expire` (cache age `G_MAXUINT - 1`).
+    Default,
+    /// Force: download every remote repo's metadata again (cache age 0).
+    Never,
+}
+
+/// The outcome of refreshing one repo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoUpdate {
+    /// The repo id.
+    pub id: String,
+    /// Whether metadata was downloaded (never for `file://` repos, which libdnf reads in place).
+    pub updated: bool,
+    /// The repomd `revision`/generated timestamp (seconds since the epoch).
+    pub timestamp: u64,
+}
+
+/// A security advisory covering some of the given packages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advisory {
+    /// The advisory id, e.g. `FEDORA-2026-abcdef`.
+    pub id: String,
+    /// The `DnfAdvisoryKind` (always 1, security, here).
+    pub kind: u32,
+    /// 0 none/unknown, 1 low, 2 moderate, 3 important, 4 critical.
+    pub severity: u32,
+    /// The NEVRAs of the given packages it covers, sorted.
+    pub nevras: Vec<String>,
+    /// `(url, title)` of the bugzilla references, sorted by url, that name a CVE not named by
+    /// an earlier one (upstream's rule for `cve_references`).
+    pub cve_references: Vec<(String, String)>,
+}
+
+/// One libdnf context.
+///
+/// Not `Send` or `Sync`: libdnf and rpm macros are process-global and not thread-safe, so the
+/// daemon drives all of this from one dedicated thread.
+#[derive(Debug)]
+pub struct Context {
+    ctx: GObj<DnfContext>,
+    /// The empty install root (so nothing of the host's or the deployment's rpmdb is loaded).
+    _install_root: PrivateDir,
+    loaded: bool,
+    /// The libsolv cache directory given in the options.
+    solv_dir: PathBuf,
+    download_filelists: bool,
+    /// Whether a repo was downloaded without filelists (libdnf then keeps excluding them on
+    /// that repo's librepo handle for the rest of the context's life).
+    downloaded_without_filelists: bool,
+}
+
+fn path_c(what: &str, p: &Path) -> Result<CString, Error> {
+    ffi::cstring(what, &p.to_string_lossy()).map_err(Error::new)
+}
+
+/// The error of a failed call, prefixed.
+///
+/// # Safety
+/// `error` must be NULL or an owned `GError`.
+unsafe fn gerror(prefix: impl std::fmt::Display, error: *mut GError) -> Error {
+    // SAFETY: per the caller.
+    Error::new(format!("{prefix}: {}", unsafe { ffi::take_error(error) }))
+}
+
+/// Cancels `root` with `/..` components so that libdnf's `install_root + vars_dir` string
+/// concatenation reaches `target` (upstream's vars-dir workaround, aimed at the source root).
+fn vars_dir_through(root: &Path, target: &Path) -> PathBuf {
+    let ups = root.components().skip(1).count();
+    let mut s = String::new();
+    for _ in 0..ups {
+        s.push_str("/..");
+    }
+    s.push_str(&target.to_string_lossy());
+    PathBuf::from(s)
+}
+
+/// The user data of the "percentage-changed" handler.
+struct Progress<'a> {
+    id: &'a str,
+    callback: &'a mut dyn FnMut(&str, u32),
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+unsafe extern "C" fn on_percentage_changed(
+    _state: *mut DnfState,
+    value: c_uint,
+    data: *mut c_void,
+) {
+    // SAFETY: `data` is the `Progress` registered in `connect_progress`, which outlives the
+    // handler (it is disconnected before the `Progress` goes away).
+    let progress = unsafe { &mut *data.cast::<Progress<'_>>() };
+    if progress.panic.is_some() {
+        return;
+    }
+    let (id, callback) = (progress.id, &mut progress.callback);
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(id, value))) {
+        progress.panic = Some(panic);
+    }
+}
+
+/// Disconnects a signal handler on drop.
+struct Handler {
+    instance: *mut c_void,
+    id: std::ffi::c_ulong,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        if self.id != 0 {
+            // SAFETY: `instance` is still alive (the owner drops the handler first) and `id`
+            // was returned by g_signal_connect_data for it.
+            unsafe { ffi::g_signal_handler_disconnect(self.instance, self.id) }
+        }
+    }
+}
+
+/// Connects `progress` to `state`'s "percentage-changed" signal.
+///
+/// # Safety
+/// `state` must be live, and `progress` must outlive the returned handler.
+unsafe fn connect_progress(state: &GObj<DnfState>, progress: *mut Progress<'_>) -> Handler {
+    let instance = state.as_ptr().cast::<c_void>();
+    // SAFETY: a live GObject instance, a valid signal name, a handler with the signal's
+    // signature and user data that outlives the connection (per the caller).
+    let id = unsafe {
+        ffi::g_signal_connect_data(
+            instance,
+            c"percentage-changed".as_ptr(),
+            Some(on_percentage_changed),
+            progress.cast(),
+            None,
+            0,
+        )
+    };
+    Handler { instance, id }
+}
+
+fn new_state() -> Result<GObj<DnfState>, Error> {
+    // SAFETY: dnf_state_new returns a new owned GObject.
+    unsafe { GObj::from_owned(ffi::dnf_state_new()) }
+        .ok_or_else(|| Error::new("dnf_state_new failed"))
+}
+
+/// A borrowed repo of the context.
+#[derive(Clone, Copy)]
+struct Repo(*mut DnfRepo);
+
+impl Repo {
+    fn id(self) -> String {
+        // SAFETY: the repo is live (owned by the context's repo list).
+        unsafe { ffi::string(ffi::dnf_repo_get_id(self.0)) }
+    }
+
+    fn enabled(self) -> bool {
+        // SAFETY: as above.
+        let e = unsafe { ffi::dnf_repo_get_enabled(self.0) };
+        e & ffi::DNF_REPO_ENABLED_PACKAGES != 0
+    }
+
+    fn is_remote(self) -> bool {
+        // SAFETY: as above.
+        unsafe { ffi::dnf_repo_get_kind(self.0) == ffi::DNF_REPO_KIND_REMOTE }
+    }
+
+    fn location(self) -> PathBuf {
+        // SAFETY: as above.
+        PathBuf::from(unsafe { ffi::string(ffi::dnf_repo_get_location(self.0)) })
+    }
+
+    /// Whether the last successful check found filelists metadata in the repo's cache.
+    fn has_filelists(self) -> bool {
+        // SAFETY: a live repo; the result is borrowed (or NULL).
+        !unsafe { ffi::dnf_repo_get_filename_md(self.0, c"filelists".as_ptr()) }.is_null()
+    }
+
+    fn check(self, cache_age: c_uint) -> Result<(), String> {
+        let state = new_state().map_err(|e| e.message().to_owned())?;
+        let mut error: *mut GError = std::ptr::null_mut();
+        // SAFETY: live repo and state; `error` is a valid out-pointer.
+        let ok = unsafe { ffi::dnf_repo_check(self.0, cache_age, state.as_ptr(), &mut error) };
+        if ok != 0 {
+            Ok(())
+        } else {
+            // SAFETY: set by the failed call.
+            Err(unsafe { ffi::take_error(error) })
+        }
+    }
+}
+
+impl Context {
+    /// `dnf_context_new`, the setters upstream's `rpmostree_context_new_client` and
+    /// `rpmostree_context_setup` use, then `dnf_context_setup`. An unreadable repos dir or a
+    /// broken `.repo` file gives an error naming it.
+    pub fn new(opts: &ContextOptions) -> Result<Context, Error> {
+        ffi::locked(|| Self::new_locked(opts))
+    }
+
+    fn new_locked(opts: &ContextOptions) -> Result<Context, Error> {
+        ffi::global_init().map_err(|e| Error::new(format!("Initializing libdnf: {e}")))?;
+        // libdnf skips a repos dir it cannot open without a word; we do not.
+        match fs::read_dir(&opts.repos_dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::new(format!(
+                    "Reading repos dir {}: {e}",
+                    opts.repos_dir.display()
+                )));
+            }
+        }
+        let install_root = PrivateDir::new("root")?;
+        let repos_dir = path_c("repos dir", &opts.repos_dir)?;
+        let cache_dir = path_c("cache dir", &opts.cache_dir)?;
+        let solv_dir = path_c("solv dir", &opts.solv_dir)?;
+        let lock_dir = path_c("lock dir", &opts.lock_dir)?;
+        let source_root = path_c("source root", &opts.source_root)?;
+        let install_root_c = path_c("install root", install_root.path())?;
+        let releasever = opts
+            .releasever
+            .as_deref()
+            .map(|r| ffi::cstring("releasever", r))
+            .transpose()
+            .map_err(Error::new)?;
+        let vars_dirs = ["etc/dnf/vars", "etc/yum/vars"]
+            .map(|d| vars_dir_through(install_root.path(), &opts.source_root.join(d)));
+        let vars_dirs_c = vars_dirs
+            .iter()
+            .map(|d| path_c("vars dir", d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut vars_ptrs: Vec<*const c_char> = vars_dirs_c.iter().map(|c| c.as_ptr()).collect();
+        vars_ptrs.push(std::ptr::null());
+        let user_agent = CString::new(concat!("rpm-ostree/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| Error::new(e.to_string()))?;
+
+        // SAFETY: dnf_context_new returns a new owned GObject.
+        let ctx = unsafe { GObj::from_owned(ffi::dnf_context_new()) }
+            .ok_or_else(|| Error::new("dnf_context_new failed"))?;
+        let c = ctx.as_ptr();
+        // SAFETY: `c` is live; every string is NUL-terminated and copied by libdnf (the vars
+        // array is NULL-terminated and deep-copied with g_strdupv).
+        unsafe {
+            ffi::dnf_context_set_repo_dir(c, repos_dir.as_ptr());
+            ffi::dnf_context_set_cache_dir(c, cache_dir.as_ptr());
+            ffi::dnf_context_set_solv_dir(c, solv_dir.as_ptr());
+            ffi::dnf_context_set_lock_dir(c, lock_dir.as_ptr());
+            ffi::dnf_context_set_user_agent(c, user_agent.as_ptr());
+            ffi::dnf_context_set_write_history(c, 0);
+            ffi::dnf_context_set_check_disk_space(c, 0);
+            ffi::dnf_context_set_check_transaction(c, 0);
+            ffi::dnf_context_set_plugins_dir(c, std::ptr::null());
+            ffi::dnf_context_set_zchunk(c, 0);
+            ffi::dnf_context_set_rpm_macro(c, c"_dbpath".as_ptr(), c"/usr/share/rpm".as_ptr());
+            if let Some(r) = &releasever {
+                ffi::dnf_context_set_release_ver(c, r.as_ptr());
+            }
+            ffi::dnf_context_set_install_root(c, install_root_c.as_ptr());
+            ffi::dnf_context_set_source_root(c, source_root.as_ptr());
+            ffi::dnf_context_set_vars_dir(c, vars_ptrs.as_ptr());
+            ffi::dnf_context_set_enable_filelists(c, 0);
+        }
+        // Without a releasever libdnf opens the source root's rpmdb to look for
+        // system-release(releasever): keep that database directory as it is.
+        let snapshot = DirSnapshot::take(&opts.source_root.join("usr/share/rpm"));
+        let mut error: *mut GError = std::ptr::null_mut();
+        // SAFETY: live context; NULL cancellable; valid out-pointer.
+        let ok = unsafe { ffi::dnf_context_setup(c, std::ptr::null_mut(), &mut error) };
+        snapshot.restore();
+        if ok == 0 {
+            // SAFETY: set by the failed call.
+            return Err(unsafe {
+                gerror(
+                    format_args!("Loading rpm-md repos from {}", opts.repos_dir.display()),
+                    error,
+                )
+            });
+        }
+        Ok(Context {
+            ctx,
+            _install_root: install_root,
+            loaded: false,
+            solv_dir: opts.solv_dir.clone(),
+            download_filelists: false,
+            downloaded_without_filelists: false,
+        })
+    }
+
+    /// The context's repos (borrowed; valid while the context lives).
+    fn all_repos(&self) -> Vec<Repo> {
+        // SAFETY: the context is live; the array is owned by it (transfer none).
+        unsafe { ffi::borrowed_items::<DnfRepo>(ffi::dnf_context_get_repos(self.ctx.as_ptr())) }
+            .into_iter()
+            .map(Repo)
+            .collect()
+    }
+
+    fn enabled_repos(&self) -> Vec<Repo> {
+        self.all_repos()
+            .into_iter()
+            .filter(|r| r.enabled())
+            .collect()
+    }
+
+    /// Every configured repo (enabled or not), in libdnf's order.
+    pub fn repos(&self) -> Vec<RepoInfo> {
+        ffi::locked(|| {
+            self.all_repos()
+                .into_iter()
+                .map(|r| {
+                    // SAFETY: a live repo; the description is an owned string (or NULL).
+                    let (description, devel, source) = unsafe {
+                        (
+                            ffi::take_string(ffi::dnf_repo_get_description(r.0)),
+                            ffi::dnf_repo_is_devel(r.0) != 0,
+                            ffi::dnf_repo_is_source(r.0) != 0,
+                        )
+                    };
+                    RepoInfo {
+                        id: r.id(),
+                        description,
+                        enabled: r.enabled(),
+                        devel,
+                        source,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// `ModifyYumRepo`: sets `enabled` and rewrites the repo's `.repo` file. Unknown id:
+    /// `Yum repo '<id>' not found`.
+    pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), Error> {
+        ffi::locked(|| {
+            let repo = self
+                .all_repos()
+                .into_iter()
+                .find(|r| r.id() == id)
+                .ok_or_else(|| Error::new(format!("Yum repo '{id}' not found")))?;
+            // SAFETY: a live repo.
+            let file = unsafe { ffi::string(ffi::dnf_repo_get_filename(repo.0)) };
+            let value = if enabled { c"1" } else { c"0" };
+            let mut error: *mut GError = std::ptr::null_mut();
+            // SAFETY: a live repo; valid strings (copied into the keyfile); valid out-pointer.
+            // dnf_repo_set_enabled alone only changes the in-memory state; the keyfile entry is
+            // what dnf_repo_commit writes (upstream's ModifyYumRepo uses set_data too).
+            let ok = unsafe {
+                ffi::dnf_repo_set_enabled(
+                    repo.0,
+                    if enabled {
+                        ffi::DNF_REPO_ENABLED_PACKAGES
+                    } else {
+                        ffi::DNF_REPO_ENABLED_NONE
+                    },
+                );
+                ffi::dnf_repo_set_data(repo.0, c"enabled".as_ptr(), value.as_ptr(), &mut error) != 0
+                    && ffi::dnf_repo_commit(repo.0, &mut error) != 0
+            };
+            if ok {
+                Ok(())
+            } else {
+                // SAFETY: set by the failed call.
+                Err(unsafe { gerror(format_args!("Writing repo '{id}' to {file}"), error) })
+            }
+        })
+    }
+
+    /// `RefreshMd`: for each enabled repo, `dnf_repo_check` with the policy's cache age and,
+    /// if that fails (or the policy is [`CachePolicy::Never`] and the repo is remote),
+    /// `dnf_repo_update(FORCE)`. `progress(repo_id, percent)` follows libdnf's
+    /// "percentage-changed" signal. A failing repo gives `Updating rpm-md repo '<id>': ...`
+    /// and its previous cache stays usable.
+    pub fn update_metadata(
+        &mut self,
+        policy: CachePolicy,
+        progress: &mut dyn FnMut(&str, u32),
+    ) -> Result<Vec<RepoUpdate>, Error> {
+        ffi::locked(|| {
+            let filelists = self.download_filelists;
+            if filelists && self.downloaded_without_filelists {
+                return Err(Error::new(
+                    "Downloading filelists: this context already refreshed metadata without them \
+                     (libdnf keeps excluding them); use a new context",
+                ));
+            }
+            // SAFETY: a live context; this decides whether checks require filelists and
+            // whether updates download them.
+            unsafe {
+                ffi::dnf_context_set_enable_filelists(self.ctx.as_ptr(), c_int::from(filelists))
+            };
+            let mut updates = Vec::new();
+            for repo in self.enabled_repos() {
+                let update = Self::update_repo(repo, policy, filelists, &mut *progress);
+                // Even a failed download may have set the exclusion.
+                if !filelists && update.as_ref().map_or(true, |u| u.updated) {
+                    self.downloaded_without_filelists = true;
+                }
+                updates.push(update?);
+            }
+            Ok(updates)
+        })
+    }
+
+    /// Whether [`Context::update_metadata`] also downloads `filelists.xml` (default: no, like
+    /// upstream without `DOWNLOAD_FILELISTS=true`); a cache without them then counts as
+    /// stale. Needed before `load_cached(true)` for remote repos. Set it on a new context:
+    /// once a repo was downloaded without filelists, libdnf keeps excluding them from that
+    /// repo's downloads, so a later filelists refresh on the same context is refused.
+    pub fn set_download_filelists(&mut self, enabled: bool) {
+        self.download_filelists = enabled;
+    }
+
+    fn update_repo(
+        repo: Repo,
+        policy: CachePolicy,
+        filelists: bool,
+        progress: &mut dyn FnMut(&str, u32),
+    ) -> Result<RepoUpdate, Error> {
+        let id = repo.id();
+        let cache_age = match policy {
+            CachePolicy::Default => ffi::G_MAXUINT - 1,
+            CachePolicy::Never => 0,
+        };
+        // libdnf's check passes for a cache without filelists even when they are wanted.
+        let fresh = repo.check(cache_age).is_ok() && (!filelists || repo.has_filelists());
+        // libdnf measures the cache age in whole seconds, so a cache written within the same
+        // second passes a check with age 0: force remote repos explicitly.
+        let force = policy == CachePolicy::Never && repo.is_remote();
+        let mut updated = false;
+        if !fresh || force {
+            let state = new_state()?;
+            let mut data = Progress {
+                id: &id,
+                callback: progress,
+                panic: None,
+            };
+            let backup = repo.is_remote().then(|| CacheBackup::new(repo.location()));
+            let mut error: *mut GError = std::ptr::null_mut();
+            let ok = {
+                // SAFETY: `state` and `data` outlive the handler, which is dropped (and so
+                // disconnected) at the end of this block.
+                let _handler = unsafe { connect_progress(&state, &mut data) };
+                // SAFETY: live repo and state; valid out-pointer.
+                unsafe {
+                    ffi::dnf_state_reset(state.as_ptr());
+                    ffi::dnf_repo_update(
+                        repo.0,
+                        ffi::DNF_REPO_UPDATE_FLAG_FORCE,
+                        state.as_ptr(),
+                        &mut error,
+                    ) != 0
+                }
+            };
+            if let Some(backup) = backup {
+                backup.finish(ok);
+            }
+            let failure = (!ok).then(|| {
+                // SAFETY: set by the failed call.
+                unsafe { gerror(format_args!("Updating rpm-md repo '{id}'"), error) }
+            });
+            // A panic in the progress callback was caught at the C boundary; re-raise it here.
+            if let Some(panic) = data.panic.take() {
+                std::panic::resume_unwind(panic);
+            }
+            if let Some(failure) = failure {
+                return Err(failure);
+            }
+            updated = repo.is_remote();
+        }
+        // SAFETY: a live repo.
+        let timestamp = unsafe { ffi::dnf_repo_get_timestamp_generated(repo.0) };
+        Ok(RepoUpdate {
+            id,
+            updated,
+            timestamp,
+        })
+    }
+
+    /// Loads the sack from cached metadata only (never the network): every enabled repo must
+    /// pass `dnf_repo_check` with cache age `G_MAXUINT`; then
+    /// `dnf_context_setup_sack_with_flags(SKIP_RPMDB | LOAD_UPDATEINFO [| SKIP_FILELISTS])`.
+    pub fn load_cached(&mut self, filelists: bool) -> Result<(), Error> {
+        ffi::locked(|| {
+            let c = self.ctx.as_ptr();
+            // SAFETY: a live context. The check below lists filelists among the required
+            // metadata exactly when they are enabled.
+            unsafe { ffi::dnf_context_set_enable_filelists(c, c_int::from(filelists)) };
+            for repo in self.enabled_repos() {
+                if let Err(e) = repo.check(ffi::G_MAXUINT) {
+                    let id = repo.id();
+                    // file:// repos have no cache: libdnf reads them in place.
+                    return Err(Error::new(if repo.is_remote() {
+                        format!(
+                            "rpm-md repo '{id}' has no cached metadata; run `rpm-ostree refresh-md`"
+                        )
+                    } else {
+                        format!("rpm-md repo '{id}': {e}")
+                    }));
+                }
+                if filelists && !repo.has_filelists() {
+                    let id = repo.id();
+                    return Err(Error::new(format!(
+                        "rpm-md repo '{id}' has no cached filelists; refresh its metadata with filelists enabled"
+                    )));
+                }
+            }
+            let mut flags = ffi::DNF_CONTEXT_SETUP_SACK_FLAG_SKIP_RPMDB
+                | ffi::DNF_CONTEXT_SETUP_SACK_FLAG_LOAD_UPDATEINFO;
+            if !filelists {
+                flags |= ffi::DNF_CONTEXT_SETUP_SACK_FLAG_SKIP_FILELISTS;
+            }
+            // A `.solv` cache written without filelists records its file provides as
+            // complete, and libsolv then never adds the ones filelists would give: keep the
+            // caches of the two kinds of loads apart.
+            let solv_dir = if filelists {
+                self.solv_dir.join("filelists")
+            } else {
+                self.solv_dir.clone()
+            };
+            fs::create_dir_all(&solv_dir)
+                .map_err(|e| Error::new(format!("Creating {}: {e}", solv_dir.display())))?;
+            let solv_dir_c = path_c("solv dir", &solv_dir)?;
+            let state = new_state()?;
+            let mut error: *mut GError = std::ptr::null_mut();
+            // SAFETY: live context and state; a valid string (copied); valid out-pointer.
+            let ok = unsafe {
+                ffi::dnf_context_set_solv_dir(c, solv_dir_c.as_ptr());
+                ffi::dnf_context_set_cache_age(c, ffi::G_MAXUINT);
+                ffi::dnf_context_setup_sack_with_flags(c, state.as_ptr(), flags, &mut error)
+            };
+            if ok == 0 {
+                self.loaded = false;
+                // SAFETY: set by the failed call.
+                return Err(unsafe { gerror("Loading cached rpm-md", error) });
+            }
+            self.loaded = true;
+            Ok(())
+        })
+    }
+
+    /// Each enabled repo's id, repomd timestamp and solvable count (after
+    /// [`Context::load_cached`]).
+    pub fn loaded_repos(&self) -> Vec<(String, u64, u32)> {
+        ffi::locked(|| {
+            self.enabled_repos()
+                .into_iter()
+                .map(|r| {
+                    // SAFETY: a live repo.
+                    let (ts, n) = unsafe {
+                        (
+                            ffi::dnf_repo_get_timestamp_generated(r.0),
+                            ffi::dnf_repo_get_n_solvables(r.0),
+                        )
+                    };
+                    (r.id(), ts, n)
+                })
+                .collect()
+        })
+    }
+
+    /// A query over the loaded sack.
+    fn query(&self) -> Result<Query, Error> {
+        if !self.loaded {
+            return Err(Error::new("metadata not loaded"));
+        }
+        // SAFETY: the context is live and owns the sack, which outlives the query (queries
+        // never leave `&self` methods).
+        let sack = unsafe { ffi::dnf_context_get_sack(self.ctx.as_ptr()) };
+        if sack.is_null() {
+            return Err(Error::new("metadata not loaded"));
+        }
+        // SAFETY: as above.
+        unsafe { Query::new(sack) }.ok_or_else(|| Error::new("hy_query_create failed"))
+    }
+
+    /// A query with one string filter per `(key, cmp, value)`.
+    fn filtered(&self, filters: &[(c_int, c_int, &str)]) -> Result<Query, Error> {
+        let q = self.query()?;
+        for &(key, cmp, value) in filters {
+            let v = ffi::cstring("query term", value).map_err(Error::new)?;
+            // SAFETY: a live query; the string is copied by libdnf.
+            let rc = unsafe { ffi::hy_query_filter(q.as_ptr(), key, cmp, v.as_ptr()) };
+            if rc != 0 {
+                return Err(Error::new(format!(
+                    "Invalid query for {value:?} (libdnf error {rc})"
+                )));
+            }
+        }
+        Ok(q)
+    }
+
+    fn latest_per_arch(q: &Query) {
+        // SAFETY: a live query.
+        unsafe { ffi::hy_query_filter_latest_per_arch(q.as_ptr(), 1) }
+    }
+
+    /// `GetPackages`: per name, `HY_PKG_NAME HY_EQ` and the latest per arch; returns
+    /// `(queried name, package)` pairs in input order.
+    pub fn packages_by_name(&self, names: &[String]) -> Result<Vec<(String, Package)>, Error> {
+        ffi::locked(|| {
+            let mut out = Vec::new();
+            for name in names {
+                let q = self.filtered(&[(ffi::HY_PKG_NAME, ffi::HY_EQ, name)])?;
+                Self::latest_per_arch(&q);
+                out.extend(run_query(&q).into_iter().map(|p| (name.clone(), p)));
+            }
+            Ok(out)
+        })
+    }
+
+    /// `WhatProvides`: `hy_query_filter_provides_in` and the latest per arch. An unparsable
+    /// reldep gives an error naming it.
+    pub fn what_provides(&self, provides: &[String]) -> Result<Vec<Package>, Error> {
+        ffi::locked(|| {
+            let strings = provides
+                .iter()
+                .map(|p| ffi::cstring("provide", p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Error::new)?;
+            // libdnf rejects the whole list on the first bad reldep without saying which;
+            // try each alone first to name it.
+            for (s, text) in strings.iter().zip(provides) {
+                let q = self.query()?;
+                let mut one = [s.as_ptr().cast_mut(), std::ptr::null_mut()];
+                // SAFETY: a live query and a NULL-terminated array of valid strings that
+                // libdnf only reads.
+                if unsafe { ffi::hy_query_filter_provides_in(q.as_ptr(), one.as_mut_ptr()) } != 0 {
+                    return Err(Error::new(format!("Invalid provide {text:?}")));
+                }
+            }
+            let q = self.query()?;
+            let mut all: Vec<*mut c_char> = strings.iter().map(|s| s.as_ptr().cast_mut()).collect();
+            all.push(std::ptr::null_mut());
+            // SAFETY: as above.
+            let rc = unsafe { ffi::hy_query_filter_provides_in(q.as_ptr(), all.as_mut_ptr()) };
+            if rc != 0 {
+                return Err(Error::new(format!("Invalid provides {provides:?}")));
+            }
+            Self::latest_per_arch(&q);
+            Ok(run_query(&q))
+        })
+    }
+
+    /// Upstream's `apply_search_filter`: case-insensitive, `HY_GLOB` for glob patterns.
+    fn search_filter(key: c_int, term: &str, cmp: c_int) -> (c_int, c_int, &str) {
+        if text::is_glob(term) {
+            (key, ffi::HY_GLOB | ffi::HY_ICASE, term)
+        } else {
+            (key, cmp | ffi::HY_ICASE, term)
+        }
+    }
+
+    /// Packages matching `term` on `key` exactly or as a substring.
+    fn eq_or_substr(&self, key: c_int, term: &str) -> Result<Query, Error> {
+        let q = self.filtered(&[Self::search_filter(key, term, ffi::HY_EQ)])?;
+        let substr = self.filtered(&[Self::search_filter(key, term, ffi::HY_SUBSTR)])?;
+        // SAFETY: two live queries over the same sack; `q` becomes the union.
+        unsafe { ffi::hy_query_union(q.as_ptr(), substr.as_ptr()) };
+        Ok(q)
+    }
+
+    /// `Search`: upstream's three groups, each at most 50 distinct names, as `(key, package)`:
+    /// `match_group_a` (name and summary: for one term, name matches that also match in the
+    /// summary; for several, packages where every term matches name or summary),
+    /// `match_group_b` (every term in the name: exact, then substring) and `match_group_c`
+    /// (the same on the summary). Case-insensitive; glob terms use `HY_GLOB`.
+    pub fn search(&self, terms: &[String]) -> Result<Vec<(String, Package)>, Error> {
+        if terms.is_empty() {
+            return Err(Error::new("Must specify a term for search"));
+        }
+        ffi::locked(|| {
+            let mut out = Vec::new();
+            let mut collect = |key: &str, q: &Query, seen: &mut HashSet<String>| {
+                for p in run_query(q) {
+                    if seen.len() >= SEARCH_LIMIT {
+                        break;
+                    }
+                    if seen.insert(p.name.clone()) {
+                        out.push((key.to_owned(), p));
+                    }
+                }
+            };
+
+            // Group a: name AND summary.
+            let mut seen = HashSet::new();
+            let mut group_a: Option<Query> = None;
+            if terms.len() >= 2 {
+                for term in terms {
+                    let q = self.eq_or_substr(ffi::HY_PKG_NAME, term)?;
+                    let summary = self.eq_or_substr(ffi::HY_PKG_SUMMARY, term)?;
+                    // SAFETY: live queries over the same sack.
+                    unsafe { ffi::hy_query_union(q.as_ptr(), summary.as_ptr()) };
+                    group_a = Some(match group_a {
+                        None => q,
+                        Some(acc) => {
+                            // SAFETY: as above; `acc` becomes the intersection.
+                            unsafe { ffi::hy_query_intersection(acc.as_ptr(), q.as_ptr()) };
+                            acc
+                        }
+                    });
+                }
+            } else {
+                let q = self.eq_or_substr(ffi::HY_PKG_NAME, &terms[0])?;
+                let summary = self.eq_or_substr(ffi::HY_PKG_SUMMARY, &terms[0])?;
+                // SAFETY: as above.
+                unsafe { ffi::hy_query_intersection(q.as_ptr(), summary.as_ptr()) };
+                group_a = Some(q);
+            }
+            if let Some(q) = &group_a {
+                collect("match_group_a", q, &mut seen);
+            }
+
+            // Groups b and c: every term on one key, exact then substring.
+            for (group, key) in [
+                ("match_group_b", ffi::HY_PKG_NAME),
+                ("match_group_c", ffi::HY_PKG_SUMMARY),
+            ] {
+                let mut seen = HashSet::new();
+                for cmp in [ffi::HY_EQ, ffi::HY_SUBSTR] {
+                    let filters: Vec<_> = terms
+                        .iter()
+                        .map(|t| Self::search_filter(key, t, cmp))
+                        .collect();
+                    let q = self.filtered(&filters)?;
+                    collect(group, &q, &mut seen);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The newest available package with this name and arch, if any.
+    pub fn newest(&self, name: &str, arch: &str) -> Result<Option<Package>, Error> {
+        ffi::locked(|| {
+            let q = self.filtered(&[
+                (ffi::HY_PKG_NAME, ffi::HY_EQ, name),
+                (ffi::HY_PKG_ARCH, ffi::HY_EQ, arch),
+            ])?;
+            Self::latest_per_arch(&q);
+            Ok(run_query(&q)
+                .into_iter()
+                .max_by(|a, b| crate::evr_cmp(&a.evr(), &b.evr())))
+        })
+    }
+
+    /// Security advisories covering exactly these packages (matched by name, evr and arch in
+    /// the sack, then `dnf_package_get_advisories(pkg, HY_EQ)`), sorted by id. Packages not in
+    /// the sack are skipped.
+    pub fn advisories(&self, pkgs: &[Package]) -> Result<Vec<Advisory>, Error> {
+        ffi::locked(|| {
+            let mut found: BTreeMap<String, Advisory> = BTreeMap::new();
+            let mut covered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for pkg in pkgs {
+                let evr = pkg.evr();
+                let q = self.filtered(&[
+                    (ffi::HY_PKG_NAME, ffi::HY_EQ, &pkg.name),
+                    (ffi::HY_PKG_EVR, ffi::HY_EQ, &evr),
+                    (ffi::HY_PKG_ARCH, ffi::HY_EQ, &pkg.arch),
+                ])?;
+                // SAFETY: a live query; the result is an owned array of owned packages.
+                let Some(matches) =
+                    (unsafe { PtrArray::from_owned(ffi::hy_query_run(q.as_ptr())) })
+                else {
+                    continue;
+                };
+                for sack_pkg in matches.items::<ffi::DnfPackage>() {
+                    // SAFETY: a live package (owned by `matches`); the result is an owned
+                    // array of owned advisories.
+                    let Some(advs) = (unsafe {
+                        PtrArray::from_owned(ffi::dnf_package_get_advisories(sack_pkg, ffi::HY_EQ))
+                    }) else {
+                        continue;
+                    };
+                    for adv in advs.items::<DnfAdvisory>() {
+                        // SAFETY: a live advisory owned by `advs`.
+                        let kind = unsafe { ffi::dnf_advisory_get_kind(adv) };
+                        if kind != ffi::DNF_ADVISORY_KIND_SECURITY {
+                            continue;
+                        }
+                        // SAFETY: as above.
+                        let id = unsafe { ffi::string(ffi::dnf_advisory_get_id(adv)) };
+                        if !found.contains_key(&id) {
+                            // SAFETY: as above.
+                            let advisory = unsafe { advisory_from(adv, id.clone(), kind) };
+                            found.insert(id.clone(), advisory);
+                        }
+                        covered.entry(id).or_default().insert(pkg.nevra());
+                    }
+                }
+            }
+            Ok(found
+                .into_values()
+                .map(|mut a| {
+                    a.nevras = covered
+                        .remove(&a.id)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    a
+                })
+                .collect())
+        })
+    }
+}
+
+/// Reads one advisory (upstream's `advisory_variant_new`, minus the packages).
+///
+/// # Safety
+/// `adv` must be a live `DnfAdvisory`.
+unsafe fn advisory_from(adv: *mut DnfAdvisory, id: String, kind: c_int) -> Advisory {
+    // SAFETY: per the caller; the severity string is borrowed from the advisory.
+    let severity_ptr = unsafe { ffi::dnf_advisory_get_severity(adv) };
+    let severity = if severity_ptr.is_null() {
+        text::severity(None)
+    } else {
+        // SAFETY: non-NULL, NUL-terminated.
+        text::severity(Some(&unsafe { ffi::string(severity_ptr) }))
+    };
+    let mut refs = Vec::new();
+    // SAFETY: per the caller; the result is an owned array of owned references.
+    if let Some(array) = unsafe { PtrArray::from_owned(ffi::dnf_advisory_get_references(adv)) } {
+        for r in array.items::<DnfAdvisoryRef>() {
+            let opt = |p: *const c_char| {
+                // SAFETY: NULL or a string borrowed from the live reference.
+                (!p.is_null()).then(|| unsafe { ffi::string(p) })
+            };
+            // SAFETY: a live reference owned by `array`.
+            let (kind, url, title) = unsafe {
+                (
+                    ffi::dnf_advisoryref_get_kind(r),
+                    opt(ffi::dnf_advisoryref_get_url(r)),
+                    opt(ffi::dnf_advisoryref_get_title(r)),
+                )
+            };
+            refs.push(text::Reference {
+                bugzilla: kind == ffi::DNF_REFERENCE_KIND_BUGZILLA,
+                url,
+                title,
+            });
+        }
+    }
+    let cve_references = text::cve_references(refs);
+    Advisory {
+        id,
+        kind: u32::try_from(kind).unwrap_or_default(),
+        severity,
+        nevras: Vec::new(),
+        cve_references,
+    }
+}

@@ -1,0 +1,88 @@
+//! A small, fenced FFI over libdnf 0.x (and a few librpm functions) with a safe API that
+//! returns plain Rust data: the rpmdb of a tree, `.repo` files, rpm-md refresh into a cache,
+//! and the queries behind `ListRepos`, `RefreshMd`, `ModifyYumRepo`, `GetPackages`,
+//! `WhatProvides`, `Search` and update advisories.
+//!
+//! All unsafe code lives in `ffi` (declarations and owning handles) and the two wrappers
+//! `context` and `rpmdb`. libdnf, libsolv and rpm macros are process-global and not
+//! thread-safe: [`Context`] is neither `Send` nor `Sync`, and every call into the C libraries
+//! is serialised by a process-wide lock, so independent threads (e.g. parallel tests) are
+//! safe, but the daemon should still drive all of this from one dedicated thread.
+#![deny(unsafe_code)]
+
+use std::fmt;
+
+#[allow(unsafe_code)]
+mod context;
+#[allow(unsafe_code)]
+mod ffi;
+#[allow(unsafe_code)]
+mod rpmdb;
+mod text;
+mod tmp;
+
+pub use context::{Advisory, CachePolicy, Context, ContextOptions, RepoInfo, RepoUpdate};
+pub use rpmdb::{evr_cmp, rpmdb_packages, vercmp};
+
+/// A package as libdnf reports it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Package {
+    /// `Name`.
+    pub name: String,
+    /// `Epoch` (0 when the package has none).
+    pub epoch: u64,
+    /// `Version`.
+    pub version: String,
+    /// `Release`.
+    pub release: String,
+    /// `Arch`.
+    pub arch: String,
+    /// `Summary`, `""` if none.
+    pub summary: String,
+    /// The repo id, `@System` for rpmdb packages.
+    pub reponame: String,
+}
+
+impl Package {
+    /// `V-R`, or `E:V-R` when the epoch is not 0 (like `dnf_package_get_evr`).
+    pub fn evr(&self) -> String {
+        if self.epoch == 0 {
+            format!("{}-{}", self.version, self.release)
+        } else {
+            format!("{}:{}-{}", self.epoch, self.version, self.release)
+        }
+    }
+
+    /// `N-EVR.A` (like `dnf_package_get_nevra`).
+    pub fn nevra(&self) -> String {
+        format!("{}-{}.{}", self.name, self.evr(), self.arch)
+    }
+}
+
+/// Something libdnf, librpm or the file system refused; the message says what and, where a
+/// repo or file is involved, names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// The full message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,903 @@
+//! rpmostree-dnf against real RPMs, real rpm-md repos (file:// and a loopback HTTP server)
+//! and real rpmdbs: nothing is mocked.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use rpmostree_dnf::{
+    CachePolicy, Context, ContextOptions, Package, evr_cmp, rpmdb_packages, vercmp,
+};
+use rpmostree_tests::rpms::{RpmSpec, UpdateAdvisory, build_rpms, create_repo, install_rpmdb};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+
+/// A fresh directory per test, removed when the test passes.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "rpmostree-dnf-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("creating the test dir");
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn base_specs() -> Vec<RpmSpec> {
+    vec![
+        RpmSpec::new("base-files", "1.0", "1").summary("The base of the test OS"),
+        RpmSpec::new("libfoo", "1.0", "1"),
+        RpmSpec::new("epochal", "1.0", "1").epoch(2),
+    ]
+}
+
+fn libfoo2() -> RpmSpec {
+    RpmSpec::new("libfoo", "2.0", "1")
+}
+
+fn bar2() -> RpmSpec {
+    RpmSpec::new("bar", "2.0", "1").summary("Bar, unrelated")
+}
+
+fn repo_specs() -> Vec<RpmSpec> {
+    vec![
+        RpmSpec::new("libfoo", "1.0", "1"),
+        libfoo2(),
+        RpmSpec::new("foo-tools", "1.0", "1")
+            .summary("Tools for foo widgets")
+            .provides("virtual-widget = 1.0"),
+        // A file dependency: libsolv only indexes file provides that something requires.
+        RpmSpec::new("widget-helper", "1.0", "1")
+            .summary("Helps foo widgets")
+            .requires("/usr/share/libfoo/VERSION"),
+        RpmSpec::new("foolish", "1.0", "1").summary("Nothing related"),
+        RpmSpec::new("bar", "1.0", "1").summary("Bar, unrelated"),
+        bar2(),
+        RpmSpec::new("epochal", "1.0", "1").epoch(2),
+    ]
+}
+
+const SECURITY_ID: &str = "TESTOS-2026-0001";
+const CVE: &str = "CVE-2026-1234";
+
+fn advisories() -> Vec<UpdateAdvisory> {
+    vec![
+        UpdateAdvisory {
+            id: SECURITY_ID.into(),
+            kind: "security".into(),
+            severity: "Important".into(),
+            title: "libfoo security update".into(),
+            cves: vec![CVE.into()],
+            packages: vec![libfoo2()],
+        },
+        UpdateAdvisory {
+            id: "TESTOS-2026-0002".into(),
+            kind: "enhancement".into(),
+            severity: String::new(),
+            title: "bar enhancement".into(),
+            cves: vec![],
+            packages: vec![bar2()],
+        },
+    ]
+}
+
+/// The built packages: (base rpmdb packages, repo packages), built once per test binary.
+fn rpms() -> &'static (Vec<PathBuf>, Vec<PathBuf>) {
+    static RPMS: OnceLock<(Vec<PathBuf>, Vec<PathBuf>)> = OnceLock::new();
+    RPMS.get_or_init(|| {
+        (
+            build_rpms(&base_specs()).expect("building the base packages"),
+            build_rpms(&repo_specs()).expect("building the repo packages"),
+        )
+    })
+}
+
+/// A deployment-like tree, a repos dir, caches and a repo under one temp dir.
+struct Env {
+    dir: TempDir,
+}
+
+impl Env {
+    fn new(name: &str) -> Self {
+        let env = Self {
+            dir: TempDir::new(name),
+        };
+        let etc = env.root().join("etc");
+        fs::create_dir_all(etc.join("yum.repos.d")).expect("creating etc");
+        fs::write(
+            etc.join("os-release"),
+            "NAME=\"Test OS\"\nID=testos\nVERSION_ID=\"42\"\n",
+        )
+        .expect("writing os-release");
+        env
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn repos_dir(&self) -> PathBuf {
+        self.root().join("etc/yum.repos.d")
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    fn options(&self) -> ContextOptions {
+        ContextOptions {
+            repos_dir: self.repos_dir(),
+            source_root: self.root(),
+            cache_dir: self.cache().join("repomd"),
+            solv_dir: self.cache().join("solv"),
+            lock_dir: self.dir.path().join("lock"),
+            releasever: None,
+        }
+    }
+
+    /// Builds the test repo at `<dir>/<name>` (with advisories).
+    fn make_repo(&self, name: &str) -> PathBuf {
+        let repo = self.dir.path().join(name);
+        create_repo(&repo, &rpms().1, &advisories()).expect("creating the repo");
+        repo
+    }
+
+    fn write_repo_file(&self, file: &str, text: &str) {
+        fs::write(self.repos_dir().join(file), text).expect("writing a .repo file");
+    }
+
+    fn context(&self) -> Context {
+        Context::new(&self.options()).expect("setting up the context")
+    }
+}
+
+fn repo_section(id: &str, url: &str) -> String {
+    format!("[{id}]\nname=Repo {id}\nbaseurl={url}\ngpgcheck=0\n")
+}
+
+/// A tiny static file server on 127.0.0.1 (GET and HEAD; 404 for anything missing).
+struct HttpServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    fn serve(dir: PathBuf) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the test HTTP server");
+        let port = listener.local_addr().expect("local addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (stop2, requests2) = (stop.clone(), requests.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    requests2.fetch_add(1, Ordering::SeqCst);
+                    let _ = Self::answer(&dir, stream);
+                }
+            }
+        });
+        Self {
+            port,
+            stop,
+            requests,
+            thread: Some(thread),
+        }
+    }
+
+    fn answer(dir: &Path, mut stream: TcpStream) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
+                break;
+            }
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default();
+        let path = parts.next().unwrap_or("/").split('?').next().unwrap_or("/");
+        let file = dir.join(path.trim_start_matches('/'));
+        match fs::read(&file) {
+            Ok(body) if !path.contains("..") => {
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )?;
+                if method != "HEAD" {
+                    stream.write_all(&body)?;
+                }
+            }
+            _ => {
+                stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )?;
+            }
+        }
+        stream.flush()
+    }
+
+    fn url(&self, sub: &str) -> String {
+        format!("http://127.0.0.1:{}/{sub}", self.port)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Every path under `dir` with its size and modification time.
+fn listing(dir: &Path) -> BTreeSet<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    fn walk(dir: &Path, out: &mut BTreeSet<(PathBuf, u64, Option<std::time::SystemTime>)>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let md = fs::symlink_metadata(e.path()).expect("metadata");
+            out.insert((e.path(), md.len(), md.modified().ok()));
+            if md.is_dir() {
+                walk(&e.path(), out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, &mut out);
+    out
+}
+
+fn names(pkgs: &[Package]) -> Vec<String> {
+    pkgs.iter().map(|p| p.nevra()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version comparison.
+
+#[test]
+fn vercmp_and_evr_cmp_follow_rpm() {
+    use std::cmp::Ordering::*;
+    assert_eq!(vercmp("1.0", "1.0.1"), Less);
+    assert_eq!(vercmp("1.0~rc1", "1.0"), Less);
+    assert_eq!(vercmp("1.0^git1", "1.0"), Greater);
+    assert_eq!(vercmp("1.0^git1", "1.0.1"), Less);
+    assert_eq!(vercmp("1.10", "1.9"), Greater);
+    assert_eq!(vercmp("2.0", "2.0"), Equal);
+    assert_eq!(vercmp("1.0a", "1.0"), Greater);
+    assert_eq!(evr_cmp("1:1.0-1", "9.9-9"), Greater);
+    assert_eq!(evr_cmp("0:1.0-1", "1.0-1"), Equal);
+    assert_eq!(evr_cmp("1.0-2", "1.0-10"), Less);
+    assert_eq!(evr_cmp("1.10-1", "1.9-5"), Greater);
+    assert_eq!(evr_cmp("1.0~rc1-1", "1.0-1"), Less);
+    assert_eq!(evr_cmp("1.0", "1.0-5"), Less);
+    assert_eq!(evr_cmp("1.0-1", "1.0"), Greater);
+    assert_eq!(evr_cmp("a:1.0", "1.0"), Less);
+    assert_eq!(evr_cmp("", "0"), Less);
+    assert_eq!(evr_cmp("2:1.0-1", "10:0.1-1"), Less);
+}
+
+// ---------------------------------------------------------------------------------------------
+// rpmdb.
+
+#[test]
+fn rpmdb_packages_reads_the_tree_and_leaves_it_untouched() -> TestResult {
+    let host_db = Path::new("/usr/share/rpm");
+    let host_had_db = host_db.exists();
+    let env = Env::new("rpmdb");
+    let root = env.root();
+    install_rpmdb(&root, &rpms().0)?;
+    let before = listing(&root);
+    let pkgs = rpmdb_packages(&root)?;
+    assert_eq!(listing(&root), before, "rpmdb_packages changed the tree");
+    assert_eq!(
+        names(&pkgs),
+        [
+            "base-files-1.0-1.noarch",
+            "epochal-2:1.0-1.noarch",
+            "libfoo-1.0-1.noarch"
+        ]
+    );
+    assert!(pkgs.iter().all(|p| p.reponame == "@System"), "{pkgs:?}");
+    assert_eq!(pkgs[0].summary, "The base of the test OS");
+    assert_eq!(pkgs[1].epoch, 2);
+    assert_eq!(pkgs[1].evr(), "2:1.0-1");
+    assert_eq!(
+        host_db.exists(),
+        host_had_db,
+        "reading a tree's rpmdb touched the host's /usr/share/rpm"
+    );
+
+    // A second read (sqlite state may differ now) still leaves nothing behind.
+    assert_eq!(rpmdb_packages(&root)?, pkgs);
+    assert_eq!(listing(&root), before);
+    Ok(())
+}
+
+#[test]
+fn rpmdb_packages_of_a_tree_without_database_is_empty() -> TestResult {
+    let env = Env::new("nordb");
+    let before = listing(&env.root());
+    assert_eq!(rpmdb_packages(&env.root())?, []);
+    assert_eq!(rpmdb_packages(&env.dir.path().join("missing"))?, []);
+    assert_eq!(listing(&env.root()), before);
+    // An empty database directory is no database either.
+    fs::create_dir_all(env.root().join("usr/share/rpm"))?;
+    assert_eq!(rpmdb_packages(&env.root())?, []);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repos.
+
+#[test]
+fn repos_substitute_vars_and_report_flags() -> TestResult {
+    let env = Env::new("repos");
+    let vars = env.root().join("etc/dnf/vars");
+    fs::create_dir_all(&vars)?;
+    fs::write(vars.join("channel"), "stable\n")?;
+    env.write_repo_file(
+        "testos.repo",
+        "[testos]\nname=Test OS $releasever ($channel) - $basearch\nbaseurl=file:///nonexistent/$releasever\n\n\
+         [testos-source]\nname=Test OS sources\nbaseurl=file:///nonexistent/src\nenabled=0\n\n\
+         [testos-debuginfo]\nname=Test OS debug\nbaseurl=file:///nonexistent/debug\nenabled=0\n",
+    );
+    env.write_repo_file(
+        "other.repo",
+        "[other]\nname=Other\nbaseurl=https://example.invalid/repo\nenabled=0\n",
+    );
+    // Without a releasever, libdnf looks into the source root's rpmdb (for
+    // system-release(releasever)) before os-release: that must not change the tree either.
+    install_rpmdb(&env.root(), &rpms().0)?;
+    let before = listing(&env.root());
+    let ctx = env.context();
+    assert_eq!(
+        listing(&env.root()),
+        before,
+        "Context::new changed the source root"
+    );
+    let mut repos = ctx.repos();
+    repos.sort_by(|a, b| a.id.cmp(&b.id));
+    let summary: Vec<_> = repos
+        .iter()
+        .map(|r| (r.id.as_str(), r.enabled, r.devel, r.source))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("other", false, false, false),
+            ("testos", true, false, false),
+            ("testos-debuginfo", false, true, false),
+            ("testos-source", false, false, true),
+        ]
+    );
+    let arch = std::env::consts::ARCH;
+    assert_eq!(
+        repos[1].description,
+        format!("Test OS 42 (stable) - {arch}")
+    );
+
+    // An explicit releasever wins over os-release.
+    let mut opts = env.options();
+    opts.releasever = Some("7".into());
+    let ctx = Context::new(&opts)?;
+    let testos = ctx.repos().into_iter().find(|r| r.id == "testos");
+    assert_eq!(
+        testos.map(|r| r.description),
+        Some(format!("Test OS 7 (stable) - {arch}"))
+    );
+    Ok(())
+}
+
+#[test]
+fn set_enabled_rewrites_the_repo_file() -> TestResult {
+    let env = Env::new("modify");
+    env.write_repo_file(
+        "testos.repo",
+        "# keep me\n[testos]\nname=Test OS\nbaseurl=file:///nonexistent\nenabled=0\n\n[other]\nname=Other\nbaseurl=file:///nonexistent2\n",
+    );
+    let ctx = env.context();
+    ctx.set_enabled("testos", true)?;
+    let enabled = |ctx: &Context| -> Vec<(String, bool)> {
+        let mut v: Vec<_> = ctx.repos().into_iter().map(|r| (r.id, r.enabled)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        enabled(&ctx),
+        [("other".to_owned(), true), ("testos".to_owned(), true)]
+    );
+    let text = fs::read_to_string(env.repos_dir().join("testos.repo"))?;
+    assert!(text.contains("# keep me"), "{text}");
+    assert!(text.contains("enabled=1"), "{text}");
+    assert_eq!(
+        enabled(&env.context()),
+        [("other".to_owned(), true), ("testos".to_owned(), true)]
+    );
+
+    env.context().set_enabled("other", false)?;
+    assert_eq!(
+        enabled(&env.context()),
+        [("other".to_owned(), false), ("testos".to_owned(), true)]
+    );
+
+    let err = ctx.set_enabled("nope", true).expect_err("unknown repo");
+    assert_eq!(err.to_string(), "Yum repo 'nope' not found");
+    Ok(())
+}
+
+#[test]
+fn broken_repo_configuration_is_an_error_naming_it() {
+    let env = Env::new("broken");
+    env.write_repo_file("bad.repo", "[bad\nname=oops\n");
+    let err = Context::new(&env.options()).expect_err("broken .repo file");
+    let bad = env.repos_dir().join("bad.repo");
+    assert!(
+        err.to_string().contains(&bad.display().to_string()),
+        "{err}"
+    );
+
+    // A repos "dir" that cannot be read (here: a file).
+    let mut opts = env.options();
+    opts.repos_dir = bad;
+    let err = Context::new(&opts).expect_err("unreadable repos dir");
+    assert!(err.to_string().contains("bad.repo"), "{err}");
+}
+
+#[test]
+fn queries_need_loaded_metadata() {
+    let env = Env::new("unloaded");
+    let before = listing(&env.root());
+    let ctx = env.context();
+    // Without an rpmdb in the source root, releasever detection leaves no trace either.
+    assert_eq!(listing(&env.root()), before);
+    let err = ctx
+        .packages_by_name(&["libfoo".into()])
+        .expect_err("not loaded");
+    assert_eq!(err.to_string(), "metadata not loaded");
+    assert!(ctx.search(&["foo".into()]).is_err());
+    assert!(ctx.newest("libfoo", "noarch").is_err());
+    let err = ctx.search(&[]).expect_err("no terms");
+    assert_eq!(err.to_string(), "Must specify a term for search");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata refresh and the cache.
+
+fn no_progress() -> impl FnMut(&str, u32) {
+    |_: &str, _: u32| {}
+}
+
+#[test]
+fn update_metadata_over_file_urls() -> TestResult {
+    let env = Env::new("file");
+    let repo = env.make_repo("repo");
+    env.write_repo_file(
+        "testos.repo",
+        &format!(
+            "{}\n[off]\nname=Off\nbaseurl=file:///nonexistent\nenabled=0\n",
+            repo_section("testos", &format!("file://{}", repo.display()))
+        ),
+    );
+    let mut ctx = env.context();
+    let updates = ctx.update_metadata(CachePolicy::Default, &mut no_progress())?;
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].id, "testos");
+    // libdnf reads file:// repos in place: nothing is ever downloaded.
+    assert!(!updates[0].updated);
+    assert!(updates[0].timestamp > 1_700_000_000, "{updates:?}");
+    let again = ctx.update_metadata(CachePolicy::Never, &mut no_progress())?;
+    assert_eq!(again, updates);
+
+    ctx.load_cached(false)?;
+    let loaded = ctx.loaded_repos();
+    assert_eq!(
+        loaded,
+        [(
+            "testos".to_owned(),
+            updates[0].timestamp,
+            (repo_specs().len() + advisories().len()) as u32
+        )]
+    );
+
+    // A file:// repo whose directory is gone.
+    env.write_repo_file(
+        "gone.repo",
+        &repo_section(
+            "gone",
+            &format!("file://{}", env.dir.path().join("missing").display()),
+        ),
+    );
+    let mut ctx = env.context();
+    let err = ctx
+        .update_metadata(CachePolicy::Default, &mut no_progress())
+        .expect_err("missing repo dir");
+    assert!(
+        err.to_string().starts_with("Updating rpm-md repo 'gone': "),
+        "{err}"
+    );
+    let err = ctx.load_cached(false).expect_err("missing repo dir");
+    assert!(err.to_string().starts_with("rpm-md repo 'gone': "), "{err}");
+    Ok(())
+}
+
+#[test]
+fn update_metadata_over_http_caches_and_forces() -> TestResult {
+    let env = Env::new("http");
+    let served = env.dir.path().join("served");
+    fs::create_dir_all(&served)?;
+    let repo = env.make_repo("served/testos");
+    let server = HttpServer::serve(served.clone());
+    env.write_repo_file(
+        "testos.repo",
+        &repo_section("testos-http", &server.url("testos/")),
+    );
+    let mut ctx = env.context();
+
+    let err = ctx.load_cached(false).expect_err("nothing cached yet");
+    assert!(
+        err.to_string().starts_with(
+            "rpm-md repo 'testos-http' has no cached metadata; run `rpm-ostree refresh-md`"
+        ),
+        "{err}"
+    );
+    assert_eq!(server.requests(), 0, "load_cached went to the network");
+
+    let mut seen = Vec::new();
+    let first = ctx.update_metadata(CachePolicy::Default, &mut |id: &str, pct: u32| {
+        seen.push((id.to_owned(), pct))
+    })?;
+    assert_eq!(first.len(), 1);
+    assert!(first[0].updated, "{first:?}");
+    assert!(!seen.is_empty(), "no progress reported");
+    assert!(
+        seen.iter()
+            .all(|(id, pct)| id == "testos-http" && *pct <= 100),
+        "{seen:?}"
+    );
+    let requests = server.requests();
+    assert!(requests > 0);
+
+    let second = ctx.update_metadata(CachePolicy::Default, &mut no_progress())?;
+    assert!(!second[0].updated, "{second:?}");
+    assert_eq!(second[0].timestamp, first[0].timestamp);
+    assert_eq!(
+        server.requests(),
+        requests,
+        "a cached refresh went to the network"
+    );
+
+    let forced = ctx.update_metadata(CachePolicy::Never, &mut no_progress())?;
+    assert!(forced[0].updated, "{forced:?}");
+    assert!(server.requests() > requests);
+
+    // Break the repo in two ways: each refresh fails naming it, and the cache stays usable.
+    let repomd = repo.join("repodata/repomd.xml");
+    let good = fs::read(&repomd)?;
+    fs::write(&repomd, "<repomd><broken")?;
+    let err = ctx
+        .update_metadata(CachePolicy::Never, &mut no_progress())
+        .expect_err("corrupt repomd.xml");
+    assert!(
+        err.to_string()
+            .starts_with("Updating rpm-md repo 'testos-http': "),
+        "{err}"
+    );
+    fs::write(&repomd, &good)?;
+    fs::rename(&repo, served.join("elsewhere"))?;
+    let err = ctx
+        .update_metadata(CachePolicy::Never, &mut no_progress())
+        .expect_err("missing repo");
+    assert!(
+        err.to_string()
+            .starts_with("Updating rpm-md repo 'testos-http': "),
+        "{err}"
+    );
+
+    // The old cache answers, with the server gone (a closed port) and a fresh context.
+    drop(server);
+    let mut ctx = env.context();
+    ctx.load_cached(false)?;
+    let pkgs = ctx.packages_by_name(&["libfoo".into()])?;
+    assert_eq!(
+        pkgs.iter()
+            .map(|(n, p)| (n.as_str(), p.nevra()))
+            .collect::<Vec<_>>(),
+        [("libfoo", "libfoo-2.0-1.noarch".to_owned())]
+    );
+    assert_eq!(pkgs[0].1.reponame, "testos-http");
+    assert_eq!(
+        ctx.loaded_repos(),
+        [(
+            "testos-http".to_owned(),
+            first[0].timestamp,
+            (repo_specs().len() + advisories().len()) as u32
+        )]
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries.
+
+/// A context with the test repo (file://) loaded.
+fn loaded(name: &str) -> Result<(Env, Context), Box<dyn std::error::Error>> {
+    let env = Env::new(name);
+    let repo = env.make_repo("repo");
+    env.write_repo_file(
+        "testos.repo",
+        &repo_section("testos", &format!("file://{}", repo.display())),
+    );
+    let mut ctx = env.context();
+    ctx.update_metadata(CachePolicy::Default, &mut no_progress())?;
+    ctx.load_cached(false)?;
+    Ok((env, ctx))
+}
+
+#[test]
+fn packages_by_name_what_provides_and_newest() -> TestResult {
+    let (_env, ctx) = loaded("queries")?;
+    let found = ctx.packages_by_name(&[
+        "bar".into(),
+        "nothing-like-this".into(),
+        "epochal".into(),
+        "libfoo".into(),
+    ])?;
+    let found: Vec<_> = found.iter().map(|(n, p)| (n.as_str(), p.nevra())).collect();
+    assert_eq!(
+        found,
+        [
+            ("bar", "bar-2.0-1.noarch".to_owned()),
+            ("epochal", "epochal-2:1.0-1.noarch".to_owned()),
+            ("libfoo", "libfoo-2.0-1.noarch".to_owned()),
+        ]
+    );
+    let epochal = &ctx.packages_by_name(&["epochal".into()])?[0].1;
+    assert_eq!(
+        (
+            epochal.epoch,
+            epochal.evr().as_str(),
+            epochal.reponame.as_str()
+        ),
+        (2, "2:1.0-1", "testos")
+    );
+
+    let provides = ctx.what_provides(&["virtual-widget".into()])?;
+    assert_eq!(names(&provides), ["foo-tools-1.0-1.noarch"]);
+    assert_eq!(provides[0].summary, "Tools for foo widgets");
+    assert_eq!(
+        names(&ctx.what_provides(&["virtual-widget >= 1.0".into(), "libfoo".into()])?)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        ["foo-tools-1.0-1.noarch", "libfoo-2.0-1.noarch"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(ctx.what_provides(&["virtual-widget > 1.0".into()])?, []);
+    let err = ctx
+        .what_provides(&["libfoo".into(), "libfoo >=".into()])
+        .expect_err("unparsable reldep");
+    assert!(err.to_string().contains("\"libfoo >=\""), "{err}");
+
+    assert_eq!(
+        ctx.newest("libfoo", "noarch")?.map(|p| p.nevra()),
+        Some("libfoo-2.0-1.noarch".to_owned())
+    );
+    assert_eq!(ctx.newest("libfoo", "x86_64")?, None);
+    assert_eq!(ctx.newest("nothing-like-this", "noarch")?, None);
+    Ok(())
+}
+
+#[test]
+fn search_groups_follow_upstream() -> TestResult {
+    let (_env, ctx) = loaded("search")?;
+    let search = |terms: &[&str]| -> Result<Vec<(String, String)>, rpmostree_dnf::Error> {
+        let terms: Vec<String> = terms.iter().map(|t| (*t).to_owned()).collect();
+        let mut found: Vec<_> = ctx
+            .search(&terms)?
+            .into_iter()
+            .map(|(k, p)| (k, p.name))
+            .collect();
+        // Within a group libdnf's order is the sack's; compare as sets per group.
+        found.sort();
+        Ok(found)
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v: Vec<_> = v
+            .iter()
+            .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+
+    // One term: a = name and summary both match; b = name; c = summary.
+    assert_eq!(
+        search(&["foo"])?,
+        pairs(&[
+            ("match_group_a", "foo-tools"),
+            ("match_group_a", "libfoo"),
+            ("match_group_b", "foo-tools"),
+            ("match_group_b", "foolish"),
+            ("match_group_b", "libfoo"),
+            ("match_group_c", "foo-tools"),
+            ("match_group_c", "libfoo"),
+            ("match_group_c", "widget-helper"),
+        ])
+    );
+    // Case-insensitive, one entry per name (bar has two versions).
+    assert_eq!(
+        search(&["BAR"])?,
+        pairs(&[
+            ("match_group_a", "bar"),
+            ("match_group_b", "bar"),
+            ("match_group_c", "bar"),
+        ])
+    );
+    // Several terms: a = every term in name or summary; b/c = every term in one field.
+    assert_eq!(
+        search(&["foo", "widgets"])?,
+        pairs(&[
+            ("match_group_a", "foo-tools"),
+            ("match_group_a", "widget-helper"),
+            ("match_group_c", "foo-tools"),
+            ("match_group_c", "widget-helper"),
+        ])
+    );
+    // Globs match the whole field.
+    assert_eq!(search(&["lib*"])?, pairs(&[("match_group_b", "libfoo")]));
+    assert_eq!(search(&["no-such-thing"])?, []);
+    Ok(())
+}
+
+#[test]
+fn advisories_are_security_only_and_grouped() -> TestResult {
+    let (env, ctx) = loaded("advisories")?;
+    let pkg = |name: &str, version: &str| Package {
+        name: name.into(),
+        epoch: 0,
+        version: version.into(),
+        release: "1".into(),
+        arch: "noarch".into(),
+        summary: String::new(),
+        reponame: "@System".into(),
+    };
+    let advisories = ctx.advisories(&[
+        pkg("libfoo", "2.0"),
+        pkg("libfoo", "1.0"),
+        pkg("bar", "2.0"),
+        pkg("not-in-the-sack", "1.0"),
+    ])?;
+    assert_eq!(advisories.len(), 1, "{advisories:?}");
+    let a = &advisories[0];
+    assert_eq!(a.id, SECURITY_ID);
+    assert_eq!(a.kind, 1);
+    assert_eq!(a.severity, 3);
+    assert_eq!(a.nevras, ["libfoo-2.0-1.noarch"]);
+    assert_eq!(a.cve_references.len(), 1, "{a:?}");
+    let (url, title) = &a.cve_references[0];
+    assert!(url.starts_with("https://"), "{url}");
+    assert!(title.contains(CVE), "{title}");
+
+    assert_eq!(ctx.advisories(&[pkg("libfoo", "1.0")])?, []);
+
+    // The same packages as read from an rpmdb (reponame @System) match too.
+    install_rpmdb(&env.root(), &build_rpms(&[libfoo2(), bar2()])?)?;
+    let installed = rpmdb_packages(&env.root())?;
+    let from_db = ctx.advisories(&installed)?;
+    assert_eq!(
+        from_db.iter().map(|a| &a.id).collect::<Vec<_>>(),
+        [SECURITY_ID]
+    );
+    Ok(())
+}
+
+#[test]
+fn filelists_are_downloaded_on_request() -> TestResult {
+    let env = Env::new("filelists");
+    let served = env.dir.path().join("served");
+    fs::create_dir_all(&served)?;
+    env.make_repo("served/testos");
+    let server = HttpServer::serve(served);
+    env.write_repo_file(
+        "testos.repo",
+        &repo_section("testos-http", &server.url("testos/")),
+    );
+    let mut ctx = env.context();
+    let path = "/usr/share/libfoo/VERSION".to_owned();
+
+    // By default (as upstream) refreshes skip filelists, and loading with them says so.
+    ctx.update_metadata(CachePolicy::Default, &mut no_progress())?;
+    let err = ctx.load_cached(true).expect_err("no filelists cached");
+    assert!(
+        err.to_string()
+            .starts_with("rpm-md repo 'testos-http' has no cached filelists"),
+        "{err}"
+    );
+    ctx.load_cached(false)?;
+    assert_eq!(ctx.what_provides(std::slice::from_ref(&path))?, []);
+
+    // Asking for them (on a new context: libdnf remembers the exclusion per repo) makes the
+    // otherwise fresh cache stale once.
+    ctx.set_download_filelists(true);
+    let err = ctx
+        .update_metadata(CachePolicy::Default, &mut no_progress())
+        .expect_err("same context");
+    assert!(err.to_string().contains("use a new context"), "{err}");
+    let mut ctx = env.context();
+    ctx.set_download_filelists(true);
+    let updates = ctx.update_metadata(CachePolicy::Default, &mut no_progress())?;
+    assert!(updates[0].updated, "{updates:?}");
+    let updates = ctx.update_metadata(CachePolicy::Default, &mut no_progress())?;
+    assert!(!updates[0].updated, "{updates:?}");
+    ctx.load_cached(true)?;
+    assert_eq!(names(&ctx.what_provides(&[path])?), ["libfoo-2.0-1.noarch"]);
+    Ok(())
+}
+
+#[test]
+fn a_panicking_progress_callback_is_re_raised_and_leaves_libdnf_usable() -> TestResult {
+    let env = Env::new("panic");
+    let served = env.dir.path().join("served");
+    fs::create_dir_all(&served)?;
+    env.make_repo("served/testos");
+    let server = HttpServer::serve(served);
+    env.write_repo_file(
+        "testos.repo",
+        &repo_section("testos-http", &server.url("testos/")),
+    );
+    let mut ctx = env.context();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = ctx.update_metadata(CachePolicy::Default, &mut |_: &str, _: u32| {
+            panic!("progress callback failed")
+        });
+    }));
+    let message = caught.expect_err("the callback's panic comes back");
+    assert_eq!(
+        message.downcast_ref::<&str>(),
+        Some(&"progress callback failed")
+    );
+    // The process-wide lock is not stuck and the download itself completed.
+    let updates = ctx.update_metadata(CachePolicy::Default, &mut no_progress())?;
+    assert!(!updates[0].updated, "{updates:?}");
+    ctx.load_cached(false)?;
+    assert_eq!(ctx.packages_by_name(&["foolish".into()])?.len(), 1);
+    Ok(())
+}
