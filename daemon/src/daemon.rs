@@ -221,12 +221,15 @@ impl Daemon {
         };
         write(&self.snapshot, Arc::clone(&new));
         let changed = old_error.is_some() || old.deployments != new.deployments;
+        let cached_changed = old_error.is_some() || old.cached_updates != new.cached_updates;
         self.sync_os_objects(&new).await?;
         if changed {
             tracing::info!("sysroot changed: {} deployment(s)", new.deployments.len());
+        }
+        if changed || cached_changed {
             // A getter that fails (e.g. with a configuration error) cannot be announced; the
             // error reaches whoever reads the property instead.
-            if let Err(e) = self.emit_deployments_changed().await {
+            if let Err(e) = self.emit_properties_changed(changed, cached_changed).await {
                 tracing::debug!("announcing changed properties: {e}");
             }
         }
@@ -242,9 +245,12 @@ impl Daemon {
             .await
     }
 
-    async fn emit_deployments_changed(&self) -> zbus::Result<()> {
-        let iface = self.sysroot_iface().await?;
-        {
+    /// Announces the deployment properties (`deployments`) and the cached-update ones
+    /// (`cached`: `CachedUpdate`, which Cockpit waits for after "Check for updates", and
+    /// `HasCachedUpdateRpmDiff`).
+    async fn emit_properties_changed(&self, deployments: bool, cached: bool) -> zbus::Result<()> {
+        if deployments {
+            let iface = self.sysroot_iface().await?;
             let s = iface.get().await;
             s.deployments_changed(iface.signal_emitter()).await?;
             s.booted_changed(iface.signal_emitter()).await?;
@@ -263,9 +269,16 @@ impl Daemon {
                 continue;
             };
             let o = os.get().await;
-            o.booted_deployment_changed(os.signal_emitter()).await?;
-            o.default_deployment_changed(os.signal_emitter()).await?;
-            o.rollback_deployment_changed(os.signal_emitter()).await?;
+            if deployments {
+                o.booted_deployment_changed(os.signal_emitter()).await?;
+                o.default_deployment_changed(os.signal_emitter()).await?;
+                o.rollback_deployment_changed(os.signal_emitter()).await?;
+            }
+            if cached {
+                o.cached_update_changed(os.signal_emitter()).await?;
+                o.has_cached_update_rpm_diff_changed(os.signal_emitter())
+                    .await?;
+            }
         }
         Ok(())
     }

@@ -15,10 +15,46 @@ struct Args {
     /// The configuration file.
     #[arg(long, default_value = "/etc/rpm-ostreed.conf")]
     config: PathBuf,
+    /// Instead of serving, answer one read-only package query as JSON (what `rpm-ostree db`
+    /// runs).
+    #[command(subcommand)]
+    query: Option<Query>,
+}
+
+/// The read-only package queries of `rpm-ostree db`.
+#[derive(Debug, clap::Subcommand)]
+enum Query {
+    /// Package queries on the sysroot's repository.
+    #[command(subcommand)]
+    Db(Db),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Db {
+    /// The package changes between two revisions ([FROM] [TO]).
+    Diff { revisions: Vec<String> },
+    /// The packages of revisions (REV... [PATTERN...]).
+    List { arguments: Vec<String> },
+    /// The rpmdb version of revisions.
+    Version { revisions: Vec<String> },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Query::Db(db)) = args.query {
+        let query = match db {
+            Db::Diff { revisions } => rpmostreed::DbQuery::Diff { revisions },
+            Db::List { arguments } => rpmostreed::DbQuery::List { arguments },
+            Db::Version { revisions } => rpmostreed::DbQuery::Version { revisions },
+        };
+        return match rpmostreed::run_db(&args.sysroot, &query) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logging();
     // One thread is enough for D-Bus traffic; libostree work runs on blocking threads, and a
     // single-threaded executor keeps the idle daemon small.

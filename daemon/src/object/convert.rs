@@ -4,10 +4,13 @@
 use std::collections::HashMap;
 
 use ostree::glib::{self, VariantClass};
-use rpmostree_api::{BootConfig, CachedUpdate, Deployment};
+use rpmostree_api::{BootConfig, CachedUpdate, Deployment, PackageInfo, RepoInfo, UpdateDetails};
 use zbus::{OwnedVariant, Signature, Variant};
 
-use crate::sysroot::{BootEntry, DeploymentInfo, cached_update::CachedUpdateInfo};
+use crate::rpm::diff::{Diff, Package};
+use crate::sysroot::{
+    BootEntry, DeploymentInfo, cached_update::CachedUpdateInfo, packages::CommitDetails,
+};
 
 /// Commit metadata keys upstream leaves out of `base-commit-meta` (large, layering-internal).
 const HIDDEN_META: &[&str] = &[
@@ -98,7 +101,115 @@ pub(crate) fn cached_update(osname: &str, u: &CachedUpdateInfo) -> CachedUpdate 
     if let Some(sigs) = &u.signatures {
         out = out.signatures(signatures(sigs));
     }
+    if let Some(diff) = u.rpm_diff.as_ref().and_then(owned_dict) {
+        out = out.rpm_diff(diff);
+    }
+    if let Some(advisories) = u.advisories.as_ref().and_then(advisories) {
+        out = out.advisories(advisories);
+    }
+    if let Some(d) = &u.deployment {
+        out = out.deployment(d.clone());
+    }
+    out.update_sha256(u.base.clone())
+}
+
+/// An `a{sv}` GVariant as a D-Bus dictionary.
+fn owned_dict(v: &glib::Variant) -> Option<HashMap<String, OwnedVariant>> {
+    let mut out = HashMap::new();
+    for i in 0..v.n_children() {
+        let entry = v.child_value(i);
+        let key = entry.child_value(0).str()?.to_owned();
+        let value = entry.child_value(1);
+        let inner = value.as_variant().unwrap_or(value);
+        out.insert(key, to_zbus(&inner)?.try_into_owned().ok()?);
+    }
+    Some(out)
+}
+
+/// The advisories of `CachedUpdate` (`a(suuasa{sv})`).
+type Advisories = Vec<(String, u32, u32, Vec<String>, HashMap<String, OwnedVariant>)>;
+
+fn advisories(v: &glib::Variant) -> Option<Advisories> {
+    (0..v.n_children())
+        .map(|i| {
+            let a = v.child_value(i);
+            Some((
+                a.child_value(0).str()?.to_owned(),
+                a.child_value(1).get::<u32>()?,
+                a.child_value(2).get::<u32>()?,
+                a.child_value(3).get::<Vec<String>>()?,
+                owned_dict(&a.child_value(4))?,
+            ))
+        })
+        .collect()
+}
+
+/// One `a(sua{sv})` package diff, as `GetDeploymentsRpmDiff` and the cached diffs return it:
+/// (name, kind, {`PreviousPackage`, `NewPackage`: (name, evr, arch)}), sorted by kind, then
+/// name.
+pub(crate) fn rpm_diff(diff: &Diff) -> Vec<(String, u32, HashMap<String, OwnedVariant>)> {
+    let package = |p: &Package| -> Option<OwnedVariant> {
+        Variant::from((p.name.clone(), p.evr(), p.arch.clone()))
+            .try_into_owned()
+            .ok()
+    };
+    diff.entries()
+        .into_iter()
+        .map(|(name, kind, old, new)| {
+            let mut details = HashMap::new();
+            if let Some(v) = old.and_then(package) {
+                details.insert("PreviousPackage".to_owned(), v);
+            }
+            if let Some(v) = new.and_then(package) {
+                details.insert("NewPackage".to_owned(), v);
+            }
+            (name, kind as u32, details)
+        })
+        .collect()
+}
+
+/// The `details` of the cached diffs.
+pub(crate) fn update_details(d: &CommitDetails) -> UpdateDetails {
+    let mut out = UpdateDetails::new()
+        .osname(d.osname.clone())
+        .checksum(d.checksum.clone())
+        .timestamp(d.timestamp)
+        .origin(d.origin.clone());
+    if let Some(v) = &d.version {
+        out = out.version(v.clone());
+    }
+    if let Some(g) = d.gpg_enabled {
+        out = out.gpg_enabled(g);
+    }
+    if let Some(sigs) = &d.signatures {
+        out = out.signatures(signatures(sigs));
+    }
     out
+}
+
+/// A package of a query answer (`GetPackages`, `WhatProvides`, `Search`).
+pub(crate) fn package_info(key: Option<String>, p: &Package) -> PackageInfo {
+    let mut out = PackageInfo::new()
+        .name(p.name.clone())
+        .epoch(p.epoch)
+        .version(p.version.clone())
+        .arch(p.arch.clone())
+        .nevra(p.nevra())
+        .evr(p.evr())
+        .summary(p.summary.clone())
+        .reponame(p.reponame.clone());
+    out.key = key;
+    out
+}
+
+/// A repository of `ListRepos`.
+pub(crate) fn repo_info(r: &rpmostree_dnf::RepoInfo) -> RepoInfo {
+    RepoInfo::new()
+        .id(r.id.clone())
+        .description(r.description.clone())
+        .is_devel(r.devel)
+        .is_source(r.source)
+        .is_enabled(r.enabled)
 }
 
 /// The boot configuration of a deployment (`GetDeploymentBootConfig`). A staged deployment has

@@ -3,23 +3,29 @@
 //! transaction request. Methods whose transaction kinds have not landed yet are still authorized
 //! exactly like upstream, then refused with `NotSupported`.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use rpmostree_api::{
     AutomaticUpdateTriggerOptions, BootConfig, CachedUpdate, CallContext,
     ClearRollbackTargetOptions, DeployOptions, Deployment, Error, FinalizeDeploymentOptions,
-    KernelArgsOptions, OSHandler, OSMethod, RebaseOptions, RefreshMdOptions, RollbackOptions,
-    UpdateDeploymentModifiers, UpdateDeploymentOptions, UpgradeOptions, names,
+    KernelArgsOptions, OSHandler, OSMethod, PackageInfo, RebaseOptions, RefreshMdOptions, RepoInfo,
+    RollbackOptions, UpdateDeploymentModifiers, UpdateDeploymentOptions, UpdateDetails,
+    UpgradeOptions, names,
 };
 
 use super::{authorize, bounded, bounded_list, canonical, convert, title};
 use crate::{
     authz::{self, Caller},
     daemon::Daemon,
+    rpm::{
+        self,
+        repos::{Query, RepoSetup},
+    },
     sysroot::{
         deploy::DeployRequest,
         kargs::KargsChange,
         ops::CleanupElement,
+        packages::{self, DiffTarget},
         refspec::{parse_revision, rebase_target},
     },
     txn::{Request, kinds::Kind},
@@ -27,6 +33,34 @@ use crate::{
 
 fn invalid(e: anyhow::Error) -> Error {
     Error::InvalidArgs(format!("{e:#}"))
+}
+
+fn failed(e: anyhow::Error) -> Error {
+    Error::Failed(format!("{e:#}"))
+}
+
+/// The `a(sua{sv})` package diff of the diff methods.
+type RpmDiff = Vec<(String, u32, HashMap<String, zbus::OwnedVariant>)>;
+
+/// Runs sysroot work off the executor.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Failed(format!("the work failed: {e}")))?
+        .map_err(failed)
+}
+
+/// The diff methods take packages a hypothetical deployment would layer: not supported yet.
+fn no_packages(packages: &[String]) -> Result<(), Error> {
+    if packages.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::NotSupported(
+            "package diffs of a deployment with packages to layer are not supported yet".into(),
+        ))
+    }
 }
 
 fn exclusive(a: Option<bool>, an: &str, b: Option<bool>, bn: &str) -> Result<(), Error> {
@@ -127,6 +161,43 @@ impl OsObject {
         rebase_target(current.as_deref(), refspec)
             .map(|_| ())
             .map_err(|e| Error::InvalidRefspec(format!("{e:#}")))
+    }
+
+    /// The rpm-md setup of this OS: the repositories of the booted deployment when it is of
+    /// this OS, else of the first one (the merge deployment).
+    fn repo_setup(&self) -> Result<RepoSetup, Error> {
+        let snapshot = self.d.snapshot()?;
+        let d = snapshot
+            .booted()
+            .filter(|b| b.osname == self.osname)
+            .or_else(|| snapshot.default_for(&self.osname))
+            .ok_or_else(|| {
+                Error::Failed(format!("No deployments found for os '{}'", self.osname))
+            })?;
+        let path = self.d.sysroot_path();
+        let root = packages::deployment_dir(path, &d.osname, &d.checksum, d.serial);
+        Ok(packages::repo_setup(path, &self.osname, root))
+    }
+
+    /// Answers a package query from the cached rpm-md metadata.
+    async fn query(&self, query: Query) -> Result<Vec<PackageInfo>, Error> {
+        let setup = self.repo_setup()?;
+        let found = rpm::run(move || rpm::repos::query(&setup, &query))
+            .await
+            .map_err(failed)?;
+        Ok(found
+            .into_iter()
+            .map(|(key, p)| convert::package_info(key, &p))
+            .collect())
+    }
+
+    /// A cached diff of this OS (no network).
+    async fn cached_diff(&self, target: DiffTarget) -> Result<(RpmDiff, UpdateDetails), Error> {
+        let path = self.d.sysroot_path().to_path_buf();
+        let osname = self.osname.clone();
+        let (diff, details) =
+            blocking(move || packages::cached_diff(&path, &osname, &target)).await?;
+        Ok((convert::rpm_diff(&diff), convert::update_details(&details)))
     }
 
     /// Starts (or joins) a transaction for an authorized caller.
@@ -522,9 +593,228 @@ impl OSHandler for OsObject {
         };
         let kind = Kind::RefreshMd {
             osname: self.osname.clone(),
+            force: options.force == Some(true),
         };
         self.begin(caller, "RefreshMd", canonical(&options), title, kind, false)
             .await
+    }
+
+    async fn modify_yum_repo(
+        &self,
+        ctx: &CallContext<'_>,
+        repo_id: String,
+        settings: HashMap<String, String>,
+    ) -> Result<String, Error> {
+        let caller = self.authorize(ctx, OSMethod::ModifyYumRepo).await?;
+        bounded("repository id", &repo_id)?;
+        let mut enabled = None;
+        for (key, value) in &settings {
+            match (key.as_str(), value.as_str()) {
+                ("enabled", "1") => enabled = Some(true),
+                ("enabled", "0") => enabled = Some(false),
+                ("enabled", other) => {
+                    return Err(Error::InvalidArgs(format!(
+                        "Invalid value '{other}' for 'enabled': expected 0 or 1"
+                    )));
+                }
+                (other, _) => {
+                    return Err(Error::gio_failed(format!("Changing '{other}' not allowed")));
+                }
+            }
+        }
+        let enabled = enabled.ok_or_else(|| {
+            Error::InvalidArgs("ModifyYumRepo needs a setting: only 'enabled' may change".into())
+        })?;
+        let setup = self.repo_setup()?;
+        let known = rpm::run({
+            let setup = setup.clone();
+            move || rpm::repos::list(&setup)
+        })
+        .await
+        .map_err(failed)?;
+        if !known.iter().any(|r| r.id == repo_id) {
+            return Err(Error::gio_failed(format!("Yum repo '{repo_id}' not found")));
+        }
+        let kind = Kind::ModifyYumRepo {
+            osname: self.osname.clone(),
+            repo: repo_id.clone(),
+            enabled,
+        };
+        let args = format!("{repo_id}|{enabled}");
+        self.begin(
+            caller,
+            "ModifyYumRepo",
+            args,
+            "modify-yum-repo",
+            kind,
+            false,
+        )
+        .await
+    }
+
+    async fn list_repos(&self, _ctx: &CallContext<'_>) -> Result<Vec<RepoInfo>, Error> {
+        let setup = self.repo_setup()?;
+        let repos = rpm::run(move || rpm::repos::list(&setup))
+            .await
+            .map_err(failed)?;
+        Ok(repos.iter().map(convert::repo_info).collect())
+    }
+
+    async fn get_packages(
+        &self,
+        _ctx: &CallContext<'_>,
+        names: Vec<String>,
+    ) -> Result<Vec<PackageInfo>, Error> {
+        bounded_list("package names", &names)?;
+        self.query(Query::Names(names)).await
+    }
+
+    async fn what_provides(
+        &self,
+        _ctx: &CallContext<'_>,
+        provides: Vec<String>,
+    ) -> Result<Vec<PackageInfo>, Error> {
+        bounded_list("provides", &provides)?;
+        self.query(Query::Provides(provides)).await
+    }
+
+    async fn search(
+        &self,
+        _ctx: &CallContext<'_>,
+        names: Vec<String>,
+    ) -> Result<Vec<PackageInfo>, Error> {
+        bounded_list("search terms", &names)?;
+        if names.is_empty() {
+            return Err(Error::Failed("Must specify a term for search".into()));
+        }
+        self.query(Query::Search(names)).await
+    }
+
+    async fn get_deployments_rpm_diff(
+        &self,
+        ctx: &CallContext<'_>,
+        deployid0: String,
+        deployid1: String,
+    ) -> Result<RpmDiff, Error> {
+        self.authorize(ctx, OSMethod::GetDeploymentsRpmDiff).await?;
+        bounded("deployid0", &deployid0)?;
+        bounded("deployid1", &deployid1)?;
+        let path = self.d.sysroot_path().to_path_buf();
+        let diff =
+            blocking(move || packages::deployments_diff(&path, &deployid0, &deployid1)).await?;
+        Ok(convert::rpm_diff(&diff))
+    }
+
+    async fn get_cached_update_rpm_diff(
+        &self,
+        ctx: &CallContext<'_>,
+        deployid: String,
+    ) -> Result<(RpmDiff, UpdateDetails), Error> {
+        self.authorize(ctx, OSMethod::GetCachedUpdateRpmDiff)
+            .await?;
+        bounded("deployid", &deployid)?;
+        self.cached_diff(DiffTarget::Update(deployid)).await
+    }
+
+    async fn get_cached_rebase_rpm_diff(
+        &self,
+        ctx: &CallContext<'_>,
+        refspec: String,
+        packages: Vec<String>,
+    ) -> Result<(RpmDiff, UpdateDetails), Error> {
+        self.authorize(ctx, OSMethod::GetCachedRebaseRpmDiff)
+            .await?;
+        bounded("refspec", &refspec)?;
+        no_packages(&packages)?;
+        self.check_refspec(&refspec)?;
+        self.cached_diff(DiffTarget::Rebase(refspec)).await
+    }
+
+    async fn get_cached_deploy_rpm_diff(
+        &self,
+        ctx: &CallContext<'_>,
+        revision: String,
+        packages: Vec<String>,
+    ) -> Result<(RpmDiff, UpdateDetails), Error> {
+        self.authorize(ctx, OSMethod::GetCachedDeployRpmDiff)
+            .await?;
+        bounded("revision", &revision)?;
+        no_packages(&packages)?;
+        if revision.is_empty() {
+            return Err(Error::InvalidArgs("Missing revision".into()));
+        }
+        let revision = parse_revision(&revision).map_err(invalid)?;
+        self.cached_diff(DiffTarget::Deploy(revision)).await
+    }
+
+    async fn download_update_rpm_diff(&self, ctx: &CallContext<'_>) -> Result<String, Error> {
+        let caller = self.authorize(ctx, OSMethod::DownloadUpdateRpmDiff).await?;
+        let kind = Kind::CheckUpdate {
+            osname: self.osname.clone(),
+        };
+        self.begin(
+            caller,
+            "DownloadUpdateRpmDiff",
+            String::new(),
+            "package-diff",
+            kind,
+            false,
+        )
+        .await
+    }
+
+    async fn download_rebase_rpm_diff(
+        &self,
+        ctx: &CallContext<'_>,
+        refspec: String,
+        packages: Vec<String>,
+    ) -> Result<String, Error> {
+        let caller = self.authorize(ctx, OSMethod::DownloadRebaseRpmDiff).await?;
+        bounded("refspec", &refspec)?;
+        no_packages(&packages)?;
+        self.check_refspec(&refspec)?;
+        let kind = Kind::PackageDiff {
+            osname: self.osname.clone(),
+            rebase: Some(refspec.clone()),
+            revision: None,
+        };
+        self.begin(
+            caller,
+            "DownloadRebaseRpmDiff",
+            refspec,
+            "package-diff",
+            kind,
+            false,
+        )
+        .await
+    }
+
+    async fn download_deploy_rpm_diff(
+        &self,
+        ctx: &CallContext<'_>,
+        revision: String,
+        packages: Vec<String>,
+    ) -> Result<String, Error> {
+        let caller = self.authorize(ctx, OSMethod::DownloadDeployRpmDiff).await?;
+        bounded("revision", &revision)?;
+        no_packages(&packages)?;
+        if revision.is_empty() {
+            return Err(Error::InvalidArgs("Missing revision".into()));
+        }
+        let kind = Kind::PackageDiff {
+            osname: self.osname.clone(),
+            rebase: None,
+            revision: Some(parse_revision(&revision).map_err(invalid)?),
+        };
+        self.begin(
+            caller,
+            "DownloadDeployRpmDiff",
+            revision,
+            "package-diff",
+            kind,
+            false,
+        )
+        .await
     }
 
     async fn update_deployment(

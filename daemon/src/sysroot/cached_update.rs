@@ -28,6 +28,27 @@ pub(crate) struct CachedUpdateInfo {
     pub(crate) gpg_enabled: Option<bool>,
     /// The new commit's verified signatures (see [`super::gpg_state`]).
     pub(crate) signatures: Option<Vec<glib::Variant>>,
+    /// `rpm-diff` (`a{sv}`), when packages change.
+    pub(crate) rpm_diff: Option<glib::Variant>,
+    /// `advisories` (`a(suuasa{sv})`), when the changed packages have security advisories.
+    pub(crate) advisories: Option<glib::Variant>,
+    /// The staged deployment the update was computed against, if it was.
+    pub(crate) deployment: Option<String>,
+    /// The booted deployment's checksum the update was computed against (`update-sha256`).
+    pub(crate) base: String,
+}
+
+/// Stores an optional variant as GVariant text.
+fn set_variant(kf: &glib::KeyFile, key: &str, v: Option<&glib::Variant>) {
+    if let Some(v) = v {
+        kf.set_string(GROUP, key, &v.print(true));
+    }
+}
+
+/// Reads back a variant of type `ty` stored by [`set_variant`]; anything else is ignored.
+fn get_variant(kf: &glib::KeyFile, key: &str, ty: &str) -> Option<glib::Variant> {
+    let text = kf.string(GROUP, key).ok()?;
+    glib::Variant::parse(Some(glib::VariantTy::new(ty).ok()?), &text).ok()
 }
 
 fn file(sysroot: &Path, osname: &str) -> PathBuf {
@@ -53,6 +74,11 @@ pub(crate) fn write(sysroot: &Path, osname: &str, check: Option<&UpdateCheck>) -
     kf.set_uint64(GROUP, "timestamp", check.timestamp);
     kf.set_string(GROUP, "origin", &check.origin);
     kf.set_string(GROUP, "base", &check.base);
+    set_variant(&kf, "rpm-diff", check.packages.rpm_diff.as_ref());
+    set_variant(&kf, "advisories", check.packages.advisories.as_ref());
+    if let Some(d) = &check.deployment {
+        kf.set_string(GROUP, "deployment", d);
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -80,5 +106,9 @@ pub(crate) fn read(sysroot: &Path, osname: &str, base: &str) -> Option<CachedUpd
         origin: get("origin").unwrap_or_default(),
         gpg_enabled: None,
         signatures: None,
+        rpm_diff: get_variant(&kf, "rpm-diff", "a{sv}"),
+        advisories: get_variant(&kf, "advisories", "a(suuasa{sv})"),
+        deployment: get("deployment"),
+        base: base.to_owned(),
     })
 }

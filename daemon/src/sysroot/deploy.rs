@@ -15,6 +15,7 @@ use super::{
     STAGED_LOCKED_MARKER,
     kargs::{self, KargsChange},
     ops::{DownloadStats, Op, Progress, Report},
+    packages::{self, UpdatePackages},
     refspec::{Refspec, Revision, rebase_target},
     write_atomic,
 };
@@ -139,13 +140,24 @@ fn report(sink: &dyn Progress, p: &ostree::AsyncProgress, started: u64) {
     });
 }
 
+/// How much of a commit a pull fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetch<'a> {
+    /// The commit object only (its metadata).
+    CommitOnly,
+    /// The commit and the content of one directory of its tree.
+    Subdir(&'a str),
+    /// Everything.
+    Full,
+}
+
 /// Pulls `refs` from `remote`, reporting download progress.
-fn pull(
+pub(crate) fn pull(
     op: &Op<'_>,
     repo: &ostree::Repo,
     remote: &str,
     refs: &[&str],
-    commit_only: bool,
+    what: Fetch<'_>,
     depth: i32,
 ) -> Result<()> {
     op.check_cancelled()?;
@@ -169,10 +181,13 @@ fn pull(
             let options = glib::VariantDict::new(None);
             let refs: Vec<String> = refs.iter().map(|s| s.to_string()).collect();
             options.insert("refs", &refs);
-            let flags = if commit_only {
-                ostree::RepoPullFlags::COMMIT_ONLY
-            } else {
-                ostree::RepoPullFlags::NONE
+            let flags = match what {
+                Fetch::CommitOnly => ostree::RepoPullFlags::COMMIT_ONLY,
+                Fetch::Subdir(dir) => {
+                    options.insert("subdirs", vec![dir.to_owned()]);
+                    ostree::RepoPullFlags::NONE
+                }
+                Fetch::Full => ostree::RepoPullFlags::NONE,
             };
             options.insert("flags", flags.bits() as i32);
             if depth != 0 {
@@ -206,14 +221,22 @@ fn find_version(
     cache_only: bool,
 ) -> Result<String> {
     if let (Some(remote), false) = (&refspec.remote, cache_only) {
-        pull(op, repo, remote, &[&refspec.branch], true, -1)?;
+        pull(op, repo, remote, &[&refspec.branch], Fetch::CommitOnly, -1)?;
     }
+    local_version(repo, refspec, version)
+}
+
+/// Finds the commit with `version` in the history of `refspec` that is in the repository.
+pub(crate) fn local_version(
+    repo: &ostree::Repo,
+    refspec: &Refspec,
+    version: &str,
+) -> Result<String> {
     let mut checksum = repo
         .resolve_rev(&refspec.to_string(), false)?
         .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
         .to_string();
     loop {
-        op.check_cancelled()?;
         let (commit, _) = repo
             .load_commit(&checksum)
             .map_err(|_| anyhow!("Version {version} not found in the history of {refspec}"))?;
@@ -303,7 +326,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         match &req.revision {
             Some(Revision::Checksum(c)) => {
                 if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
-                    pull(op, &repo, remote, &[c], false, 0)?;
+                    pull(op, &repo, remote, &[c], Fetch::Full, 0)?;
                 }
                 repo.load_commit(c).map_err(|_| {
                     anyhow!(
@@ -316,7 +339,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             Some(Revision::Version(v)) => {
                 let c = find_version(op, &repo, &refspec, v, req.cache_only)?;
                 if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
-                    pull(op, &repo, remote, &[&c], false, 0)?;
+                    pull(op, &repo, remote, &[&c], Fetch::Full, 0)?;
                 }
                 op.progress.message(&format!("Resolved version {v} to {c}"));
                 c
@@ -328,7 +351,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                     return Ok(Report::unchanged(format!("pinned to {p}")));
                 }
                 if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
-                    pull(op, &repo, remote, &[&refspec.branch], false, 0)?;
+                    pull(op, &repo, remote, &[&refspec.branch], Fetch::Full, 0)?;
                 }
                 repo.resolve_rev(&refspec.to_string(), false)?
                     .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
@@ -401,6 +424,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         override_kernel_argv: Some(&kargs_refs),
         ..Default::default()
     };
+    let mut staged_id = None;
     let summary = if booted_in(sysroot, osname) {
         let marker = Path::new(STAGED_LOCKED_MARKER);
         let was_locked = marker.exists();
@@ -419,13 +443,17 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             &opts,
             Some(op.cancellable),
         );
-        if let Err(e) = staged {
-            if req.lock_finalization && !was_locked {
-                let _ = std::fs::remove_file(marker);
+        let staged = match staged {
+            Ok(d) => d,
+            Err(e) => {
+                if req.lock_finalization && !was_locked {
+                    let _ = std::fs::remove_file(marker);
+                }
+                return Err(e).context("staging the new deployment");
             }
-            return Err(e).context("staging the new deployment");
-        }
+        };
         op.mark_written();
+        staged_id = Some(format!("{osname}-{target}.{}", staged.deployserial()));
         fault_point("after-stage");
         op.progress.task_end("done");
         if req.lock_finalization {
@@ -490,7 +518,141 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     }
     op.progress
         .message(&format!("Deployment ready: {refspec} {target}"));
+    // A plain upgrade of the booted OS leaves what it staged as the cached update, with its
+    // package changes (as upstream's `rpm-ostree upgrade` does).
+    if let (Some(id), None, None, false) = (&staged_id, &req.rebase, &req.revision, is_kargs)
+        && let Some(booted) = sysroot.booted_deployment()
+        && let Err(e) = cache_staged_update(op, sysroot, &booted, &target, &refspec, id)
+    {
+        op.progress.message(&format!(
+            "Warning: the cached update was not written: {e:#}"
+        ));
+    }
     Ok(Report::changed(summary))
+}
+
+/// Records the update just staged (`target`, deployment `id`) as the cached update of the
+/// booted deployment's OS.
+fn cache_staged_update(
+    op: &Op<'_>,
+    sysroot: &ostree::Sysroot,
+    booted: &ostree::Deployment,
+    target: &str,
+    refspec: &Refspec,
+    id: &str,
+) -> Result<()> {
+    let osname = booted.osname();
+    let repo = sysroot.repo();
+    let base = booted.csum();
+    if base.as_str() == target {
+        return super::cached_update::write(op.path, &osname, None);
+    }
+    let (version, timestamp, _) = super::commit_info(&repo, target)?;
+    let setup = repo_setup_for(op.path, sysroot, &osname)?;
+    let warn = |w: &str| tracing::info!("{w}");
+    let packages = packages::update_packages(&repo, &base, target, Some(setup), false, &warn)?;
+    let check = UpdateCheck {
+        checksum: target.to_owned(),
+        version,
+        timestamp,
+        origin: refspec.to_string(),
+        base: base.to_string(),
+        packages,
+        deployment: Some(id.to_owned()),
+    };
+    super::cached_update::write(op.path, &osname, Some(&check))
+}
+
+/// `ModifyYumRepo`: sets `enabled` of repository `repo` of `osname`'s configuration.
+pub(crate) fn modify_yum_repo(
+    op: &Op<'_>,
+    osname: &str,
+    repo: &str,
+    enabled: bool,
+) -> Result<Report> {
+    let setup = {
+        let sysroot = super::open(op.path, Some(op.cancellable))?;
+        repo_setup_for(op.path, &sysroot, osname)?
+    };
+    op.check_cancelled()?;
+    let id = repo.to_owned();
+    crate::rpm::run_blocking(move || crate::rpm::repos::set_enabled(&setup, &id, enabled))?;
+    let state = if enabled { "enabled" } else { "disabled" };
+    op.progress
+        .message(&format!("Repository '{repo}' is now {state}."));
+    Ok(Report::unchanged(format!("repository {repo} {state}")))
+}
+
+/// `DownloadRebaseRpmDiff` / `DownloadDeployRpmDiff`: fetches what a package diff between the
+/// current deployment and another refspec or revision needs, and no more: the commit's
+/// metadata, plus its `/usr/share/rpm` when it has no package-list metadata.
+pub(crate) fn download_diff(
+    op: &Op<'_>,
+    osname: &str,
+    rebase: Option<&str>,
+    revision: Option<&Revision>,
+) -> Result<Report> {
+    let locked = op.lock()?;
+    let sysroot = &locked.0;
+    let repo = sysroot.repo();
+    let base = current_base(sysroot, osname)?;
+    let current = base.origin().as_ref().and_then(origin_refspec);
+    let refspec = match rebase {
+        Some(r) => rebase_target(current.as_deref(), r)?,
+        None => Refspec::parse(
+            current
+                .as_deref()
+                .ok_or_else(|| anyhow!("The origin of the current deployment has no refspec"))?,
+        )?,
+    };
+    if rebase.is_some() {
+        op.progress.message(&format!("Updating from: {refspec}"));
+    }
+    let remote = refspec.remote.as_deref();
+    let (target, fetch_ref) = match revision {
+        Some(Revision::Checksum(c)) => {
+            if let Some(remote) = remote {
+                pull(op, &repo, remote, &[c], Fetch::CommitOnly, 0)?;
+            }
+            (c.clone(), c.clone())
+        }
+        Some(Revision::Version(v)) => {
+            let c = find_version(op, &repo, &refspec, v, false)?;
+            (c.clone(), c)
+        }
+        None => {
+            if let Some(remote) = remote {
+                pull(op, &repo, remote, &[&refspec.branch], Fetch::CommitOnly, 0)?;
+            }
+            let head = repo
+                .resolve_rev(&refspec.to_string(), false)?
+                .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
+                .to_string();
+            (head, refspec.branch.clone())
+        }
+    };
+    op.check_cancelled()?;
+    if let Some(remote) = remote
+        && !packages::has_pkglist(&repo, &target)?
+    {
+        pull(
+            op,
+            &repo,
+            remote,
+            &[&fetch_ref],
+            Fetch::Subdir(RPMDB_SUBDIR),
+            0,
+        )?;
+    }
+    if target == base.csum().as_str() {
+        op.progress
+            .message(if rebase.is_none() && revision.is_none() {
+                "No upgrade available."
+            } else {
+                "No change."
+            });
+    }
+    Ok(Report::unchanged(format!("package data of {target} ready")))
 }
 
 /// `FinalizeDeployment`, first half: checks that the staged deployment of `osname` is the one
@@ -559,7 +721,7 @@ fn fault_point(name: &str) {
 }
 
 /// The result of an update check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct UpdateCheck {
     /// The new commit.
     pub(crate) checksum: String,
@@ -571,6 +733,10 @@ pub(crate) struct UpdateCheck {
     pub(crate) origin: String,
     /// The base it was compared with.
     pub(crate) base: String,
+    /// What changes in packages.
+    pub(crate) packages: UpdatePackages,
+    /// The staged deployment the update was computed against, if it was.
+    pub(crate) deployment: Option<String>,
 }
 
 /// Fetches the newest commit's metadata of `osname`'s refspec (no content) and compares it with
@@ -579,16 +745,7 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
     let locked = op.lock()?;
     let sysroot = &locked.0;
     let repo = sysroot.repo();
-    let base = sysroot
-        .booted_deployment()
-        .filter(|b| b.osname() == osname)
-        .or_else(|| {
-            sysroot
-                .deployments()
-                .into_iter()
-                .find(|d| d.osname() == osname)
-        })
-        .ok_or_else(|| anyhow!("No deployment for OS '{osname}'"))?;
+    let base = current_base(sysroot, osname)?;
     let origin = base
         .origin()
         .ok_or_else(|| anyhow!("The deployment has no origin"))?;
@@ -596,7 +753,7 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
         &origin_refspec(&origin).ok_or_else(|| anyhow!("The origin has no refspec"))?,
     )?;
     if let Some(remote) = &refspec.remote {
-        pull(op, &repo, remote, &[&refspec.branch], true, 0)?;
+        pull(op, &repo, remote, &[&refspec.branch], Fetch::CommitOnly, 0)?;
     }
     let head = repo
         .resolve_rev(&refspec.to_string(), false)?
@@ -611,19 +768,104 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
         "Update available: {} ({head})",
         version.as_deref().unwrap_or("no version")
     ));
+    // The package diff needs the new commit's package list: its metadata, else its rpmdb.
+    if let Some(remote) = &refspec.remote
+        && !packages::has_pkglist(&repo, &head)?
+    {
+        pull(
+            op,
+            &repo,
+            remote,
+            &[&refspec.branch],
+            Fetch::Subdir(RPMDB_SUBDIR),
+            0,
+        )?;
+    }
+    let setup = packages::repo_setup(
+        op.path,
+        osname,
+        op.path.join(sysroot.deployment_dirpath(&base)),
+    );
+    let warn = |w: &str| op.progress.message(w);
+    let packages = packages::update_packages(&repo, &base.csum(), &head, Some(setup), true, &warn)?;
     Ok(Some(UpdateCheck {
         checksum: head,
         version,
         timestamp,
         origin: refspec.to_string(),
         base: base.csum().to_string(),
+        packages,
+        deployment: None,
     }))
 }
 
-/// `RefreshMd` for the OSTree side: fetches the newest commit metadata of `osname`'s refspec.
-pub(crate) fn refresh(op: &Op<'_>, osname: &str) -> Result<String> {
-    match check_update(op, osname)? {
-        Some(u) => Ok(format!("{} has a new commit {}", u.origin, u.checksum)),
-        None => Ok("metadata is current".into()),
+/// The directory a package diff needs of a commit without package-list metadata.
+pub(crate) const RPMDB_SUBDIR: &str = "/usr/share/rpm";
+
+/// The rpm-md setup of `osname`: the repositories of the booted deployment when it is of
+/// `osname`, else of the merge deployment (the configuration the next deployment gets).
+pub(crate) fn repo_setup_for(
+    path: &Path,
+    sysroot: &ostree::Sysroot,
+    osname: &str,
+) -> Result<crate::rpm::repos::RepoSetup> {
+    let deployment = current_base(sysroot, osname)?;
+    let root = path.join(sysroot.deployment_dirpath(&deployment));
+    Ok(packages::repo_setup(path, osname, root))
+}
+
+/// What updates and package diffs of `osname` compare with: libostree's merge deployment,
+/// i.e. the booted deployment when it is of `osname`, else the first deployment of `osname`.
+fn current_base(sysroot: &ostree::Sysroot, osname: &str) -> Result<ostree::Deployment> {
+    sysroot
+        .merge_deployment(Some(osname))
+        .ok_or_else(|| anyhow!("No deployments found for os '{osname}'"))
+}
+
+/// `RefreshMd`: downloads the rpm-md metadata of `osname`'s enabled repositories whose cache
+/// is stale (all of them with `force`) into the cache. Writes no deployment.
+pub(crate) fn refresh_md(op: &Op<'_>, osname: &str, force: bool) -> Result<Report> {
+    let setup = {
+        let sysroot = super::open(op.path, Some(op.cancellable))?;
+        repo_setup_for(op.path, &sysroot, osname)?
+    };
+    op.check_cancelled()?;
+    let progress = std::sync::Arc::clone(&op.progress);
+    let updates = crate::rpm::run_blocking(move || {
+        let mut last: Option<(String, u32)> = None;
+        crate::rpm::repos::refresh(&setup, force, &mut |repo, percent| {
+            if last.as_ref() != Some(&(repo.to_owned(), percent)) {
+                progress.percent(&format!("Updating metadata for '{repo}'"), percent);
+                last = Some((repo.to_owned(), percent));
+            }
+        })
+    });
+    op.progress.progress_end();
+    let updates = updates?;
+    op.check_cancelled()?;
+    if updates.is_empty() {
+        op.progress.message("No enabled rpm-md repositories.");
+        return Ok(Report::unchanged("no enabled rpm-md repositories"));
     }
+    for u in &updates {
+        op.progress.message(&format!(
+            "rpm-md repo '{}'{}; generated: {}",
+            u.id,
+            if u.updated { "" } else { " (cached)" },
+            format_timestamp(u.timestamp)
+        ));
+    }
+    let updated = updates.iter().filter(|u| u.updated).count();
+    Ok(Report::unchanged(format!(
+        "{updated} of {} rpm-md repositories updated",
+        updates.len()
+    )))
+}
+
+/// A UTC timestamp as `YYYY-MM-DDTHH:MM:SSZ`.
+fn format_timestamp(secs: u64) -> String {
+    glib::DateTime::from_unix_utc(secs as i64)
+        .and_then(|d| d.format("%Y-%m-%dT%H:%M:%SZ"))
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| secs.to_string())
 }

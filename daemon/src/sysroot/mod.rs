@@ -7,6 +7,7 @@ pub(crate) mod cached_update;
 pub(crate) mod deploy;
 pub(crate) mod kargs;
 pub(crate) mod ops;
+pub(crate) mod packages;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod refspec;

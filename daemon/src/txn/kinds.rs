@@ -44,10 +44,32 @@ pub(crate) enum Kind {
         /// Stateroot.
         osname: String,
     },
-    /// `RefreshMd`: fetches the newest commit metadata of the origin.
+    /// `RefreshMd`: downloads the rpm-md metadata of the enabled repositories.
     RefreshMd {
         /// Stateroot.
         osname: String,
+        /// Download even when the cache is fresh.
+        force: bool,
+    },
+    /// `ModifyYumRepo`: turns a repository on or off in its `.repo` file.
+    ModifyYumRepo {
+        /// Stateroot.
+        osname: String,
+        /// The repository id.
+        repo: String,
+        /// The new `enabled` value.
+        enabled: bool,
+    },
+    /// `DownloadRebaseRpmDiff` and `DownloadDeployRpmDiff`: fetches what the package diff with
+    /// another refspec or revision needs (commit metadata, or the rpmdb of a commit without
+    /// it), nothing else.
+    PackageDiff {
+        /// Stateroot.
+        osname: String,
+        /// The refspec a rebase would go to.
+        rebase: Option<String>,
+        /// The revision a deploy would go to.
+        revision: Option<crate::sysroot::refspec::Revision>,
     },
 }
 
@@ -90,7 +112,17 @@ impl Kind {
                     None => "no update".into(),
                 })
             }
-            Kind::RefreshMd { osname } => Report::unchanged(deploy::refresh(op, osname)?),
+            Kind::RefreshMd { osname, force } => deploy::refresh_md(op, osname, *force)?,
+            Kind::ModifyYumRepo {
+                osname,
+                repo,
+                enabled,
+            } => deploy::modify_yum_repo(op, osname, repo, *enabled)?,
+            Kind::PackageDiff {
+                osname,
+                rebase,
+                revision,
+            } => deploy::download_diff(op, osname, rebase.as_deref(), revision.as_ref())?,
         };
         Ok(report.into())
     }

@@ -124,6 +124,7 @@ fn request(method: &str, arguments: &str, reboot: bool) -> Request {
         client_description: "client(id:secret dbus::1.42 uid:1234)".into(),
         kind: Kind::RefreshMd {
             osname: "test".into(),
+            force: false,
         },
         reboot,
     }

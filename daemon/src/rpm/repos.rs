@@ -1,0 +1,173 @@
+//! rpm-md repositories of a deployment: the `.repo` files of its `/etc/yum.repos.d`, their
+//! metadata cached in the system's `/var/cache/rpm-ostree`, and the queries answered from that
+//! cache (never from the network). Everything here runs on the libdnf thread.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow};
+use rpmostree_dnf::{
+    Advisory, CachePolicy, Context, ContextOptions, Package, RepoInfo, RepoUpdate,
+};
+
+/// Where a deployment's repositories and their caches are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RepoSetup {
+    /// The deployment whose `/etc/yum.repos.d` and os-release count.
+    pub(crate) root: PathBuf,
+    /// The daemon's cache directory (`/var/cache/rpm-ostree` of the system).
+    pub(crate) cache: PathBuf,
+    /// Where libdnf keeps its locks.
+    pub(crate) lock_dir: PathBuf,
+}
+
+impl RepoSetup {
+    /// The libdnf options: repos from the deployment, metadata in `<cache>/repomd`, solv
+    /// files in `<cache>/solv`, `$releasever` from the deployment's os-release.
+    fn options(&self) -> ContextOptions {
+        ContextOptions {
+            repos_dir: self.root.join("etc/yum.repos.d"),
+            source_root: self.root.clone(),
+            cache_dir: self.cache.join("repomd"),
+            solv_dir: self.cache.join("solv"),
+            lock_dir: self.lock_dir.clone(),
+            releasever: releasever(&self.root),
+        }
+    }
+
+    fn context(&self) -> Result<Context> {
+        Context::new(&self.options()).map_err(|e| anyhow!("{e}"))
+    }
+
+    fn loaded(&self) -> Result<Context> {
+        let mut ctx = self.context()?;
+        ctx.load_cached(false).map_err(|e| anyhow!("{e}"))?;
+        Ok(ctx)
+    }
+}
+
+/// `VERSION_ID` of the os-release under `root` (`/etc/os-release`, else
+/// `/usr/lib/os-release`), the value of `$releasever`.
+pub(crate) fn releasever(root: &Path) -> Option<String> {
+    ["etc/os-release", "usr/lib/os-release"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(root.join(p)).ok())
+        .find_map(|text| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("VERSION_ID=")
+                    .map(|v| v.trim().trim_matches('"').trim_matches('\'').to_owned())
+            })
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// Every configured repository.
+pub(crate) fn list(setup: &RepoSetup) -> Result<Vec<RepoInfo>> {
+    Ok(setup.context()?.repos())
+}
+
+/// Sets `enabled` of repository `id` in its `.repo` file.
+pub(crate) fn set_enabled(setup: &RepoSetup, id: &str, enabled: bool) -> Result<()> {
+    setup
+        .context()?
+        .set_enabled(id, enabled)
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Downloads the metadata of every enabled repository whose cache is stale (all of them with
+/// `force`), reporting `(repository, percent)` as it goes.
+pub(crate) fn refresh(
+    setup: &RepoSetup,
+    force: bool,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<Vec<RepoUpdate>> {
+    let mut ctx = setup.context()?;
+    let policy = if force {
+        CachePolicy::Never
+    } else {
+        CachePolicy::Default
+    };
+    ctx.update_metadata(policy, progress)
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// A query over the cached metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Query {
+    /// `GetPackages`: the newest packages of these names.
+    Names(Vec<String>),
+    /// `WhatProvides`: the newest packages providing these capabilities.
+    Provides(Vec<String>),
+    /// `Search`: name and summary matches in upstream's three groups.
+    Search(Vec<String>),
+}
+
+/// Answers `query` from the cached metadata: `(key, package)` pairs, where the key is the
+/// queried name (`Names`), the match group (`Search`) or none (`Provides`).
+pub(crate) fn query(setup: &RepoSetup, query: &Query) -> Result<Vec<(Option<String>, Package)>> {
+    if let Query::Search(terms) = query
+        && terms.is_empty()
+    {
+        return Err(anyhow!("Must specify a term for search"));
+    }
+    let ctx = setup.loaded()?;
+    let keyed = |v: Vec<(String, Package)>| v.into_iter().map(|(k, p)| (Some(k), p)).collect();
+    Ok(match query {
+        Query::Names(names) => keyed(ctx.packages_by_name(names).map_err(|e| anyhow!("{e}"))?),
+        Query::Search(terms) => keyed(ctx.search(terms).map_err(|e| anyhow!("{e}"))?),
+        Query::Provides(caps) => ctx
+            .what_provides(caps)
+            .map_err(|e| anyhow!("{e}"))?
+            .into_iter()
+            .map(|p| (None, p))
+            .collect(),
+    })
+}
+
+/// The security advisories the cached metadata has for `packages`; `refresh` first updates
+/// stale metadata (a failure there is reported through `warn` and the cache is used as it is).
+pub(crate) fn advisories(
+    setup: &RepoSetup,
+    packages: &[Package],
+    refresh_first: bool,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Vec<Advisory>> {
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ctx = setup.context()?;
+    if refresh_first && let Err(e) = ctx.update_metadata(CachePolicy::Default, &mut |_, _| {}) {
+        warn(&format!(
+            "{e}; advisories come from the metadata cached before"
+        ));
+    }
+    if let Err(e) = ctx.load_cached(false) {
+        warn(&format!("No advisories: {e}"));
+        return Ok(Vec::new());
+    }
+    ctx.advisories(packages)
+        .map_err(|e| anyhow!("{e}"))
+        .context("looking up advisories")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releasever_comes_from_os_release() {
+        let dir = std::env::temp_dir().join(format!("rpmostreed-relver-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(releasever(&dir), None);
+        std::fs::create_dir_all(dir.join("usr/lib")).unwrap_or_default();
+        std::fs::write(
+            dir.join("usr/lib/os-release"),
+            "NAME=X\nVERSION_ID=\"1.1\"\n",
+        )
+        .unwrap_or_default();
+        assert_eq!(releasever(&dir).as_deref(), Some("1.1"));
+        std::fs::create_dir_all(dir.join("etc")).unwrap_or_default();
+        std::fs::write(dir.join("etc/os-release"), "VERSION_ID=39\n").unwrap_or_default();
+        assert_eq!(releasever(&dir).as_deref(), Some("39"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
