@@ -69,6 +69,10 @@ pub enum Command {
     /// Refresh the metadata of the configured remotes.
     #[command(visible_alias = "makecache")]
     RefreshMd(RefreshMdArgs),
+    /// Search the package repositories for packages by name and summary.
+    Search(SearchArgs),
+    /// Query the package databases of commits (no daemon needed).
+    Db(DbArgs),
     /// Print a shell completion script for rpm-ostree.
     #[command(hide = true)]
     Completions(CompletionsArgs),
@@ -80,16 +84,99 @@ pub enum Command {
 impl Command {
     /// Whether the command talks to the daemon (`completions` and `man` do not).
     pub fn needs_daemon(&self) -> bool {
-        !matches!(self, Command::Completions(_) | Command::Man(_))
+        !matches!(
+            self,
+            Command::Completions(_) | Command::Man(_) | Command::Db(_)
+        )
     }
+}
+
+/// `rpm-ostree db`.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// The query.
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+/// The `db` queries.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DbCommand {
+    /// Show the package changes between two commits (default: the booted and the pending
+    /// deployment, or the rollback and the booted one; with one revision, from the booted
+    /// deployment to it).
+    Diff(DbDiffArgs),
+    /// List the packages of commits, optionally only those matching patterns.
+    List(DbListArgs),
+    /// Show the rpmdb version of the packages of commits.
+    Version(DbVersionArgs),
+}
+
+/// Output formats of `db diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DbDiffFormat {
+    /// Upgraded, downgraded, removed and added packages in blocks.
+    #[default]
+    Block,
+    /// One `!`/`=`/`-`/`+` line per package, for scripts.
+    Diff,
+    /// JSON.
+    Json,
+}
+
+/// `rpm-ostree db diff`.
+#[derive(Debug, Clone, Args)]
+pub struct DbDiffArgs {
+    /// Output format.
+    #[arg(short = 'F', long, value_enum, default_value_t = DbDiffFormat::Block)]
+    pub format: DbDiffFormat,
+    /// Also list the advisories the newer commit records.
+    #[arg(short = 'a', long)]
+    pub advisories: bool,
+    /// Use the system root SYSROOT (default: /).
+    #[arg(long, value_name = "SYSROOT")]
+    pub sysroot: Option<std::path::PathBuf>,
+    /// [FROM_REV] [TO_REV]
+    #[arg(value_name = "REV")]
+    pub revisions: Vec<String>,
+}
+
+/// `rpm-ostree db list`.
+#[derive(Debug, Clone, Args)]
+pub struct DbListArgs {
+    /// Also list the advisories each commit records.
+    #[arg(short = 'a', long)]
+    pub advisories: bool,
+    /// Use the system root SYSROOT (default: /).
+    #[arg(long, value_name = "SYSROOT")]
+    pub sysroot: Option<std::path::PathBuf>,
+    /// REV... [PATTERN...]: the first argument that is not a revision starts the patterns
+    /// (globs on name, name-version, name-version-release or NEVRA).
+    #[arg(value_name = "REV_OR_PATTERN", required = true)]
+    pub arguments: Vec<String>,
+}
+
+/// `rpm-ostree db version`.
+#[derive(Debug, Clone, Args)]
+pub struct DbVersionArgs {
+    /// Use the system root SYSROOT (default: /).
+    #[arg(long, value_name = "SYSROOT")]
+    pub sysroot: Option<std::path::PathBuf>,
+    /// The commits.
+    #[arg(value_name = "REV", required = true)]
+    pub revisions: Vec<String>,
 }
 
 /// `rpm-ostree status`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StatusArgs {
-    /// Print more fields (StateRoot, Staged, index, ...).
+    /// Print more fields (StateRoot, Staged, index, ...) and the package changes of a pending
+    /// deployment or update in full; implies -a.
     #[arg(short, long)]
     pub verbose: bool,
+    /// List the security advisories of a pending deployment or update one by one.
+    #[arg(short = 'a', long)]
+    pub advisories: bool,
     /// Print the state as JSON.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +233,9 @@ pub struct DeployArgs {
     /// Reboot once the deployment is staged.
     #[arg(short, long)]
     pub reboot: bool,
+    /// Only show the package changes the revision would bring; deploy nothing.
+    #[arg(long, conflicts_with_all = ["reboot", "download_only", "register_driver"])]
+    pub preview: bool,
     /// Refuse to deploy a commit older than the current one.
     #[arg(long = "disallow-downgrade")]
     pub disallow_downgrade: bool,
@@ -324,6 +414,14 @@ pub struct RefreshMdArgs {
     pub force: bool,
 }
 
+/// `rpm-ostree search`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SearchArgs {
+    /// Words to look for in package names and summaries.
+    #[arg(value_name = "PACKAGE", required = true)]
+    pub terms: Vec<String>,
+}
+
 /// The shells completions can be generated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
@@ -369,6 +467,28 @@ mod tests {
             Command::Cleanup(c) => assert!(c.pending && c.rollback && !c.base),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn search_preview_and_advisories_parse() {
+        assert!(Cli::try_parse_from(["rpm-ostree", "search"]).is_err());
+        let cli = Cli::try_parse_from(["rpm-ostree", "search", "foo", "bar"]).expect("parses");
+        match cli.command {
+            Command::Search(s) => assert_eq!(s.terms, ["foo", "bar"]),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["rpm-ostree", "status", "-a"]).expect("parses");
+        match cli.command {
+            Command::Status(s) => assert!(s.advisories && !s.verbose),
+            other => panic!("{other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["rpm-ostree", "deploy", "--preview", "1.2"]).expect("parses");
+        match cli.command {
+            Command::Deploy(d) => assert!(d.preview && d.revision == "1.2"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["rpm-ostree", "deploy", "--preview", "-r", "1.2"]).is_err());
     }
 
     #[test]

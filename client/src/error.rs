@@ -40,7 +40,14 @@ pub fn polkit_action_for(method: &str) -> Option<&'static str> {
         "Cleanup" => "org.projectatomic.rpmostree1.cleanup",
         "FinalizeDeployment" => "org.projectatomic.rpmostree1.finalize-deployment",
         "KernelArgs" => "org.projectatomic.rpmostree1.bootconfig",
-        "RefreshMd" => "org.projectatomic.rpmostree1.repo-refresh",
+        "RefreshMd"
+        | "GetDeploymentsRpmDiff"
+        | "GetCachedDeployRpmDiff"
+        | "DownloadDeployRpmDiff"
+        | "GetCachedUpdateRpmDiff"
+        | "DownloadUpdateRpmDiff"
+        | "GetCachedRebaseRpmDiff"
+        | "DownloadRebaseRpmDiff" => "org.projectatomic.rpmostree1.repo-refresh",
         "ReloadConfig" => "org.projectatomic.rpmostree1.reload-daemon",
         "RegisterClient" | "UnregisterClient" => "org.projectatomic.rpmostree1.client-management",
         _ => return None,

@@ -5,11 +5,13 @@
 //! [`run`] is the whole program (the binary is a thin shim over it): parse the command line
 //! ([`cli`]), connect and register ([`connection`]), run the verb ([`commands`]), follow its
 //! transaction with progress output ([`transaction`], [`progress`]) and report errors
-//! ([`error`]) with exit code 1, or 77 where a flag asks for it.
+//! ([`error`]) with exit code 1, or 77 where a flag asks for it. Package diffs and advisories
+//! are laid out by [`diff`].
 
 pub mod cli;
 pub mod commands;
 pub mod connection;
+pub mod diff;
 pub mod error;
 pub mod output;
 pub mod progress;

@@ -1,6 +1,7 @@
 //! Running a transaction from the command line: asking for it (and, with `--wait`, waiting
 //! out a busy daemon), `Start()`, rendering its signals, Ctrl-C as `Cancel()`, and turning
-//! `Finished(false, message)` into the command's error.
+//! `Finished(false, message)` into the command's error; after a deployment change, the
+//! package diff and the "Changes queued" line.
 
 use std::future::Future;
 
@@ -12,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::Exit;
 use crate::commands::Context;
 use crate::connection::Daemon;
+use crate::diff::PackageDiff;
 use crate::error::{CliError, daemon_error, wire_error};
 use crate::progress;
 
@@ -132,9 +134,43 @@ pub async fn default_deployment_id(os: &OSProxy<'_>) -> Result<Option<String>> {
     Ok(deployment.id.filter(|id| !id.is_empty()))
 }
 
-/// Runs a transaction that may change the default deployment and reports the change: after
-/// success, `Reload()` and compare the default deployment before and after. Returns whether
-/// it changed.
+/// The default deployment of an OS before and after a transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefaultChange {
+    /// The id of the default deployment before.
+    pub before: Option<String>,
+    /// The id of the default deployment after.
+    pub after: Option<String>,
+}
+
+impl DefaultChange {
+    /// Whether the default deployment changed.
+    pub fn changed(&self) -> bool {
+        self.before != self.after
+    }
+}
+
+/// Runs a transaction that may change the default deployment: after success, `Reload()` and
+/// read the default deployment again. Returns it before and after.
+pub async fn run_default_change<F, Fut>(
+    daemon: &Daemon,
+    ctx: &Context,
+    os: &OSProxy<'_>,
+    method: &str,
+    call: F,
+) -> Result<DefaultChange>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = zbus::Result<TransactionClient>>,
+{
+    let before = default_deployment_id(os).await?;
+    run(daemon, ctx, method, call).await?;
+    daemon.reload().await?;
+    let after = default_deployment_id(os).await?;
+    Ok(DefaultChange { before, after })
+}
+
+/// [`run_default_change`], returning only whether the default deployment changed.
 pub async fn run_deployment_change<F, Fut>(
     daemon: &Daemon,
     ctx: &Context,
@@ -146,11 +182,69 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = zbus::Result<TransactionClient>>,
 {
-    let before = default_deployment_id(os).await?;
-    run(daemon, ctx, method, call).await?;
-    daemon.reload().await?;
-    let after = default_deployment_id(os).await?;
-    Ok(before != after)
+    Ok(run_default_change(daemon, ctx, os, method, call)
+        .await?
+        .changed())
+}
+
+/// The two deployments whose packages are compared after a change, as upstream: the booted
+/// deployment and the new default. On a sysroot that is not booted, the previous default
+/// stands in for the booted deployment. `None` when there is nothing to compare (no new
+/// default, or it is the booted deployment itself).
+pub fn diff_endpoints(booted: Option<&str>, change: &DefaultChange) -> Option<(String, String)> {
+    let to = change.after.as_deref()?;
+    let from = booted.or(change.before.as_deref())?;
+    (from != to).then(|| (from.to_owned(), to.to_owned()))
+}
+
+/// The package changes from the booted deployment to the new default deployment, in
+/// upstream's multi-line format (empty when no package changed). `GetDeploymentsRpmDiff`
+/// failing is not the command failing: the reason goes to stderr as one line.
+pub async fn package_changes(daemon: &Daemon, os: &OSProxy<'_>, change: &DefaultChange) -> String {
+    let booted = match daemon.deployments().await {
+        Ok(deployments) => deployments
+            .into_iter()
+            .find(|d| d.booted == Some(true))
+            .and_then(|d| d.id),
+        Err(_) => None,
+    };
+    let Some((from, to)) = diff_endpoints(booted.as_deref(), change) else {
+        return String::new();
+    };
+    let changes = match os.get_deployments_rpm_diff(&from, &to).await {
+        Ok(changes) => changes,
+        Err(e) => {
+            eprintln!(
+                "note: cannot show the package changes: {}",
+                WireError::from(e).message()
+            );
+            return String::new();
+        }
+    };
+    match PackageDiff::from_changes(&changes) {
+        Ok(diff) => diff.multiline(),
+        Err(e) => {
+            eprintln!("note: cannot show the package changes: {e}");
+            String::new()
+        }
+    }
+}
+
+/// [`conclude`] for upgrade, deploy, rebase and rollback: when the next boot changed and
+/// `announce`, the package changes (see [`package_changes`]) come before the "Changes queued"
+/// line.
+pub async fn conclude_change(
+    daemon: &Daemon,
+    ctx: &Context,
+    os: &OSProxy<'_>,
+    change: &DefaultChange,
+    announce: bool,
+    unchanged_exit_77: bool,
+) -> Exit {
+    if change.changed() && announce && !ctx.global.quiet {
+        print!("{}", package_changes(daemon, os, change).await);
+    }
+    conclude(ctx, change.changed(), announce, unchanged_exit_77)
 }
 
 /// The line printed when a new default deployment waits for the next boot.
@@ -170,4 +264,38 @@ pub fn conclude(ctx: &Context, changed: bool, announce: bool, unchanged_exit_77:
         println!("{QUEUED}");
     }
     Exit::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(before: Option<&str>, after: Option<&str>) -> DefaultChange {
+        DefaultChange {
+            before: before.map(str::to_owned),
+            after: after.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_diff_goes_from_the_booted_deployment_to_the_new_default() {
+        let c = change(Some("os-a.0"), Some("os-b.0"));
+        assert!(c.changed());
+        assert_eq!(
+            diff_endpoints(Some("os-x.0"), &c),
+            Some(("os-x.0".to_owned(), "os-b.0".to_owned()))
+        );
+        // Not booted: from the previous default.
+        assert_eq!(
+            diff_endpoints(None, &c),
+            Some(("os-a.0".to_owned(), "os-b.0".to_owned()))
+        );
+        // Back to the booted deployment (a rollback undoing a pending one): nothing to show.
+        assert_eq!(diff_endpoints(Some("os-b.0"), &c), None);
+        assert_eq!(
+            diff_endpoints(Some("os-x.0"), &change(Some("a"), None)),
+            None
+        );
+        assert!(!change(Some("a"), Some("a")).changed());
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod cleanup;
+pub mod db;
 pub mod deploy;
 pub mod finalize_deployment;
 pub mod generate;
@@ -12,6 +13,7 @@ pub mod rebase;
 pub mod refresh_md;
 pub mod reload;
 pub mod rollback;
+pub mod search;
 pub mod status;
 pub mod upgrade;
 
@@ -39,6 +41,7 @@ pub async fn dispatch(cli: Cli, command_line: String) -> Result<Exit> {
     match cli.command {
         Command::Completions(args) => return generate::completions(&args),
         Command::Man(args) => return generate::man(&args),
+        Command::Db(args) => return db::run(&args),
         _ => {}
     }
     let daemon = Daemon::connect().await?;
@@ -54,6 +57,7 @@ pub async fn dispatch(cli: Cli, command_line: String) -> Result<Exit> {
         Command::Cancel => cancel::run(&daemon, &ctx).await,
         Command::Reload => reload::run(&daemon, &ctx).await,
         Command::RefreshMd(args) => refresh_md::run(&daemon, &ctx, &args).await,
-        Command::Completions(_) | Command::Man(_) => Ok(Exit::Success),
+        Command::Search(args) => search::run(&daemon, &ctx, &args).await,
+        Command::Completions(_) | Command::Man(_) | Command::Db(_) => Ok(Exit::Success),
     }
 }

@@ -52,15 +52,16 @@ pub fn options(args: &RebaseArgs, command_line: &str) -> RebaseOptions {
     options
 }
 
-/// Runs a `Rebase` transaction and reports whether the next boot changes.
+/// Runs a `Rebase` transaction and reports whether the next boot changes (with the package
+/// changes when it does).
 pub async fn run(daemon: &Daemon, ctx: &Context, args: &RebaseArgs) -> Result<Exit> {
     let refspec = refspec(args)?;
     let os = daemon.os(ctx.global.stateroot.as_deref()).await?;
     let options = options(args, &ctx.command_line);
-    let changed = transaction::run_deployment_change(daemon, ctx, &os, "Rebase", || {
+    let change = transaction::run_default_change(daemon, ctx, &os, "Rebase", || {
         os.rebase_transaction(&options, &refspec, &[])
     })
     .await?;
     let announce = !args.reboot && !args.download_only;
-    Ok(transaction::conclude(ctx, changed, announce, false))
+    Ok(transaction::conclude_change(daemon, ctx, &os, &change, announce, false).await)
 }

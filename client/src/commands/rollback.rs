@@ -9,13 +9,14 @@ use crate::cli::RollbackArgs;
 use crate::connection::Daemon;
 use crate::transaction;
 
-/// Runs a `Rollback` transaction and says when the boot order changed.
+/// Runs a `Rollback` transaction and, when the boot order changed, shows the package changes
+/// and says so.
 pub async fn run(daemon: &Daemon, ctx: &Context, args: &RollbackArgs) -> Result<Exit> {
     let os = daemon.os(ctx.global.stateroot.as_deref()).await?;
     let options = RollbackOptions::new().reboot(args.reboot);
-    let changed = transaction::run_deployment_change(daemon, ctx, &os, "Rollback", || {
+    let change = transaction::run_default_change(daemon, ctx, &os, "Rollback", || {
         os.rollback_transaction(&options)
     })
     .await?;
-    Ok(transaction::conclude(ctx, changed, !args.reboot, false))
+    Ok(transaction::conclude_change(daemon, ctx, &os, &change, !args.reboot, false).await)
 }

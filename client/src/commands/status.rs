@@ -1,6 +1,8 @@
 //! `rpm-ostree status`: the daemon state and the deployments, laid out like upstream's, or as
 //! JSON with upstream's top-level keys. Everything shown comes from the daemon's D-Bus
-//! properties (and, for the automatic-update timer, systemd's).
+//! properties (and, for the automatic-update timer, systemd's), plus, for a pending
+//! deployment without a matching cached update, the package diff from the booted one
+//! (`GetDeploymentsRpmDiff`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,11 +19,14 @@ use super::Context;
 use crate::Exit;
 use crate::cli::StatusArgs;
 use crate::connection::{ActiveTransaction, Daemon};
+use crate::diff::{PackageDiff, diff_advisories, manifest_diff_lines};
 use crate::error::daemon_error;
 use crate::output::{self, KEY_WIDTH, Style, kv};
 
 /// The width of keys in the `AvailableUpdate:` block (`SecAdvisories`).
 const UPDATE_KEY_WIDTH: usize = 13;
+/// How long status waits for the pending deployment's package diff before going without.
+const PENDING_DIFF_TIMEOUT: Duration = Duration::from_secs(30);
 /// The systemd units of upstream's automatic updates.
 const TIMER_UNIT: &str = "rpm-ostreed-automatic.timer";
 const SERVICE_UNIT: &str = "rpm-ostreed-automatic.service";
@@ -41,6 +46,9 @@ pub struct State {
     pub timer: Option<String>,
     /// The registered update driver: (name, systemd unit, possibly empty).
     pub driver: Option<(String, String)>,
+    /// The package diff from the booted to the pending deployment, shown when the cached
+    /// update was not computed against the pending deployment.
+    pub pending_diff: Option<PackageDiff>,
 }
 
 /// Where rpm-ostreed records the update driver that registered (`--register-driver`).
@@ -86,25 +94,63 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &StatusArgs) -> Result<Ex
     } else {
         Some(timer_state(&daemon.bus).await)
     };
+    let cached_update = is_present(&cached).then_some(cached);
+    let pending_diff = if args.json || args.booted {
+        None
+    } else {
+        pending_diff(&os, &deployments, cached_update.as_ref()).await
+    };
     let state = State {
         deployments,
         transaction: daemon.active_transaction().await?,
-        cached_update: is_present(&cached).then_some(cached),
+        cached_update,
         policy,
         timer,
         driver: std::fs::read_to_string(UPDATE_DRIVER_FILE)
             .ok()
             .and_then(|t| read_update_driver(&t)),
+        pending_diff,
     };
     if args.json {
         println!("{}", json(&state, args.booted));
     } else {
-        print!("{}", human(&state, args, Style::detect()));
+        print!("{}", human(&state, args, Style::detect())?);
     }
     if args.pending_exit_77 && has_pending(&state.deployments) {
         return Ok(Exit::Code77);
     }
     Ok(Exit::Success)
+}
+
+/// The pending deployment, as upstream's status sees it: the first deployment, when it is not
+/// the booted one and belongs to the booted stateroot.
+fn pending_deployment(deployments: &[Deployment]) -> Option<&Deployment> {
+    let booted = deployments.iter().find(|d| d.booted == Some(true))?;
+    let first = deployments.first()?;
+    (first.booted != Some(true) && booted.osname.is_some() && first.osname == booted.osname)
+        .then_some(first)
+}
+
+/// The package diff from the booted to the pending deployment, when there is a pending one
+/// and the cached update does not already describe it. Best effort, as the extra line it
+/// feeds: any failure (no rpmdb, not authorised, an older daemon) shows nothing.
+async fn pending_diff(
+    os: &rpmostree_api::OSProxy<'_>,
+    deployments: &[Deployment],
+    cached_update: Option<&CachedUpdate>,
+) -> Option<PackageDiff> {
+    let pending = pending_deployment(deployments)?;
+    let pending_id = pending.id.as_deref()?;
+    if cached_update.and_then(|u| u.deployment.as_deref()) == Some(pending_id) {
+        return None;
+    }
+    let booted = deployments.iter().find(|d| d.booted == Some(true))?;
+    let call = os.get_deployments_rpm_diff(booted.id.as_deref()?, pending_id);
+    let changes = tokio::time::timeout(PENDING_DIFF_TIMEOUT, call)
+        .await
+        .ok()?
+        .ok()?;
+    PackageDiff::from_changes(&changes).ok()
 }
 
 /// Whether a cached update dictionary holds anything (the daemon sends `{}` for none).
@@ -163,8 +209,9 @@ pub fn json(state: &State, only_booted: bool) -> String {
     serde_json::to_string_pretty(&Ordered(&root)).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// The human-readable status.
-pub fn human(state: &State, args: &StatusArgs, style: Style) -> String {
+/// The human-readable status. Fails only when the cached update's package data has the
+/// wrong shape.
+pub fn human(state: &State, args: &StatusArgs, style: Style) -> Result<String> {
     let mut out = String::new();
     out.push_str(&format!(
         "State: {}\n",
@@ -209,6 +256,8 @@ pub fn human(state: &State, args: &StatusArgs, style: Style) -> String {
         .deployments
         .windows(2)
         .any(|w| w[0].osname != w[1].osname);
+    let pending_id = pending_deployment(&state.deployments).and_then(|d| d.id.as_deref());
+    let mut printed_cached_update = false;
     for (index, d) in state.deployments.iter().enumerate() {
         let booted = d.booted == Some(true);
         if args.booted && !booted {
@@ -217,16 +266,57 @@ pub fn human(state: &State, args: &StatusArgs, style: Style) -> String {
         if index > 0 && !args.booted {
             out.push('\n');
         }
-        deployment_block(&mut out, d, index, args.verbose, multiple_stateroots, style);
+        // For the pending deployment: the cached update's diff and advisories when it was
+        // computed against this deployment, else the diff from the booted deployment.
+        let mut packages = String::new();
+        if index == 0 && pending_id.is_some() && d.id.as_deref() == pending_id {
+            match &state.cached_update {
+                Some(update) if update.deployment.as_deref() == pending_id => {
+                    packages = diff_advisories(
+                        update.rpm_diff.as_ref(),
+                        update.advisories.as_deref(),
+                        args.verbose,
+                        args.advisories,
+                        KEY_WIDTH,
+                        style,
+                    )?;
+                    printed_cached_update = true;
+                }
+                _ => {
+                    if let Some(diff) = &state.pending_diff {
+                        packages = if args.verbose {
+                            diff.aligned(KEY_WIDTH)
+                        } else {
+                            diff.summary_line(KEY_WIDTH)
+                        };
+                    }
+                }
+            }
+        }
+        deployment_block(
+            &mut out,
+            d,
+            index,
+            args.verbose,
+            multiple_stateroots,
+            &packages,
+            style,
+        );
     }
     if let Some(update) = &state.cached_update
+        && !printed_cached_update
         && state.policy != "none"
         && !state.policy.is_empty()
     {
         out.push('\n');
-        out.push_str(&cached_update_block(update));
+        out.push_str(&cached_update_block(
+            update,
+            args.verbose,
+            args.advisories,
+            style,
+        )?);
     }
-    out
+    Ok(out)
 }
 
 /// Whether a refspec is a bare commit checksum.
@@ -240,6 +330,7 @@ fn deployment_block(
     index: usize,
     verbose: bool,
     multiple_stateroots: bool,
+    packages: &str,
     style: Style,
 ) {
     let checksum = d.checksum.clone().unwrap_or_default();
@@ -326,6 +417,7 @@ fn deployment_block(
     if d.gpg_enabled == Some(true) {
         out.push_str(&signature_lines(d.signatures.as_deref(), w));
     }
+    out.push_str(packages);
     let removals = nevras(d.base_removals.as_deref().unwrap_or(&[]));
     if !removals.is_empty() {
         out.push_str(&kv("RemovedBasePackages", w, &removals.join(", ")));
@@ -445,38 +537,44 @@ fn signature_lines(signatures: Option<&[OwnedVariant]>, width: usize) -> String 
     out
 }
 
-/// The `AvailableUpdate:` block for a cached update (also what `upgrade --check` prints).
-pub fn cached_update_block(update: &CachedUpdate) -> String {
+/// The `AvailableUpdate:` block for a cached update (also what `upgrade --check` and
+/// `--preview` print), as upstream: the version, commit and signatures when the origin has a
+/// new commit, then the security advisories and the package diff (a `Diff:` summary, or with
+/// `verbose` the package lists; advisories expanded with `verbose` or `verbose_advisories`),
+/// then a container update's layer statistics.
+pub fn cached_update_block(
+    update: &CachedUpdate,
+    verbose: bool,
+    verbose_advisories: bool,
+    style: Style,
+) -> Result<String> {
     let w = UPDATE_KEY_WIDTH;
     let mut out = String::from("AvailableUpdate:\n");
-    let when = output::iso8601_utc(update.timestamp.unwrap_or(0));
-    match &update.version {
-        Some(v) => out.push_str(&kv("Version", w, &format!("{v} ({when})"))),
-        None => out.push_str(&kv("Timestamp", w, &when)),
-    }
-    if let Some(c) = &update.checksum {
-        out.push_str(&kv("Commit", w, c));
-    }
-    if update.gpg_enabled == Some(true) {
-        out.push_str(&signature_lines(update.signatures.as_deref(), w));
-    }
-    if let Some(diff) = &update.rpm_diff {
-        let count = |key: &str| match diff.get(key).map(|v| output::variant_to_json(v)) {
-            Some(Value::Array(a)) => a.len(),
-            _ => 0,
-        };
-        let parts: Vec<String> = ["upgraded", "downgraded", "removed", "added"]
-            .iter()
-            .filter_map(|k| match count(k) {
-                0 => None,
-                n => Some(format!("{n} {k}")),
-            })
-            .collect();
-        if !parts.is_empty() {
-            out.push_str(&kv("Diff", w, &parts.join(", ")));
+    if update.ref_has_new_commit.unwrap_or(true) {
+        let when = output::iso8601_utc(update.timestamp.unwrap_or(0));
+        match &update.version {
+            Some(v) => out.push_str(&kv("Version", w, &format!("{v} ({when})"))),
+            None => out.push_str(&kv("Timestamp", w, &when)),
+        }
+        if let Some(c) = &update.checksum {
+            out.push_str(&kv("Commit", w, c));
+        }
+        if update.gpg_enabled == Some(true) {
+            out.push_str(&signature_lines(update.signatures.as_deref(), w));
         }
     }
-    out
+    out.push_str(&diff_advisories(
+        update.rpm_diff.as_ref(),
+        update.advisories.as_deref(),
+        verbose,
+        verbose_advisories,
+        w,
+        style,
+    )?);
+    if let Some(manifest) = &update.manifest_diff {
+        out.push_str(&manifest_diff_lines(manifest, w)?);
+    }
+    Ok(out)
 }
 
 /// The state of upstream's automatic-update timer and service, from systemd over the system
@@ -611,7 +709,7 @@ mod tests {
             policy: "none".into(),
             ..Default::default()
         };
-        let text = human(&state, &StatusArgs::default(), Style { color: false });
+        let text = human(&state, &StatusArgs::default(), Style { color: false }).expect("renders");
         let pad = |key: &str| " ".repeat(2 + KEY_WIDTH - key.len());
         let expected = format!(
             "State: idle\nDeployments:\n● origin:testos/stable\n{}Version: 1.1 (2023-11-14T22:13:20Z)\n{}Commit: {c}\n\n  origin:testos/stable\n{}Version: 1.0 (2023-11-14T22:13:20Z)\n{}Commit: {c}\n{}Pinned: yes\n",
@@ -630,7 +728,8 @@ mod tests {
                 ..Default::default()
             },
             Style { color: false },
-        );
+        )
+        .expect("renders");
         assert!(verbose.contains("AutomaticUpdates: disabled\n"));
         assert!(verbose.contains("(index: 1)"));
         assert!(verbose.contains("Staged: no"));
@@ -660,6 +759,266 @@ mod tests {
         assert_eq!(value["deployments"].as_array().map(Vec::len), Some(1));
         assert_eq!(value["deployments"][0]["version"], "1.1");
         assert_eq!(value["transaction"], Value::Null);
+    }
+
+    use crate::diff::tests::{advisory, changes, owned, rpm_diff};
+
+    const PLAIN: Style = Style { color: false };
+
+    fn pad(key: &str, width: usize) -> String {
+        " ".repeat(2 + width - key.len())
+    }
+
+    /// A pending deployment (`testos-b…`) before the booted one (`testos-a…`).
+    fn with_pending() -> Vec<Deployment> {
+        let pending = Deployment::new()
+            .id(format!("testos-{}.0", "b".repeat(64)))
+            .osname("testos")
+            .serial(0)
+            .checksum("b".repeat(64))
+            .version("2.0")
+            .timestamp(1_700_000_000)
+            .origin("origin:testos/stable")
+            .booted(false)
+            .staged(true)
+            .pinned(false)
+            .unlocked("none");
+        vec![pending, deployment("1.1", true)]
+    }
+
+    fn update(against: &str) -> CachedUpdate {
+        CachedUpdate::new()
+            .osname("testos")
+            .checksum("c".repeat(64))
+            .version("2.0")
+            .timestamp(1_700_000_000)
+            .origin("origin:testos/stable")
+            .ref_has_new_commit(true)
+            .rpm_diff(rpm_diff())
+            .advisories(vec![
+                advisory(
+                    "FEDORA-2024-a",
+                    1,
+                    3,
+                    &["foo-1.1-1.x86_64"],
+                    &[("https://bz.example.com/1", "CVE-2024-1 foo: flaw")],
+                ),
+                advisory("FEDORA-2024-b", 1, 4, &["zed-3-1.noarch"], &[]),
+            ])
+            .deployment(against)
+            .update_sha256("d".repeat(64))
+    }
+
+    #[test]
+    fn the_pending_deployment_shows_the_cached_update_it_was_computed_against() {
+        let deployments = with_pending();
+        let pending_id = deployments[0].id.clone().expect("id");
+        let state = State {
+            deployments,
+            cached_update: Some(update(&pending_id)),
+            policy: "check".into(),
+            timer: Some("rpm-ostreed-automatic.timer: no runs since boot".into()),
+            ..Default::default()
+        };
+        let text = human(&state, &StatusArgs::default(), PLAIN).expect("renders");
+        let w = KEY_WIDTH;
+        let expected_lines = format!(
+            "{}SecAdvisories: 1 important, 1 critical\n{}Diff: 2 upgraded, 1 downgraded, 1 removed, 1 added\n",
+            pad("SecAdvisories", w),
+            pad("Diff", w)
+        );
+        assert!(text.contains(&expected_lines), "{text}");
+        // In the pending deployment's block, after its Commit line and before the booted one.
+        let commit = format!("{}Commit: {}\n", pad("Commit", w), "b".repeat(64));
+        assert!(
+            text.contains(&format!("{commit}{expected_lines}\n● ")),
+            "{text}"
+        );
+        // Shown inline, so no AvailableUpdate block.
+        assert!(!text.contains("AvailableUpdate:"), "{text}");
+
+        // -a expands the advisories only.
+        let args = StatusArgs {
+            advisories: true,
+            ..Default::default()
+        };
+        let text = human(&state, &args, PLAIN).expect("renders");
+        let indent = " ".repeat(2 + w + 2);
+        let expected = format!(
+            "{}SecAdvisories: FEDORA-2024-a  Important  foo-1.1-1.x86_64\n\
+             {indent}  CVE-2024-1 foo: flaw\n\
+             {indent}  https://bz.example.com/1\n\
+             {indent}FEDORA-2024-b  Critical   zed-3-1.noarch\n\
+             {}Diff: 2 upgraded, 1 downgraded, 1 removed, 1 added\n",
+            pad("SecAdvisories", w),
+            pad("Diff", w)
+        );
+        assert!(text.contains(&expected), "{text}");
+
+        // -v expands both.
+        let args = StatusArgs {
+            verbose: true,
+            ..Default::default()
+        };
+        let text = human(&state, &args, PLAIN).expect("renders");
+        assert!(
+            text.contains("SecAdvisories: FEDORA-2024-a  Important"),
+            "{text}"
+        );
+        let expected = format!(
+            "{}Upgraded: foo 1.0-1 -> 1.1-1\n{indent}zed 2-1 -> 3-1\n{}Downgraded: bar 2.0-1 -> 1.9-1\n{}Removed: baz-1:0.5-2.noarch\n{}Added: qux-3.0-1.aarch64\n",
+            pad("Upgraded", w),
+            pad("Downgraded", w),
+            pad("Removed", w),
+            pad("Added", w)
+        );
+        assert!(text.contains(&expected), "{text}");
+        assert!(!text.contains("Diff:"), "{text}");
+    }
+
+    #[test]
+    fn an_update_not_computed_against_the_pending_deployment_is_an_available_update() {
+        let state = State {
+            deployments: with_pending(),
+            cached_update: Some(update("testos-other.0")),
+            policy: "check".into(),
+            timer: Some("rpm-ostreed-automatic.timer: no runs since boot".into()),
+            pending_diff: Some(
+                crate::diff::PackageDiff::from_changes(&changes()).expect("decodes"),
+            ),
+            ..Default::default()
+        };
+        let text = human(&state, &StatusArgs::default(), PLAIN).expect("renders");
+        // The pending deployment shows its own diff from the booted one.
+        let commit = format!("{}Commit: {}\n", pad("Commit", KEY_WIDTH), "b".repeat(64));
+        assert!(
+            text.contains(&format!(
+                "{commit}{}Diff: 1 upgraded, 1 downgraded, 1 removed, 1 added\n\n● ",
+                pad("Diff", KEY_WIDTH)
+            )),
+            "{text}"
+        );
+        let w = UPDATE_KEY_WIDTH;
+        let block = format!(
+            "\nAvailableUpdate:\n{}Version: 2.0 (2023-11-14T22:13:20Z)\n{}Commit: {}\n{}SecAdvisories: 1 important, 1 critical\n{}Diff: 2 upgraded, 1 downgraded, 1 removed, 1 added\n",
+            pad("Version", w),
+            pad("Commit", w),
+            "c".repeat(64),
+            pad("SecAdvisories", w),
+            pad("Diff", w)
+        );
+        assert!(text.ends_with(&block), "{text}");
+        // With automatic updates disabled the block is not shown.
+        let state = State {
+            policy: "none".into(),
+            ..state
+        };
+        let text = human(&state, &StatusArgs::default(), PLAIN).expect("renders");
+        assert!(!text.contains("AvailableUpdate:"), "{text}");
+        // -v: the pending deployment's diff as aligned lists.
+        let args = StatusArgs {
+            verbose: true,
+            ..Default::default()
+        };
+        let text = human(&state, &args, PLAIN).expect("renders");
+        assert!(
+            text.contains(&format!(
+                "{}Upgraded: foo 1.0-1 -> 1.1-1\n{}Downgraded: bar 2.0-1 -> 1.9-1\n",
+                pad("Upgraded", KEY_WIDTH),
+                pad("Downgraded", KEY_WIDTH)
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_available_update_block() {
+        let u = update("x");
+        assert_eq!(
+            cached_update_block(&u, false, false, PLAIN).expect("renders"),
+            format!(
+                "AvailableUpdate:\n        Version: 2.0 (2023-11-14T22:13:20Z)\n         Commit: {}\n  SecAdvisories: 1 important, 1 critical\n           Diff: 2 upgraded, 1 downgraded, 1 removed, 1 added\n",
+                "c".repeat(64)
+            )
+        );
+        // --preview: the package lists.
+        let text = cached_update_block(&u, true, false, PLAIN).expect("renders");
+        assert!(
+            text.ends_with(
+                "       Upgraded: foo 1.0-1 -> 1.1-1\n\
+                 \x20                zed 2-1 -> 3-1\n\
+                 \x20    Downgraded: bar 2.0-1 -> 1.9-1\n\
+                 \x20       Removed: baz-1:0.5-2.noarch\n\
+                 \x20         Added: qux-3.0-1.aarch64\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("  SecAdvisories: FEDORA-2024-a  Important  foo-1.1-1.x86_64\n"));
+        // Only layered packages changed: no version and commit lines.
+        let layered = CachedUpdate::new()
+            .checksum("a".repeat(64))
+            .ref_has_new_commit(false)
+            .rpm_diff(rpm_diff());
+        assert_eq!(
+            cached_update_block(&layered, false, false, PLAIN).expect("renders"),
+            "AvailableUpdate:\n           Diff: 2 upgraded, 1 downgraded, 1 removed, 1 added\n"
+        );
+        // A malformed rpm-diff is an error, not a wrong line.
+        let mut bad = rpm_diff();
+        bad.insert("upgraded".into(), owned(7u32));
+        let bad = CachedUpdate::new().checksum("a").rpm_diff(bad);
+        assert!(cached_update_block(&bad, false, false, PLAIN).is_err());
+    }
+
+    #[test]
+    fn json_carries_the_cached_update_package_keys() {
+        let deployments = with_pending();
+        let pending_id = deployments[0].id.clone().expect("id");
+        let state = State {
+            deployments,
+            cached_update: Some(update(&pending_id)),
+            ..Default::default()
+        };
+        let value: Value = serde_json::from_str(&json(&state, false)).expect("JSON");
+        let cached = &value["cached-update"];
+        assert_eq!(cached["deployment"], Value::from(pending_id));
+        assert_eq!(cached["ref-has-new-commit"], Value::Bool(true));
+        assert_eq!(
+            cached["rpm-diff"]["upgraded"][0],
+            serde_json::json!([0, "foo", ["1.0-1", "x86_64"], ["1.1-1", "x86_64"]])
+        );
+        assert_eq!(
+            cached["rpm-diff"]["added"][0],
+            serde_json::json!([1, "qux", "3.0-1", "aarch64"])
+        );
+        assert_eq!(
+            cached["advisories"][0],
+            serde_json::json!([
+                "FEDORA-2024-a",
+                1,
+                3,
+                ["foo-1.1-1.x86_64"],
+                {"cve_references": [["https://bz.example.com/1", "CVE-2024-1 foo: flaw"]]}
+            ])
+        );
+    }
+
+    #[test]
+    fn pending_is_the_first_deployment_of_the_booted_stateroot() {
+        let deployments = with_pending();
+        assert_eq!(
+            pending_deployment(&deployments).and_then(|d| d.version.as_deref()),
+            Some("2.0")
+        );
+        assert!(pending_deployment(&deployments[1..]).is_none());
+        // Another stateroot first: not pending.
+        let mut other = with_pending();
+        other[0].osname = Some("otheros".into());
+        assert!(pending_deployment(&other).is_none());
+        // Not booted at all: nothing is pending.
+        let mut unbooted = with_pending();
+        unbooted[1].booted = Some(false);
+        assert!(pending_deployment(&unbooted).is_none());
     }
 
     #[test]

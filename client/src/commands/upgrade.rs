@@ -1,5 +1,6 @@
-//! `rpm-ostree upgrade`: upgrade to the newest commit of the origin, or with `--check` /
-//! `--preview` only look for one (an automatic-update check) and show it.
+//! `rpm-ostree upgrade`: upgrade to the newest commit of the origin (then show the package
+//! changes), or with `--check` / `--preview` only look for one (an automatic-update check)
+//! and show it as the `AvailableUpdate:` block, with `--preview` including the package lists.
 
 use anyhow::Result;
 use rpmostree_api::{AutomaticUpdateTriggerOptions, UpgradeOptions};
@@ -10,7 +11,12 @@ use crate::Exit;
 use crate::cli::UpgradeArgs;
 use crate::connection::Daemon;
 use crate::error::daemon_error;
+use crate::output::Style;
 use crate::transaction;
+
+/// What upstream says on stderr after `--check` and `--preview`.
+pub const CHECK_NOTE: &str = "Note: --check and --preview may be unreliable.  \
+                              See https://github.com/coreos/rpm-ostree/issues/1579";
 
 /// Runs the upgrade (or the check) and reports whether the next boot changes.
 pub async fn run(daemon: &Daemon, ctx: &Context, args: &UpgradeArgs) -> Result<Exit> {
@@ -38,21 +44,22 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &UpgradeArgs) -> Result<E
         if args.trigger_automatic_update_policy {
             return Ok(Exit::Success);
         }
+        eprintln!("{CHECK_NOTE}");
         let update = os
             .cached_update()
             .await
             .map_err(|e| daemon_error("CachedUpdate", e))?;
         if is_present(&update) {
-            print!("{}", cached_update_block(&update));
+            // --preview is the verbose form: the package lists instead of the summary.
+            print!(
+                "{}",
+                cached_update_block(&update, args.preview, false, Style::detect())?
+            );
             return Ok(Exit::Success);
         }
+        // As upstream (and its documentation): 77 means no update is available.
         println!("No updates available.");
-        return Ok(transaction::conclude(
-            ctx,
-            false,
-            false,
-            args.unchanged_exit_77,
-        ));
+        return Ok(Exit::Code77);
     }
     let options = UpgradeOptions::new()
         .reboot(args.reboot)
@@ -61,14 +68,17 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &UpgradeArgs) -> Result<E
         .download_only(args.download_only)
         .lock_finalization(args.lock_finalization)
         .initiating_command_line(ctx.command_line.clone());
-    let changed = transaction::run_deployment_change(daemon, ctx, &os, "Upgrade", || {
+    let change = transaction::run_default_change(daemon, ctx, &os, "Upgrade", || {
         os.upgrade_transaction(&options)
     })
     .await?;
-    Ok(transaction::conclude(
+    Ok(transaction::conclude_change(
+        daemon,
         ctx,
-        changed,
+        &os,
+        &change,
         !args.reboot,
         args.unchanged_exit_77,
-    ))
+    )
+    .await)
 }
