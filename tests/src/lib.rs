@@ -67,6 +67,39 @@ pub fn fixture_packages(version: &str) -> Vec<rpms::RpmSpec> {
     fixture::packages_for(version)
 }
 
+/// One package change as the diff methods report it: (name, kind — 0 added, 1 removed,
+/// 2 upgraded, 3 downgraded — previous NEVRA, new NEVRA).
+pub type PackageChange = (String, u32, Option<String>, Option<String>);
+
+/// The fixture's package changes from 1.1 to 2.0 (and any later stable version but for
+/// `testos-release`), written out by hand as the ground truth, in upstream's order: by
+/// kind, then name.
+pub fn fixture_update_changes() -> Vec<PackageChange> {
+    let nevra = |n: &str, evr: &str| Some(format!("{n}-{evr}.noarch"));
+    vec![
+        ("newtool".into(), 0, None, nevra("newtool", "1.0-1")),
+        ("oldtool".into(), 1, nevra("oldtool", "1.0-1"), None),
+        (
+            "libfoo".into(),
+            2,
+            nevra("libfoo", "1.0-1"),
+            nevra("libfoo", "2.0-1"),
+        ),
+        (
+            "testos-release".into(),
+            2,
+            nevra("testos-release", "1.1-1"),
+            nevra("testos-release", "2.0-1"),
+        ),
+        (
+            "bar".into(),
+            3,
+            nevra("bar", "1.0-1"),
+            nevra("bar", "0.9-1"),
+        ),
+    ]
+}
+
 /// The packages of the fixture's rpm-md repository `testos`.
 pub fn fixture_repo_packages() -> Vec<rpms::RpmSpec> {
     fixture::repo_packages()

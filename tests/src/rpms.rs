@@ -275,11 +275,18 @@ pub fn updateinfo_xml(advisories: &[UpdateAdvisory]) -> String {
                 1000 + i,
                 1000 + i,
                 xml_escape(cve),
-                xml_escape(&a.packages.first().map(|p| p.name.clone()).unwrap_or_default()),
+                xml_escape(
+                    &a.packages
+                        .first()
+                        .map(|p| p.name.clone())
+                        .unwrap_or_default()
+                ),
             );
         }
         s.push_str("    </references>\n    <description>Test advisory.</description>\n");
-        s.push_str("    <pkglist>\n      <collection short=\"testos\">\n        <name>TestOS</name>\n");
+        s.push_str(
+            "    <pkglist>\n      <collection short=\"testos\">\n        <name>TestOS</name>\n",
+        );
         for p in &a.packages {
             let _ = writeln!(
                 s,
@@ -429,7 +436,10 @@ mod tests {
 
     #[test]
     fn pkglist_text_is_sorted_gvariant() {
-        let specs = [RpmSpec::new("zeta", "1", "1"), RpmSpec::new("alpha", "2", "3")];
+        let specs = [
+            RpmSpec::new("zeta", "1", "1"),
+            RpmSpec::new("alpha", "2", "3"),
+        ];
         assert_eq!(
             pkglist_variant_text(&specs),
             "[('alpha', '0', '2', '3', 'noarch'), ('zeta', '0', '1', '1', 'noarch')]"

@@ -319,7 +319,10 @@ fn sandbox_bus_polkit_fixture_and_cleanup() {
             DEVEL_BRANCH,
         ])
         .unwrap_err();
-    assert!(devel_meta.message().contains("No such metadata key"), "{devel_meta}");
+    assert!(
+        devel_meta.message().contains("No such metadata key"),
+        "{devel_meta}"
+    );
     let checkout = sandbox.dir().join("checkout-devel");
     std::fs::create_dir_all(checkout.join("usr/share")).unwrap();
     sandbox
@@ -333,7 +336,13 @@ fn sandbox_bus_polkit_fixture_and_cleanup() {
     let out = std::process::Command::new("rpm")
         .arg("--root")
         .arg(&checkout)
-        .args(["--dbpath", "/usr/share/rpm", "-qa", "--qf", "%{NAME}-%{VERSION}\n"])
+        .args([
+            "--dbpath",
+            "/usr/share/rpm",
+            "-qa",
+            "--qf",
+            "%{NAME}-%{VERSION}\n",
+        ])
         .output()
         .unwrap();
     let mut qa: Vec<String> = String::from_utf8_lossy(&out.stdout)

@@ -10,5 +10,6 @@ mod common;
 
 mod local; // completions, man pages, usage errors, unreachable daemon
 mod operations; // rollback, cleanup, kargs, cancel, busy/--wait, polkit refusal
+mod packages; // upgrade --check/--preview, the diff after upgrade, status Diff:, refresh-md, search, db
 mod scenario; // upgrade -> finalize -> rollback -> kargs -> cleanup -> rebase
 mod status; // golden files, -b, -v, --json, non-root

@@ -10,4 +10,5 @@ mod bridge; // the stdin/stdout driver, the property cache, the transcript
 mod common; // sandbox and bridge start-up, the transaction dance, deployment checks
 
 mod negative; // no daemon -> not-found, unauthorised -> AccessDenied, concurrent -> busy
+mod packages; // "Check for updates" and the package tabs: update, pending deployment, rebase
 mod session; // cockpit-ostree's session: watches, RegisterClient, Rollback and Deploy

@@ -12,6 +12,7 @@ mod faults; // SIGKILL during pull and staging, cancel during staging, a restart
 mod lifetime; // activation, RegisterClient, idle exit, SIGKILL recovery, config errors
 mod objects; // introspection, GetAll, ObjectManager, properties from the sysroot, outside changes
 mod operations; // upgrade, deploy, rebase, kargs, update checks, staging and finalization
+mod packages; // package diffs, CachedUpdate rpm-diff and advisories, rpm-md repositories and queries
 mod reboots; // reboots only after written changes, inhibitors, finalize order, quoted kargs, crash after staging
 mod signatures; // gpg-enabled and signatures from libostree's verification
 mod transactions; // Rollback/Cleanup, busy/join, Cancel, disconnects, peer credentials

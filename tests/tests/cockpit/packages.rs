@@ -1,0 +1,248 @@
+//! cockpit-ostree's package flows through the real bridge, as root on a fake-booted sysroot:
+//! "Check for updates" (`DownloadUpdateRpmDiff`, then the `CachedUpdate` property change),
+//! the package tab of the update (`GetCachedUpdateRpmDiff("")`), of the pending deployment
+//! after the update is staged (`GetDeploymentsRpmDiff(booted, pending)`), and of a rebase
+//! (`DownloadRebaseRpmDiff` then `GetCachedRebaseRpmDiff`), each checked against the
+//! fixture's known package changes.
+
+use rpmostree_tests::SandboxOptions;
+use serde_json::{Value, json};
+
+use crate::bridge::{Bridge, OS_IFACE, OS_PATH, STEP, SYSROOT_IFACE, SYSROOT_PATH, TREE_ROOT};
+use crate::common::*;
+
+/// One diff entry as the page reads it: (name, type, previous NEVRA, new NEVRA).
+type Entry = (String, u64, Option<String>, Option<String>);
+
+/// Turns the `a(sua{sv})` out-argument into entries; fails on any other shape.
+fn entries(b: &Bridge, what: &str, diff: &Value) -> Vec<Entry> {
+    let side = |d: &Value, key: &str| -> Option<String> {
+        let v = &d[key];
+        if v.is_null() {
+            return None;
+        }
+        if v["t"] != "(sss)" {
+            b.fail(&format!("{what}: {key} must be an (sss) variant: {v}"));
+        }
+        let p = &v["v"];
+        Some(format!(
+            "{}-{}.{}",
+            p[0].as_str().unwrap_or(""),
+            p[1].as_str().unwrap_or(""),
+            p[2].as_str().unwrap_or("")
+        ))
+    };
+    let Some(list) = diff.as_array() else {
+        b.fail(&format!("{what}: the diff is not an array: {diff}"));
+    };
+    list.iter()
+        .map(|e| {
+            (
+                e[0].as_str().unwrap_or("").to_owned(),
+                e[1].as_u64().unwrap_or(99),
+                side(&e[2], "PreviousPackage"),
+                side(&e[2], "NewPackage"),
+            )
+        })
+        .collect()
+}
+
+/// The fixture's changes from 1.1 to 2.0, in upstream's order.
+fn update() -> Vec<Entry> {
+    rpmostree_tests::fixture_update_changes()
+        .into_iter()
+        .map(|(n, k, o, new)| (n, u64::from(k), o, new))
+        .collect()
+}
+
+fn address(b: &Bridge, method: &str, out: &[Value]) -> String {
+    match out {
+        [Value::String(a)] if a.starts_with("unix:") => a.clone(),
+        _ => b.fail(&format!(
+            "{method} must return a transaction address: {out:?}"
+        )),
+    }
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn cockpit_ostree_check_for_updates_and_package_lists() {
+    let Some(sb) = sandbox(
+        "cockpit: cockpit-ostree package lists",
+        SandboxOptions {
+            fake_booted: true,
+            ..Default::default()
+        },
+    ) else {
+        return;
+    };
+    let mut b = root_bridge(&sb);
+    open_like_cockpit_ostree(&mut b, "d1");
+    b.wait_ready("d1");
+    b.watch("d1", json!({"path": TREE_ROOT}));
+    b.add_match(
+        "d1",
+        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
+    );
+    b.watch(
+        "d1",
+        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
+    );
+    b.call_ok(
+        "d1",
+        SYSROOT_PATH,
+        SYSROOT_IFACE,
+        "RegisterClient",
+        json!([{"id": {"t": "s", "v": "cockpit-ostree"}}]),
+    );
+    b.add_match(
+        "d1",
+        json!({"interface": OS_IFACE, "path_namespace": TREE_ROOT}),
+    );
+    b.watch(
+        "d1",
+        json!({"interface": OS_IFACE, "path_namespace": TREE_ROOT}),
+    );
+    let no_update = b
+        .cache("d1")
+        .props(OS_PATH, OS_IFACE)
+        .and_then(|p| p.get("CachedUpdate"))
+        .cloned();
+    b.check(
+        no_update == Some(json!({})),
+        &format!("no update is cached before the check: {no_update:?}"),
+    );
+
+    // "Check for updates": the JS passes null, which becomes no arguments.
+    b.call_ok("d1", SYSROOT_PATH, SYSROOT_IFACE, "ReloadConfig", json!([]));
+    let out = b.call_ok("d1", OS_PATH, OS_IFACE, "DownloadUpdateRpmDiff", json!([]));
+    let addr = address(&b, "DownloadUpdateRpmDiff", &out);
+    let outcome = follow_transaction(&mut b, "t1", &addr);
+    b.check(
+        outcome.success,
+        &format!("DownloadUpdateRpmDiff finishes: {outcome:?}"),
+    );
+    // The page then only waits for CachedUpdate to change.
+    b.wait_cache("d1", "CachedUpdate with the new commit", STEP, |cache| {
+        cache
+            .props(OS_PATH, OS_IFACE)
+            .and_then(|p| p.get("CachedUpdate"))
+            .is_some_and(|u| u["version"]["v"] == "2.0")
+    });
+    let cached = b
+        .cache("d1")
+        .props(OS_PATH, OS_IFACE)
+        .and_then(|p| p.get("CachedUpdate"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    for key in ["osname", "checksum", "timestamp", "version", "origin"] {
+        b.check(
+            !cached[key]["v"].is_null(),
+            &format!("CachedUpdate has {key}: {cached}"),
+        );
+    }
+    b.check(
+        cached["rpm-diff"]["t"] == "a{sv}" && cached["advisories"]["t"] == "a(suuasa{sv})",
+        &format!("CachedUpdate carries rpm-diff and advisories: {cached}"),
+    );
+    let checksum = cached["checksum"]["v"].as_str().unwrap_or("").to_owned();
+
+    // The update row's package tab.
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "GetCachedUpdateRpmDiff",
+        json!([""]),
+    );
+    b.check(
+        out.len() == 2,
+        "GetCachedUpdateRpmDiff returns (diff, details)",
+    );
+    let got = entries(&b, "GetCachedUpdateRpmDiff", &out[0]);
+    b.check(got == update(), &format!("the update's packages: {got:?}"));
+    b.check(
+        out[1]["checksum"]["v"] == checksum.as_str(),
+        &format!("the details name the update: {}", out[1]),
+    );
+
+    // "Update" (without the reboot): the pending deployment's package tab.
+    let out = b.call_ok("d1", OS_PATH, OS_IFACE, "Deploy", json!([checksum, {}]));
+    let addr = address(&b, "Deploy", &out);
+    let outcome = follow_transaction(&mut b, "t2", &addr);
+    b.check(outcome.success, &format!("Deploy finishes: {outcome:?}"));
+    b.wait_cache("d1", "the staged deployment", STEP, |cache| {
+        versions(cache).first().map(String::as_str) == Some("2.0")
+    });
+    let listed = deployments(b.cache("d1"));
+    let id = |d: &serde_json::Map<String, Value>| d["id"]["v"].as_str().unwrap_or("").to_owned();
+    let booted = listed
+        .iter()
+        .find(|d| d["booted"]["v"] == true)
+        .map(id)
+        .unwrap_or_default();
+    let pending = id(&listed[0]);
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "GetDeploymentsRpmDiff",
+        json!([booted, pending]),
+    );
+    let got = entries(&b, "GetDeploymentsRpmDiff", &out[0]);
+    b.check(
+        got == update(),
+        &format!("the pending deployment's packages: {got:?}"),
+    );
+
+    // A branch change: DownloadRebaseRpmDiff, then GetCachedRebaseRpmDiff with its details.
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "DownloadRebaseRpmDiff",
+        json!(["origin:testos/devel", []]),
+    );
+    let addr = address(&b, "DownloadRebaseRpmDiff", &out);
+    let outcome = follow_transaction(&mut b, "t3", &addr);
+    b.check(
+        outcome.success,
+        &format!("DownloadRebaseRpmDiff finishes: {outcome:?}"),
+    );
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "GetCachedRebaseRpmDiff",
+        json!(["origin:testos/devel", []]),
+    );
+    b.check(
+        out.len() == 2,
+        "GetCachedRebaseRpmDiff returns exactly two values",
+    );
+    let details = &out[1];
+    for key in ["osname", "timestamp", "origin", "checksum", "version"] {
+        b.check(
+            !details[key]["v"].is_null(),
+            &format!("the rebase details have {key}: {details}"),
+        );
+    }
+    b.check(
+        details["origin"]["v"] == "origin:testos/devel" && details["version"]["v"] == "10.0",
+        &format!("the rebase row: {details}"),
+    );
+    let got = entries(&b, "GetCachedRebaseRpmDiff", &out[0]);
+    let names: Vec<(&str, u64)> = got.iter().map(|(n, k, _, _)| (n.as_str(), *k)).collect();
+    b.check(
+        names
+            == [
+                ("newtool", 0),
+                ("bar", 1),
+                ("oldtool", 1),
+                ("libfoo", 2),
+                ("testos-release", 2),
+            ],
+        &format!("the devel branch's packages against the booted 1.1: {got:?}"),
+    );
+    b.close("d1");
+}

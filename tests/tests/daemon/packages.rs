@@ -1,0 +1,534 @@
+//! The package side over D-Bus, on real RPM data: package diffs between deployments and of
+//! cached updates, rebases and deploys (exact upstream shapes, ground truth from the fixture's
+//! package sets), `CachedUpdate` with `rpm-diff` and advisories, and the rpm-md repositories:
+//! RefreshMd, ListRepos, ModifyYumRepo, GetPackages, WhatProvides, Search, Cleanup repomd,
+//! and broken repositories.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rpmostree_api::{
+    AutomaticUpdateTriggerOptions, OSProxy, RefreshMdOptions, TransactionEvent, UpgradeOptions,
+};
+use rpmostree_tests::{FIXTURE_ADVISORY, FIXTURE_ADVISORY_CVE, PackageChange, SandboxOptions};
+use zbus::OwnedVariant;
+
+use crate::common::*;
+
+type Diff = Vec<(String, u32, HashMap<String, OwnedVariant>)>;
+/// One `upgraded`/`downgraded` entry of `rpm-diff`: (type, name, (old evr, arch), (new evr, arch)).
+type Modified = (u32, String, (String, String), (String, String));
+
+/// A diff as (name, kind, previous (evr, arch), new (evr, arch)) for comparisons.
+fn flat(diff: &Diff) -> Vec<PackageChange> {
+    let side = |d: &HashMap<String, OwnedVariant>, key: &str| {
+        d.get(key).map(|v| {
+            let (name, evr, arch): (String, String, String) =
+                v.try_clone().unwrap().try_into().unwrap();
+            format!("{name}-{evr}.{arch}")
+        })
+    };
+    diff.iter()
+        .map(|(n, k, d)| {
+            (
+                n.clone(),
+                *k,
+                side(d, "PreviousPackage"),
+                side(d, "NewPackage"),
+            )
+        })
+        .collect()
+}
+
+fn entry(name: &str, kind: u32, old: Option<&str>, new: Option<&str>) -> PackageChange {
+    (
+        name.to_owned(),
+        kind,
+        old.map(str::to_owned),
+        new.map(str::to_owned),
+    )
+}
+
+/// The changes from the fixture's 1.1 to 2.0, in upstream's order (kind, then name).
+fn update_1_1_to_2_0() -> Vec<PackageChange> {
+    rpmostree_tests::fixture_update_changes()
+}
+
+async fn refresh(
+    os: &OSProxy<'_>,
+    force: bool,
+) -> Result<Vec<TransactionEvent>, rpmostree_api::Error> {
+    let mut events = Vec::new();
+    let mut txn = os
+        .refresh_md_transaction(&RefreshMdOptions::new().force(force))
+        .await?;
+    txn.run(|e| events.push(e.clone())).await?;
+    Ok(events)
+}
+
+fn messages(events: &[TransactionEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TransactionEvent::Message { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn package_diffs_of_deployments_updates_rebases_and_deploys() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+        let ids: Vec<String> = sysroot
+            .deployments()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id.unwrap())
+            .collect();
+        assert_eq!(ids.len(), 2);
+
+        // Between the two deployments (1.0 -> 1.1): only testos-release changed.
+        let diff = os.get_deployments_rpm_diff(&ids[1], &ids[0]).await.unwrap();
+        assert_eq!(
+            flat(&diff),
+            [entry(
+                "testos-release",
+                2,
+                Some("testos-release-1.0-1.noarch"),
+                Some("testos-release-1.1-1.noarch")
+            )]
+        );
+        let back = os.get_deployments_rpm_diff(&ids[0], &ids[1]).await.unwrap();
+        assert_eq!(back[0].1, 3, "the other way it is a downgrade");
+        let err = os
+            .get_deployments_rpm_diff("testos-nope.0", &ids[0])
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Deployment with id 'testos-nope.0' not found"),
+            "{err}"
+        );
+
+        // Nothing pulled yet: the cached update diff has no new commit to compare with.
+        let (same, details) = os.get_cached_update_rpm_diff("").await.unwrap();
+        assert!(same.is_empty(), "{same:?}");
+        assert_eq!(details.version.as_deref(), Some("1.1"));
+
+        // Cockpit's "Check for updates": DownloadUpdateRpmDiff, then CachedUpdate.
+        os.download_update_rpm_diff_transaction()
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        let (diff, details) = os.get_cached_update_rpm_diff("").await.unwrap();
+        assert_eq!(flat(&diff), update_1_1_to_2_0());
+        assert_eq!(details.version.as_deref(), Some("2.0"));
+        assert_eq!(details.origin.as_deref(), Some("origin:testos/stable"));
+        assert_eq!(details.osname.as_deref(), Some("testos"));
+        let cached = os.cached_update().await.unwrap();
+        assert_eq!(cached.version.as_deref(), Some("2.0"));
+        let rpm_diff = cached.rpm_diff.expect("rpm-diff");
+        let upgraded: Vec<Modified> = rpm_diff["upgraded"]
+            .try_clone()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(
+            upgraded,
+            [
+                (
+                    0,
+                    "libfoo".into(),
+                    ("1.0-1".into(), "noarch".into()),
+                    ("2.0-1".into(), "noarch".into())
+                ),
+                (
+                    0,
+                    "testos-release".into(),
+                    ("1.1-1".into(), "noarch".into()),
+                    ("2.0-1".into(), "noarch".into())
+                ),
+            ]
+        );
+        let downgraded: Vec<Modified> = rpm_diff["downgraded"]
+            .try_clone()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(downgraded[0].1, "bar");
+        let removed: Vec<(u32, String, String, String)> =
+            rpm_diff["removed"].try_clone().unwrap().try_into().unwrap();
+        assert_eq!(
+            removed,
+            [(0, "oldtool".into(), "1.0-1".into(), "noarch".into())]
+        );
+        let added: Vec<(u32, String, String, String)> =
+            rpm_diff["added"].try_clone().unwrap().try_into().unwrap();
+        assert_eq!(
+            added,
+            [(0, "newtool".into(), "1.0-1".into(), "noarch".into())]
+        );
+        let advisories = cached.advisories.expect("advisories");
+        assert_eq!(
+            advisories.len(),
+            1,
+            "only the security advisory: {advisories:?}"
+        );
+        let (id, kind, severity, nevras, extra) = &advisories[0];
+        assert_eq!(id, FIXTURE_ADVISORY);
+        assert_eq!((*kind, *severity), (1, 3), "security, important");
+        assert_eq!(nevras, &["libfoo-2.0-1.noarch"]);
+        let cves: Vec<(String, String)> = extra["cve_references"]
+            .try_clone()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(cves.len(), 1);
+        assert!(cves[0].1.contains(FIXTURE_ADVISORY_CVE), "{cves:?}");
+        assert_eq!(
+            admin_versions(&sb),
+            ["1.1", "1.0"],
+            "a check deploys nothing"
+        );
+
+        // A rebase diff: the devel branch has no package-list metadata, so its rpmdb is
+        // fetched (and only that) and read.
+        let err = os
+            .get_cached_rebase_rpm_diff("testos/devel", &[])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
+        os.download_rebase_rpm_diff_transaction("testos/devel", &[])
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        let (diff, details) = os
+            .get_cached_rebase_rpm_diff("testos/devel", &[])
+            .await
+            .unwrap();
+        assert_eq!(details.version.as_deref(), Some("10.0"));
+        assert_eq!(details.origin.as_deref(), Some("origin:testos/devel"));
+        assert_eq!(
+            flat(&diff),
+            [
+                entry("newtool", 0, None, Some("newtool-1.0-1.noarch")),
+                entry("bar", 1, Some("bar-1.0-1.noarch"), None),
+                entry("oldtool", 1, Some("oldtool-1.0-1.noarch"), None),
+                entry(
+                    "libfoo",
+                    2,
+                    Some("libfoo-1.0-1.noarch"),
+                    Some("libfoo-2.0-1.noarch")
+                ),
+                entry(
+                    "testos-release",
+                    2,
+                    Some("testos-release-1.1-1.noarch"),
+                    Some("testos-release-10.0-1.noarch")
+                ),
+            ]
+        );
+        let devel = details.checksum.unwrap();
+        let other_file = sb.ostree(&["cat", &devel, "/usr/share/testos/version"]);
+        assert!(other_file.is_err(), "only the rpmdb of devel was pulled");
+        assert_eq!(admin_versions(&sb), ["1.1", "1.0"]);
+
+        // A deploy diff by version.
+        os.download_deploy_rpm_diff_transaction("2.0", &[])
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        let (diff, details) = os.get_cached_deploy_rpm_diff("2.0", &[]).await.unwrap();
+        assert_eq!(flat(&diff), update_1_1_to_2_0());
+        assert_eq!(details.version.as_deref(), Some("2.0"));
+        let err = os.get_cached_deploy_rpm_diff("", &[]).await.unwrap_err();
+        assert!(err.to_string().contains("Missing revision"), "{err}");
+        let err = os
+            .get_cached_deploy_rpm_diff("2.0", &["hello"])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("NotSupported"), "{err}");
+        assert_eq!(admin_versions(&sb), ["1.1", "1.0"]);
+    });
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn upgrade_on_a_booted_system_caches_its_package_diff() {
+    let Some(sb) = sandbox(SandboxOptions {
+        fake_booted: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+        // `upgrade --check` (check mode) fills rpm-diff and advisories too.
+        let (_, txn) = os
+            .automatic_update_trigger_transaction(
+                &AutomaticUpdateTriggerOptions::new().mode("check"),
+            )
+            .await
+            .unwrap();
+        txn.unwrap().run(|_| {}).await.unwrap();
+        let cached = os.cached_update().await.unwrap();
+        assert!(
+            cached.rpm_diff.is_some() && cached.advisories.is_some(),
+            "{cached:?}"
+        );
+        assert_eq!(cached.deployment, None);
+
+        os.upgrade_transaction(&UpgradeOptions::new())
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        let deployments = sysroot.deployments().await.unwrap();
+        let staged = deployments[0].id.clone().unwrap();
+        assert_eq!(deployments[0].staged, Some(true));
+        let cached = os.cached_update().await.unwrap();
+        assert_eq!(cached.deployment.as_deref(), Some(staged.as_str()));
+        assert_eq!(cached.version.as_deref(), Some("2.0"));
+        let booted = deployments.iter().find(|d| d.booted == Some(true)).unwrap();
+        assert_eq!(cached.update_sha256, booted.checksum);
+        let removed: Vec<(u32, String, String, String)> = cached.rpm_diff.unwrap()["removed"]
+            .try_clone()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(removed[0].1, "oldtool");
+        // The pending deployment's packages against the booted one: what Cockpit shows.
+        let diff = os
+            .get_deployments_rpm_diff(booted.id.as_deref().unwrap(), &staged)
+            .await
+            .unwrap();
+        assert_eq!(flat(&diff), update_1_1_to_2_0());
+    });
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn rpm_md_repositories_metadata_and_queries() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    // Serve the repository over HTTP, as a real one would be: a `file://` repository is read in
+    // place and never cached.
+    let server = rpmostree_tests::HttpServer::start(sb.rpmmd_repo(), None).unwrap();
+    let repo_file = sb
+        .admin_deployments()
+        .unwrap()
+        .first()
+        .map(|d| {
+            sb.sysroot().join(format!(
+                "ostree/deploy/testos/deploy/{}.{}/etc/yum.repos.d/testos.repo",
+                d.checksum, d.serial
+            ))
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(&repo_file).unwrap();
+    let file_url = format!("baseurl=file://{}\n", sb.rpmmd_repo().display());
+    assert!(text.contains(&file_url), "{text}");
+    std::fs::write(
+        &repo_file,
+        text.replace(&file_url, &format!("baseurl={}/\n", server.url())),
+    )
+    .unwrap();
+    let mut server = Some(server);
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+
+        let repos = os.list_repos().await.unwrap();
+        let summary: Vec<(String, String, bool)> = repos
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone().unwrap(),
+                    r.description.clone().unwrap(),
+                    r.is_enabled.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("testos".into(), "TestOS 1.1".into(), true),
+                ("testos-extras".into(), "TestOS 1.1 Extras".into(), false),
+            ]
+        );
+        assert_eq!(repos[0].is_devel, Some(false));
+        assert_eq!(repos[0].is_source, Some(false));
+
+        // Queries use cached metadata only: there is none yet.
+        let err = os.get_packages(&["hello"]).await.unwrap_err();
+        assert!(
+            err.to_string().contains("'testos'") && err.to_string().contains("refresh-md"),
+            "{err}"
+        );
+
+        let events = refresh(&os, false).await.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TransactionEvent::PercentProgress { .. })),
+            "{events:?}"
+        );
+        assert!(
+            messages(&events)
+                .iter()
+                .any(|m| m.starts_with("rpm-md repo 'testos'")),
+            "{events:?}"
+        );
+        let cache = sb
+            .sysroot()
+            .join("ostree/deploy/testos/var/cache/rpm-ostree/repomd");
+        assert!(cache.is_dir(), "metadata lands in the cache");
+        let again = refresh(&os, false).await.unwrap();
+        assert!(
+            messages(&again).iter().any(|m| m.contains("(cached)")),
+            "a second refresh uses the cache: {again:?}"
+        );
+
+        let hello = os.get_packages(&["hello", "nope"]).await.unwrap();
+        assert_eq!(hello.len(), 1, "{hello:?}");
+        assert_eq!(hello[0].key.as_deref(), Some("hello"));
+        assert_eq!(hello[0].nevra.as_deref(), Some("hello-1.1-1.noarch"));
+        assert_eq!(hello[0].evr.as_deref(), Some("1.1-1"));
+        assert_eq!(hello[0].epoch, Some(0));
+        assert_eq!(hello[0].reponame.as_deref(), Some("testos"));
+        assert_eq!(
+            hello[0].summary.as_deref(),
+            Some("A friendly greeting program")
+        );
+
+        let provides = os.what_provides(&["greeting"]).await.unwrap();
+        let nevras: Vec<_> = provides.iter().filter_map(|p| p.nevra.clone()).collect();
+        assert_eq!(nevras, ["hello-1.1-1.noarch"]);
+        assert_eq!(provides[0].key, None);
+
+        let found = os.search(&["hello"]).await.unwrap();
+        let keyed: Vec<(String, String)> = found
+            .iter()
+            .map(|p| (p.key.clone().unwrap(), p.name.clone().unwrap()))
+            .collect();
+        assert!(
+            keyed.contains(&("match_group_b".into(), "hello".into())),
+            "{keyed:?}"
+        );
+        assert!(
+            keyed.contains(&("match_group_b".into(), "hello-docs".into())),
+            "{keyed:?}"
+        );
+        let err = os.search(&[]).await.unwrap_err();
+        assert!(
+            err.to_string().contains("Must specify a term for search"),
+            "{err}"
+        );
+
+        // ModifyYumRepo changes `enabled` only, in the deployment's .repo file.
+        let before = std::fs::read_to_string(&repo_file).unwrap();
+        let err = os
+            .modify_yum_repo(
+                "testos",
+                &HashMap::from([("baseurl".to_owned(), "file:///x".to_owned())]),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("Changing 'baseurl' not allowed"),
+            "{err}"
+        );
+        let err = os
+            .modify_yum_repo(
+                "nope",
+                &HashMap::from([("enabled".to_owned(), "1".to_owned())]),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("Yum repo 'nope' not found"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&repo_file).unwrap(), before);
+        os.modify_yum_repo_transaction(
+            "testos-extras",
+            &HashMap::from([("enabled".to_owned(), "1".to_owned())]),
+        )
+        .await
+        .unwrap()
+        .run(|_| {})
+        .await
+        .unwrap();
+        let repos = os.list_repos().await.unwrap();
+        assert_eq!(repos[1].is_enabled, Some(true));
+
+        // The extras repository does not exist: refreshing names it, and the cache of the
+        // other repository still answers.
+        let err = refresh(&os, false).await.unwrap_err();
+        assert!(err.to_string().contains("testos-extras"), "{err}");
+        os.modify_yum_repo_transaction(
+            "testos-extras",
+            &HashMap::from([("enabled".to_owned(), "0".to_owned())]),
+        )
+        .await
+        .unwrap()
+        .run(|_| {})
+        .await
+        .unwrap();
+
+        // A corrupt repository: a clear error naming it; the previous cache keeps answering.
+        let repomd = sb.rpmmd_repo().join("repodata/repomd.xml");
+        let good = std::fs::read(&repomd).unwrap();
+        std::fs::write(&repomd, "not xml").unwrap();
+        let err = refresh(&os, true).await.unwrap_err();
+        assert!(err.to_string().contains("'testos'"), "{err}");
+        let hello = os.get_packages(&["hello"]).await.unwrap();
+        assert_eq!(hello.len(), 1);
+        std::fs::write(&repomd, good).unwrap();
+
+        // An unreachable repository: the same; queries never need the network.
+        let requests = server.as_ref().map(|s| s.requests()).unwrap_or_default();
+        let found = os.search(&["greeting"]).await.unwrap();
+        assert!(
+            found.iter().any(|p| p.name.as_deref() == Some("hello")),
+            "{found:?}"
+        );
+        assert_eq!(
+            server.as_ref().map(|s| s.requests()).unwrap_or_default(),
+            requests,
+            "queries read no metadata over the network"
+        );
+        drop(server.take());
+        let err = refresh(&os, true).await.unwrap_err();
+        assert!(err.to_string().contains("'testos'"), "{err}");
+        assert_eq!(os.get_packages(&["hello"]).await.unwrap().len(), 1);
+
+        // Cleanup repomd empties the cache.
+        os.cleanup_transaction(&["repomd"])
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        assert!(!cache.exists() || std::fs::read_dir(&cache).unwrap().next().is_none());
+        assert!(os.get_packages(&["hello"]).await.is_err());
+    });
+}
