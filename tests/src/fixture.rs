@@ -309,7 +309,8 @@ fn write_tree(tree: &Path, version: &str, rpmmd: &Path) -> Result<(), HarnessErr
         &tree.join("usr/etc/yum.repos.d/testos.repo"),
         &format!(
             "[testos]\nname=TestOS $releasever\nbaseurl=file://{}\ngpgcheck=0\n\n\
-             [testos-extras]\nname=TestOS $releasever Extras\nbaseurl=file://{}-extras\n\
+             [testos-extras]\nname=TestOS $releasever Extras ($basearch)\n\
+             baseurl=file://{}-extras/$basearch\n\
              enabled=0\ngpgcheck=0\n",
             rpmmd.display(),
             rpmmd.display()

@@ -170,8 +170,21 @@ fn cache_dir() -> PathBuf {
 }
 
 /// Builds (or takes from the cache) one package per spec; returns their paths in order.
+/// Packages not in the cache are built in parallel.
 pub fn build_rpms(specs: &[RpmSpec]) -> Result<Vec<PathBuf>, HarnessError> {
-    specs.iter().map(build_rpm).collect()
+    std::thread::scope(|scope| {
+        let builds: Vec<_> = specs
+            .iter()
+            .map(|spec| scope.spawn(move || build_rpm(spec)))
+            .collect();
+        builds
+            .into_iter()
+            .map(|b| {
+                b.join()
+                    .unwrap_or_else(|_| Err(HarnessError::new("an rpmbuild thread panicked")))
+            })
+            .collect()
+    })
 }
 
 fn build_rpm(spec: &RpmSpec) -> Result<PathBuf, HarnessError> {

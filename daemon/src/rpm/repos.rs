@@ -34,6 +34,12 @@ impl RepoSetup {
         }
     }
 
+    /// Whether the deployment has a repository directory at all; without one there are no
+    /// repositories (and libdnf, which would create the directory, is not asked).
+    fn has_repos(&self) -> bool {
+        self.root.join("etc/yum.repos.d").is_dir()
+    }
+
     fn context(&self) -> Result<Context> {
         Context::new(&self.options()).map_err(|e| anyhow!("{e}"))
     }
@@ -62,6 +68,9 @@ pub(crate) fn releasever(root: &Path) -> Option<String> {
 
 /// Every configured repository.
 pub(crate) fn list(setup: &RepoSetup) -> Result<Vec<RepoInfo>> {
+    if !setup.has_repos() {
+        return Ok(Vec::new());
+    }
     Ok(setup.context()?.repos())
 }
 
@@ -80,6 +89,9 @@ pub(crate) fn refresh(
     force: bool,
     progress: &mut dyn FnMut(&str, u32),
 ) -> Result<Vec<RepoUpdate>> {
+    if !setup.has_repos() {
+        return Ok(Vec::new());
+    }
     let mut ctx = setup.context()?;
     let policy = if force {
         CachePolicy::Never
@@ -109,6 +121,9 @@ pub(crate) fn query(setup: &RepoSetup, query: &Query) -> Result<Vec<(Option<Stri
     {
         return Err(anyhow!("Must specify a term for search"));
     }
+    if !setup.has_repos() {
+        return Ok(Vec::new());
+    }
     let ctx = setup.loaded()?;
     let keyed = |v: Vec<(String, Package)>| v.into_iter().map(|(k, p)| (Some(k), p)).collect();
     Ok(match query {
@@ -131,7 +146,7 @@ pub(crate) fn advisories(
     refresh_first: bool,
     warn: &mut dyn FnMut(&str),
 ) -> Result<Vec<Advisory>> {
-    if packages.is_empty() {
+    if packages.is_empty() || !setup.has_repos() {
         return Ok(Vec::new());
     }
     let mut ctx = setup.context()?;
@@ -152,6 +167,25 @@ pub(crate) fn advisories(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deployment_without_a_repos_dir_has_no_repositories_and_stays_untouched() {
+        let dir = std::env::temp_dir().join(format!("rpmostreed-norepos-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("root/etc")).unwrap_or_default();
+        let setup = RepoSetup {
+            root: dir.join("root"),
+            cache: dir.join("cache"),
+            lock_dir: dir.join("lock"),
+        };
+        assert!(list(&setup).is_ok_and(|r| r.is_empty()));
+        assert!(refresh(&setup, true, &mut |_, _| {}).is_ok_and(|r| r.is_empty()));
+        let q = query(&setup, &Query::Names(vec!["x".into()]));
+        assert!(q.is_ok_and(|r| r.is_empty()));
+        assert!(!dir.join("root/etc/yum.repos.d").exists());
+        assert!(!dir.join("cache").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn releasever_comes_from_os_release() {

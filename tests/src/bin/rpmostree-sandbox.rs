@@ -88,6 +88,22 @@ fn cli(sb: &Sandbox, bin: &Path, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Runs the CLI inside the fake-booted system (for the local `db` commands), showing the
+/// command and its output.
+fn in_boot(sb: &Sandbox, bin_dir: &Path, args: &[&str]) -> Result<(), String> {
+    println!("$ rpm-ostree {}", args.join(" "));
+    let cli = sb
+        .install_binary(&bin_dir.join("rpm-ostree"))
+        .map_err(|e| e.to_string())?;
+    sb.install_binary(&bin_dir.join("rpm-ostreed"))
+        .map_err(|e| e.to_string())?;
+    let mut argv = vec![cli.to_str().unwrap_or_default()];
+    argv.extend_from_slice(args);
+    let out = sb.run_fake_booted(&argv).map_err(|e| e.to_string())?;
+    print!("{out}");
+    Ok(())
+}
+
 /// What is on disk, straight from libostree's own tool.
 fn on_disk(sb: &Sandbox) -> Result<(), String> {
     let status = sb
@@ -118,10 +134,26 @@ fn demo() -> Result<(), String> {
     say("What is deployed: the booted 1.1 and its rollback 1.0");
     cli(&sb, &cli_bin, &["status"])?;
 
-    say("Upgrade: the daemon pulls 2.0 from the remote and stages it for the next boot");
+    say(
+        "Check for updates: the daemon fetches only the new commit's metadata; the package changes come from its package list, the security advisory from the rpm-md repository's updateinfo",
+    );
+    cli(&sb, &cli_bin, &["upgrade", "--preview"])?;
+
+    say(
+        "Upgrade: the daemon pulls 2.0 from the remote and stages it for the next boot; the CLI prints what changes in packages",
+    );
     cli(&sb, &cli_bin, &["upgrade"])?;
     cli(&sb, &cli_bin, &["status"])?;
     on_disk(&sb)?;
+
+    say(
+        "The package database, read locally on the booted system (no daemon): the booted deployment against the pending one",
+    );
+    in_boot(&sb, &bin_dir, &["db", "diff"])?;
+
+    say("rpm-md repositories: refresh the metadata cache, then search it");
+    cli(&sb, &cli_bin, &["refresh-md"])?;
+    cli(&sb, &cli_bin, &["search", "greeting"])?;
 
     say(
         "Simulating a reboot's shutdown step: the staged deployment is finalized (what ostree-finalize-staged.service does)",

@@ -371,7 +371,11 @@ fn rpm_md_repositories_metadata_and_queries() {
             summary,
             [
                 ("testos".into(), "TestOS 1.1".into(), true),
-                ("testos-extras".into(), "TestOS 1.1 Extras".into(), false),
+                (
+                    "testos-extras".into(),
+                    format!("TestOS 1.1 Extras ({})", std::env::consts::ARCH),
+                    false
+                ),
             ]
         );
         assert_eq!(repos[0].is_devel, Some(false));
