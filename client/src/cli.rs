@@ -133,6 +133,10 @@ pub struct DbDiffArgs {
     /// Also list the advisories the newer commit records.
     #[arg(short = 'a', long)]
     pub advisories: bool,
+    /// Accepted for compatibility (GNOME Software passes it); changelogs are not shown yet,
+    /// only the package changes.
+    #[arg(short = 'c', long)]
+    pub changelogs: bool,
     /// Use the system root SYSROOT (default: /).
     #[arg(long, value_name = "SYSROOT")]
     pub sysroot: Option<std::path::PathBuf>,

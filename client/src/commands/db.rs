@@ -59,6 +59,12 @@ pub fn run(args: &DbArgs) -> Result<Exit> {
             if a.format == DbDiffFormat::Diff && a.advisories {
                 bail!("diff format and --advisories not supported");
             }
+            if a.format == DbDiffFormat::Json && a.changelogs {
+                bail!("json format and --changelogs not supported");
+            }
+            if a.changelogs {
+                eprintln!("note: changelogs are not available; showing the package changes only");
+            }
             let mut argv = vec!["diff", "--"];
             argv.extend(a.revisions.iter().map(String::as_str));
             let answer = query(a.sysroot.as_deref(), &argv)?;

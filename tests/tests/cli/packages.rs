@@ -130,6 +130,27 @@ fn db_diff_list_and_version_of_commits() {
              Upgraded:\n  testos-release 1.0-1 -> 1.1-1\n"
         )
     );
+    // What GNOME Software runs for its update history: the block format still comes out.
+    let gs = cli(
+        &sb,
+        &[
+            "db",
+            "diff",
+            "--changelogs",
+            "--format=block",
+            "--sysroot",
+            &sysroot,
+            &old,
+            &new,
+        ],
+    );
+    assert_eq!(gs.code, Some(0), "{}", gs.describe());
+    assert!(
+        gs.stdout
+            .ends_with("Upgraded:\n  testos-release 1.0-1 -> 1.1-1\n"),
+        "{}",
+        gs.describe()
+    );
     let out = cli_ok(
         &sb,
         &[
