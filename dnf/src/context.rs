@@ -18,7 +18,7 @@ use crate::{Error, Package, text};
 const SEARCH_LIMIT: usize = 50;
 
 /// Where and how a [`Context`] finds its configuration and keeps its caches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContextOptions {
     /// The `.repo` directory, normally `<deployment>/etc/yum.repos.d`.
     pub repos_dir: PathBuf,
@@ -36,7 +36,7 @@ pub struct ContextOptions {
 }
 
 /// A configured rpm-md repo (`ListRepos`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepoInfo {
     /// The repo id (the `.repo` section name).
     pub id: String,
@@ -51,7 +51,7 @@ pub struct RepoInfo {
 }
 
 /// How [`Context::update_metadata`] treats cached metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CachePolicy {
     /// Respect each repo's `metadata_expire` (cache age `G_MAXUINT - 1`).
     Default,
@@ -60,7 +60,7 @@ pub enum CachePolicy {
 }
 
 /// The outcome of refreshing one repo.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepoUpdate {
     /// The repo id.
     pub id: String,
@@ -71,7 +71,7 @@ pub struct RepoUpdate {
 }
 
 /// A security advisory covering some of the given packages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Advisory {
     /// The advisory id, e.g. `FEDORA-2026-abcdef`.
     pub id: String,
@@ -792,7 +792,7 @@ impl Context {
             Self::latest_per_arch(&q);
             Ok(run_query(&q)
                 .into_iter()
-                .max_by(|a, b| crate::evr_cmp(&a.evr(), &b.evr())))
+                .max_by(|a, b| crate::librpm_evr_cmp(&a.evr(), &b.evr())))
         })
     }
 

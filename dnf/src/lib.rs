@@ -16,16 +16,21 @@ use std::fmt;
 mod context;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod protocol;
 #[allow(unsafe_code)]
 mod rpmdb;
 mod text;
 mod tmp;
+mod version;
 
 pub use context::{Advisory, CachePolicy, Context, ContextOptions, RepoInfo, RepoUpdate};
-pub use rpmdb::{evr_cmp, rpmdb_packages, vercmp};
+pub use rpmdb::{librpm_evr_cmp, librpm_vercmp, rpmdb_packages};
+pub use version::{evr_cmp, vercmp};
 
 /// A package as libdnf reports it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Package {
     /// `Name`.
     pub name: String,

@@ -14,9 +14,9 @@ const RPMDB_DIR: &str = "usr/share/rpm";
 /// The database files librpm's backends use (sqlite, bdb, ndb, lmdb).
 const DB_FILES: [&str; 4] = ["rpmdb.sqlite", "Packages", "Packages.db", "data.mdb"];
 
-/// Compares two version or release strings like librpm's `rpmvercmp` (it calls it):
+/// librpm's own `rpmvercmp` (what [`crate::vercmp`] reimplements; for cross-checks):
 /// `~` sorts before anything, `^` after the base version, digit runs numerically.
-pub fn vercmp(a: &str, b: &str) -> Ordering {
+pub fn librpm_vercmp(a: &str, b: &str) -> Ordering {
     // C strings end at the first NUL, as they would for rpm itself.
     let c = |s: &str| CString::new(s.split('\0').next().unwrap_or_default()).unwrap_or_default();
     let (a, b) = (c(a), c(b));
@@ -26,11 +26,12 @@ pub fn vercmp(a: &str, b: &str) -> Ordering {
     r.cmp(&0)
 }
 
-/// Compares `E:V-R` strings exactly like rpm does (librpm's `rpmverParse` + `rpmverCmp`):
+/// librpm's own `E:V-R` comparison, `rpmverParse` + `rpmverCmp` (what [`crate::evr_cmp`]
+/// reimplements; for cross-checks):
 /// the epoch (missing = 0; only digits before the first `:` are an epoch), then the version,
-/// then the release, each with [`vercmp`]; a missing release sorts before any release
+/// then the release, each with [`librpm_vercmp`]; a missing release sorts before any release
 /// (`1.0` < `1.0-1`). A string rpm cannot parse (the empty one) sorts first.
-pub fn evr_cmp(a: &str, b: &str) -> Ordering {
+pub fn librpm_evr_cmp(a: &str, b: &str) -> Ordering {
     /// An owned `rpmver`.
     struct Ver(*mut ffi::RpmVer);
     impl Drop for Ver {
@@ -102,7 +103,7 @@ pub fn rpmdb_packages(root: &Path) -> Result<Vec<Package>, Error> {
         a.name
             .cmp(&b.name)
             .then_with(|| a.arch.cmp(&b.arch))
-            .then_with(|| evr_cmp(&a.evr(), &b.evr()))
+            .then_with(|| crate::evr_cmp(&a.evr(), &b.evr()))
     });
     Ok(pkgs)
 }

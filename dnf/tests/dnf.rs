@@ -314,6 +314,102 @@ fn vercmp_and_evr_cmp_follow_rpm() {
     assert_eq!(evr_cmp("2:1.0-1", "10:0.1-1"), Less);
 }
 
+/// The plain-Rust comparisons the daemon uses agree with librpm's own on tricky inputs.
+#[test]
+fn the_rust_comparisons_agree_with_librpm() {
+    let versions = [
+        "",
+        "0",
+        "00",
+        "1",
+        "1.0",
+        "1.0.0",
+        "1.0.1",
+        "1.00",
+        "1.010",
+        "1.10",
+        "1.9",
+        "1a",
+        "1.a",
+        "a",
+        "A",
+        "1.0~rc1",
+        "1.0~rc2",
+        "1.0~~",
+        "1.0~",
+        "1.0^",
+        "1.0^git1",
+        "1.0^git2",
+        "1.0^git1~pre",
+        "1..0",
+        "1_0",
+        "1+0",
+        "2.0b",
+        "2.0beta",
+        "2.0.b",
+        "fc39",
+        "el9_3",
+        "1.0-1",
+        "1:1.0",
+        "0:1.0-1",
+        "2:0.1-1",
+        ":1.0",
+        "1.0-",
+        "a:1-2",
+        "10.0-1.fc39",
+    ];
+    for a in versions {
+        for b in versions {
+            assert_eq!(
+                rpmostree_dnf::vercmp(a, b),
+                rpmostree_dnf::librpm_vercmp(a, b),
+                "vercmp({a:?}, {b:?})"
+            );
+            assert_eq!(
+                evr_cmp(a, b),
+                rpmostree_dnf::librpm_evr_cmp(a, b),
+                "evr_cmp({a:?}, {b:?})"
+            );
+        }
+    }
+}
+
+/// The helper protocol answers a request read from its input with JSON lines.
+#[test]
+fn the_helper_protocol_answers_a_request() {
+    use rpmostree_dnf::protocol::{Message, Reply, Request, serve};
+    let tmp = TempDir::new("helper-protocol");
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("root/etc/yum.repos.d")).unwrap();
+    std::fs::write(
+        dir.join("root/etc/yum.repos.d/x.repo"),
+        "[x]\nname=X\nbaseurl=file:///nonexistent\n",
+    )
+    .unwrap();
+    let request = Request::ListRepos {
+        options: ContextOptions {
+            repos_dir: dir.join("root/etc/yum.repos.d"),
+            source_root: dir.join("root"),
+            cache_dir: dir.join("cache/repomd"),
+            solv_dir: dir.join("cache/solv"),
+            lock_dir: dir.join("lock"),
+            releasever: Some("1".into()),
+        },
+    };
+    let input = serde_json::to_vec(&request).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(serve(&input[..], &mut out), 0);
+    let text = String::from_utf8_lossy(&out);
+    let last: Message = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    match last {
+        Message::Reply(Reply::Repos(repos)) => {
+            assert_eq!(repos.len(), 1);
+            assert_eq!(repos[0].id, "x");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // rpmdb.
 

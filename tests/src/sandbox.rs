@@ -264,6 +264,11 @@ impl Sandbox {
     fn install_daemon(&mut self, bin: &Path, options: &SandboxOptions) -> Result<(), HarnessError> {
         let copy = self.daemon_copy();
         link_or_copy(bin, &copy)?;
+        // The daemon runs its package helper from its own directory.
+        let helper = bin.with_file_name("rpm-ostreed-dnf");
+        if helper.is_file() {
+            link_or_copy(&helper, &copy.with_file_name("rpm-ostreed-dnf"))?;
+        }
         let log = self.dir.join("daemon.log");
         polkit::write_file(&log, "", false)?;
 

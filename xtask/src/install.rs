@@ -85,6 +85,12 @@ pub(crate) fn install_tree(root: &Path, args: &[String]) -> Result<Vec<String>, 
     let cli = dest(&format!("{prefix}/bin/rpm-ostree"));
     copy(&bin.join("rpm-ostree"), &cli, 0o755)?;
     copy(&bin.join("rpm-ostreed"), &dest(&libexec), 0o755)?;
+    // The daemon's libdnf helper lives next to it.
+    copy(
+        &bin.join("rpm-ostreed-dnf"),
+        &dest(&format!("{prefix}/libexec/rpm-ostreed-dnf")),
+        0o755,
+    )?;
     copy(
         &data.join("org.projectatomic.rpmostree1.conf"),
         &dest(&format!(
@@ -200,6 +206,7 @@ mod tests {
         for expected in [
             "/usr/bin/rpm-ostree",
             "/usr/libexec/rpm-ostreed",
+            "/usr/libexec/rpm-ostreed-dnf",
             "/usr/share/dbus-1/system.d/org.projectatomic.rpmostree1.conf",
             "/usr/share/dbus-1/system-services/org.projectatomic.rpmostree1.service",
             "/usr/share/polkit-1/actions/org.projectatomic.rpmostree1.policy",

@@ -1,13 +1,16 @@
 //! rpm-md repositories of a deployment: the `.repo` files of its `/etc/yum.repos.d`, their
 //! metadata cached in the system's `/var/cache/rpm-ostree`, and the queries answered from that
-//! cache (never from the network). Everything here runs on the libdnf thread.
+//! cache (never from the network). The libdnf work itself runs in the helper process.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, anyhow};
-use rpmostree_dnf::{
-    Advisory, CachePolicy, Context, ContextOptions, Package, RepoInfo, RepoUpdate,
-};
+use anyhow::{Result, anyhow};
+use rpmostree_dnf::protocol::{Message, Reply, Request};
+use rpmostree_dnf::{Advisory, ContextOptions, Package, RepoInfo, RepoUpdate};
+
+pub(crate) use rpmostree_dnf::protocol::Query;
+
+use super::helper;
 
 /// Where a deployment's repositories and their caches are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,16 +42,11 @@ impl RepoSetup {
     fn has_repos(&self) -> bool {
         self.root.join("etc/yum.repos.d").is_dir()
     }
+}
 
-    fn context(&self) -> Result<Context> {
-        Context::new(&self.options()).map_err(|e| anyhow!("{e}"))
-    }
-
-    fn loaded(&self) -> Result<Context> {
-        let mut ctx = self.context()?;
-        ctx.load_cached(false).map_err(|e| anyhow!("{e}"))?;
-        Ok(ctx)
-    }
+/// An answer of another kind than the request asked for.
+fn unexpected(reply: Reply) -> anyhow::Error {
+    anyhow!("the package helper answered with {reply:?}")
 }
 
 /// `VERSION_ID` of the os-release under `root` (`/etc/os-release`, else
@@ -71,46 +69,53 @@ pub(crate) fn list(setup: &RepoSetup) -> Result<Vec<RepoInfo>> {
     if !setup.has_repos() {
         return Ok(Vec::new());
     }
-    Ok(setup.context()?.repos())
+    match helper::call_simple(&Request::ListRepos {
+        options: setup.options(),
+    })? {
+        Reply::Repos(repos) => Ok(repos),
+        other => Err(unexpected(other)),
+    }
 }
 
 /// Sets `enabled` of repository `id` in its `.repo` file.
 pub(crate) fn set_enabled(setup: &RepoSetup, id: &str, enabled: bool) -> Result<()> {
-    setup
-        .context()?
-        .set_enabled(id, enabled)
-        .map_err(|e| anyhow!("{e}"))
+    if !setup.has_repos() {
+        return Err(anyhow!("Yum repo '{id}' not found"));
+    }
+    match helper::call_simple(&Request::SetEnabled {
+        options: setup.options(),
+        id: id.to_owned(),
+        enabled,
+    })? {
+        Reply::Done => Ok(()),
+        other => Err(unexpected(other)),
+    }
 }
 
 /// Downloads the metadata of every enabled repository whose cache is stale (all of them with
-/// `force`), reporting `(repository, percent)` as it goes.
+/// `force`), reporting `(repository, percent)` as it goes; `cancelled` stops it at once.
 pub(crate) fn refresh(
     setup: &RepoSetup,
     force: bool,
     progress: &mut dyn FnMut(&str, u32),
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<Vec<RepoUpdate>> {
     if !setup.has_repos() {
         return Ok(Vec::new());
     }
-    let mut ctx = setup.context()?;
-    let policy = if force {
-        CachePolicy::Never
-    } else {
-        CachePolicy::Default
+    let request = Request::Refresh {
+        options: setup.options(),
+        force,
     };
-    ctx.update_metadata(policy, progress)
-        .map_err(|e| anyhow!("{e}"))
-}
-
-/// A query over the cached metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Query {
-    /// `GetPackages`: the newest packages of these names.
-    Names(Vec<String>),
-    /// `WhatProvides`: the newest packages providing these capabilities.
-    Provides(Vec<String>),
-    /// `Search`: name and summary matches in upstream's three groups.
-    Search(Vec<String>),
+    let mut on_message = |m: &Message| {
+        if let Message::Progress { repo, percent } = m {
+            progress(repo, *percent);
+        }
+    };
+    match helper::call(&request, &mut on_message, cancelled)? {
+        Reply::Updates(updates) => Ok(updates),
+        other => Err(unexpected(other)),
+    }
 }
 
 /// Answers `query` from the cached metadata: `(key, package)` pairs, where the key is the
@@ -124,22 +129,17 @@ pub(crate) fn query(setup: &RepoSetup, query: &Query) -> Result<Vec<(Option<Stri
     if !setup.has_repos() {
         return Ok(Vec::new());
     }
-    let ctx = setup.loaded()?;
-    let keyed = |v: Vec<(String, Package)>| v.into_iter().map(|(k, p)| (Some(k), p)).collect();
-    Ok(match query {
-        Query::Names(names) => keyed(ctx.packages_by_name(names).map_err(|e| anyhow!("{e}"))?),
-        Query::Search(terms) => keyed(ctx.search(terms).map_err(|e| anyhow!("{e}"))?),
-        Query::Provides(caps) => ctx
-            .what_provides(caps)
-            .map_err(|e| anyhow!("{e}"))?
-            .into_iter()
-            .map(|p| (None, p))
-            .collect(),
-    })
+    match helper::call_simple(&Request::Query {
+        options: setup.options(),
+        query: query.clone(),
+    })? {
+        Reply::Found(found) => Ok(found),
+        other => Err(unexpected(other)),
+    }
 }
 
-/// The security advisories the cached metadata has for `packages`; `refresh` first updates
-/// stale metadata (a failure there is reported through `warn` and the cache is used as it is).
+/// The security advisories the cached metadata has for `packages`; `refresh_first` updates
+/// stale metadata first. Problems with the metadata are reported through `warn`, never fatal.
 pub(crate) fn advisories(
     setup: &RepoSetup,
     packages: &[Package],
@@ -149,19 +149,20 @@ pub(crate) fn advisories(
     if packages.is_empty() || !setup.has_repos() {
         return Ok(Vec::new());
     }
-    let mut ctx = setup.context()?;
-    if refresh_first && let Err(e) = ctx.update_metadata(CachePolicy::Default, &mut |_, _| {}) {
-        warn(&format!(
-            "{e}; advisories come from the metadata cached before"
-        ));
+    let request = Request::Advisories {
+        options: setup.options(),
+        packages: packages.to_vec(),
+        refresh: refresh_first,
+    };
+    let mut on_message = |m: &Message| {
+        if let Message::Warning(w) = m {
+            warn(w);
+        }
+    };
+    match helper::call(&request, &mut on_message, &|| false)? {
+        Reply::Advisories(found) => Ok(found),
+        other => Err(unexpected(other)),
     }
-    if let Err(e) = ctx.load_cached(false) {
-        warn(&format!("No advisories: {e}"));
-        return Ok(Vec::new());
-    }
-    ctx.advisories(packages)
-        .map_err(|e| anyhow!("{e}"))
-        .context("looking up advisories")
 }
 
 #[cfg(test)]
@@ -179,7 +180,7 @@ mod tests {
             lock_dir: dir.join("lock"),
         };
         assert!(list(&setup).is_ok_and(|r| r.is_empty()));
-        assert!(refresh(&setup, true, &mut |_, _| {}).is_ok_and(|r| r.is_empty()));
+        assert!(refresh(&setup, true, &mut |_, _| {}, &|| false).is_ok_and(|r| r.is_empty()));
         let q = query(&setup, &Query::Names(vec!["x".into()]));
         assert!(q.is_ok_and(|r| r.is_empty()));
         assert!(!dir.join("root/etc/yum.repos.d").exists());

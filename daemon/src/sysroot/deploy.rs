@@ -576,7 +576,7 @@ pub(crate) fn modify_yum_repo(
     };
     op.check_cancelled()?;
     let id = repo.to_owned();
-    crate::rpm::run_blocking(move || crate::rpm::repos::set_enabled(&setup, &id, enabled))?;
+    crate::rpm::repos::set_enabled(&setup, &id, enabled)?;
     let state = if enabled { "enabled" } else { "disabled" };
     op.progress
         .message(&format!("Repository '{repo}' is now {state}."));
@@ -830,19 +830,19 @@ pub(crate) fn refresh_md(op: &Op<'_>, osname: &str, force: bool) -> Result<Repor
         repo_setup_for(op.path, &sysroot, osname)?
     };
     op.check_cancelled()?;
-    let progress = std::sync::Arc::clone(&op.progress);
-    let updates = crate::rpm::run_blocking(move || {
-        let mut last: Option<(String, u32)> = None;
-        crate::rpm::repos::refresh(&setup, force, &mut |repo, percent| {
-            if last.as_ref() != Some(&(repo.to_owned(), percent)) {
-                progress.percent(&format!("Updating metadata for '{repo}'"), percent);
-                last = Some((repo.to_owned(), percent));
-            }
-        })
-    });
+    let updates = crate::rpm::repos::refresh(
+        &setup,
+        force,
+        &mut |repo, percent| {
+            op.progress
+                .percent(&format!("Updating metadata for '{repo}'"), percent)
+        },
+        &|| ostree::prelude::CancellableExt::is_cancelled(op.cancellable),
+    );
     op.progress.progress_end();
-    let updates = updates?;
+    // A cancel kills the helper: report it as every operation reports a cancel.
     op.check_cancelled()?;
+    let updates = updates?;
     if updates.is_empty() {
         op.progress.message("No enabled rpm-md repositories.");
         return Ok(Report::unchanged("no enabled rpm-md repositories"));

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use ostree::{gio, glib, prelude::*};
+use rpmostree_dnf::protocol::{Reply, Request};
 
 use super::ops::cache_dir;
 use crate::rpm::{
@@ -50,10 +51,14 @@ struct TempRoot(PathBuf);
 impl TempRoot {
     fn new(repo: &ostree::Repo) -> Result<Self> {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let base = repo
+        // libostree may name the repository `/proc/self/fd/N`; the helper process that
+        // reads the copy needs the real path.
+        let repo_path = repo
             .path()
             .path()
-            .ok_or_else(|| anyhow!("the repository has no local path"))?
+            .ok_or_else(|| anyhow!("the repository has no local path"))?;
+        let base = std::fs::canonicalize(&repo_path)
+            .with_context(|| format!("resolving {}", repo_path.display()))?
             .join("tmp");
         let dir = base.join(format!(
             "rpmostree-rpmdb-{}-{}",
@@ -111,12 +116,24 @@ fn copy_rpmdb(repo: &ostree::Repo, checksum: &str, dest: &Path) -> Result<bool> 
             continue;
         }
         let name = info.name();
-        let (bytes, _) = dir
+        // Read the object itself: a repository file's stream is not the GFileInputStream
+        // that `g_file_read` and `g_file_load_contents` promise.
+        let checksum = dir
             .child(&name)
-            .load_contents(gio::Cancellable::NONE)
+            .downcast::<ostree::RepoFile>()
+            .map_err(|_| anyhow!("{} is not a repository file", name.display()))?
+            .checksum();
+        let (stream, _, _) = repo
+            .load_file(&checksum, gio::Cancellable::NONE)
             .map_err(|_| not_here())?;
+        let mut stream = stream
+            .ok_or_else(|| anyhow!("{} has no content", name.display()))?
+            .into_read();
         let target = dest.join("usr/share/rpm").join(&name);
-        std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
+        let mut out = std::fs::File::create(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        std::io::copy(&mut stream, &mut out)
+            .with_context(|| format!("writing {}", target.display()))?;
     }
     Ok(true)
 }
@@ -131,11 +148,15 @@ pub(crate) fn for_commit(repo: &ostree::Repo, checksum: &str) -> Result<Vec<Pack
             if !copy_rpmdb(repo, checksum, &tmp.0)? {
                 return Ok(Vec::new());
             }
-            let root = tmp.0.clone();
-            rpm::run_blocking(move || {
-                rpmostree_dnf::rpmdb_packages(&root).map_err(|e| anyhow!("{e}"))
-            })
-            .with_context(|| format!("reading the package database of commit {checksum}"))?
+            let request = Request::RpmdbPackages {
+                root: tmp.0.clone(),
+            };
+            match rpm::helper::call_simple(&request)
+                .with_context(|| format!("reading the package database of commit {checksum}"))?
+            {
+                Reply::Packages(list) => list,
+                other => bail!("the package helper answered with {other:?}"),
+            }
         }
     };
     diff::sort(&mut list);
@@ -249,18 +270,8 @@ pub(crate) fn update_packages(
     let new: Vec<Package> = diff.modified.iter().map(|(_, n)| n.clone()).collect();
     let advisories = match setup {
         Some(setup) if !new.is_empty() => {
-            let found = rpm::run_blocking(move || {
-                let mut warnings = Vec::new();
-                let found = rpm::repos::advisories(&setup, &new, refresh, &mut |w| {
-                    warnings.push(w.to_owned())
-                })?;
-                Ok((found, warnings))
-            });
-            match found {
-                Ok((found, warnings)) => {
-                    warnings.iter().for_each(|w| warn(w));
-                    advisories_variant(&found)
-                }
+            match rpm::repos::advisories(&setup, &new, refresh, &mut |w| warn(w)) {
+                Ok(found) => advisories_variant(&found),
                 Err(e) => {
                     warn(&format!("No advisories: {e:#}"));
                     None

@@ -213,6 +213,25 @@ fn db_diff_list_and_version_of_commits() {
     expected.sort();
     assert_eq!(listed, expected);
 
+    // A commit without package-list metadata: its rpmdb is read (through the package helper).
+    sb.ostree(&["pull", "--subpath=/usr/share/rpm", "origin", "testos/devel"])
+        .unwrap();
+    let out = cli_ok(
+        &sb,
+        &["db", "list", "--sysroot", &sysroot, "origin:testos/devel"],
+    );
+    let listed: Vec<&str> = out.lines().skip(1).map(str::trim).collect();
+    assert_eq!(
+        listed,
+        [
+            "base-files-1.0-1.noarch",
+            "libfoo-2.0-1.noarch",
+            "newtool-1.0-1.noarch",
+            "testos-release-10.0-1.noarch"
+        ],
+        "{out}"
+    );
+
     let out = cli_ok(&sb, &["db", "version", "--sysroot", &sysroot, &old, &new]);
     let versions: Vec<&str> = out
         .lines()

@@ -536,3 +536,77 @@ fn rpm_md_repositories_metadata_and_queries() {
         assert!(os.get_packages(&["hello"]).await.is_err());
     });
 }
+
+/// Whether a package helper of the sandbox is still running.
+fn helper_running(sb: &rpmostree_tests::Sandbox) -> bool {
+    let helper = sb.dir().join("bin/rpm-ostreed-dnf");
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|exe| exe == helper))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn a_cancelled_refresh_stops_at_once_and_keeps_the_cache() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    let server = rpmostree_tests::HttpServer::start(sb.rpmmd_repo(), None).unwrap();
+    let repo_file = sb
+        .admin_deployments()
+        .unwrap()
+        .first()
+        .map(|d| {
+            sb.sysroot().join(format!(
+                "ostree/deploy/testos/deploy/{}.{}/etc/yum.repos.d/testos.repo",
+                d.checksum, d.serial
+            ))
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(&repo_file).unwrap();
+    let file_url = format!("baseurl=file://{}\n", sb.rpmmd_repo().display());
+    std::fs::write(
+        &repo_file,
+        text.replace(&file_url, &format!("baseurl={}/\n", server.url())),
+    )
+    .unwrap();
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        refresh(&os, false).await.unwrap();
+        assert_eq!(os.get_packages(&["hello"]).await.unwrap().len(), 1);
+
+        // Now a forced refresh at 64 bytes per second: minutes of work, cancelled early.
+        server.set_rate(Some(64));
+        let mut txn = os
+            .refresh_md_transaction(&RefreshMdOptions::new().force(true))
+            .await
+            .unwrap();
+        let proxy = txn.proxy.clone();
+        let sent = server.bytes_sent();
+        let running = tokio::spawn(async move {
+            let result = txn.run(|_| {}).await;
+            (result, std::time::Instant::now())
+        });
+        wait_for("the download to start", Duration::from_secs(30), || async {
+            server.bytes_sent() > sent
+        })
+        .await;
+        assert!(helper_running(&sb), "the helper downloads");
+        let cancelled_at = std::time::Instant::now();
+        proxy.cancel().await.unwrap();
+        let (result, finished_at) = running.await.unwrap();
+        let took = finished_at - cancelled_at;
+        assert!(took < Duration::from_secs(2), "Cancel took {took:?}");
+        let err = result.unwrap_err();
+        assert!(err.message().contains("cancelled"), "{err}");
+        assert!(!helper_running(&sb), "the helper was stopped");
+        // The cache from before still answers.
+        server.set_rate(None);
+        assert_eq!(os.get_packages(&["hello"]).await.unwrap().len(), 1);
+    });
+}

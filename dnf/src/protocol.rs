@@ -1,0 +1,244 @@
+//! The protocol of `rpm-ostreed-dnf`, the helper process that does all libdnf work for the
+//! daemon: one [`Request`] as JSON on its stdin, then [`Message`] JSON lines on its stdout,
+//! the last one a reply or an error.
+//!
+//! Keeping libdnf in its own short-lived process keeps its libraries out of the daemon (its
+//! start-up and idle memory), makes a refresh cancellable (the daemon kills the helper), and
+//! turns a crash in the C libraries into an error instead of a dead daemon. The types here are
+//! plain data; only [`serve`] calls into libdnf.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Advisory, CachePolicy, Context, ContextOptions, Error, Package, RepoInfo, RepoUpdate};
+
+/// What the helper is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// The packages of the rpmdb under a tree ([`crate::rpmdb_packages`]).
+    RpmdbPackages {
+        /// The tree.
+        root: PathBuf,
+    },
+    /// Every configured repository.
+    ListRepos {
+        /// Where the repositories and caches are.
+        options: ContextOptions,
+    },
+    /// Turns a repository on or off in its `.repo` file.
+    SetEnabled {
+        /// Where the repositories and caches are.
+        options: ContextOptions,
+        /// The repository id.
+        id: String,
+        /// The new `enabled`.
+        enabled: bool,
+    },
+    /// Downloads stale metadata (all of it with `force`).
+    Refresh {
+        /// Where the repositories and caches are.
+        options: ContextOptions,
+        /// Download even fresh metadata.
+        force: bool,
+    },
+    /// A query over the cached metadata.
+    Query {
+        /// Where the repositories and caches are.
+        options: ContextOptions,
+        /// The query.
+        query: Query,
+    },
+    /// The security advisories covering `packages`, refreshing stale metadata first with
+    /// `refresh` (a failure there is only a warning).
+    Advisories {
+        /// Where the repositories and caches are.
+        options: ContextOptions,
+        /// The packages.
+        packages: Vec<Package>,
+        /// Refresh stale metadata first.
+        refresh: bool,
+    },
+}
+
+/// A query over cached metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    /// `GetPackages`: the newest packages of these names.
+    Names(Vec<String>),
+    /// `WhatProvides`: the newest packages providing these capabilities.
+    Provides(Vec<String>),
+    /// `Search`: name and summary matches in upstream's three groups.
+    Search(Vec<String>),
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// `RpmdbPackages`.
+    Packages(Vec<Package>),
+    /// `ListRepos`.
+    Repos(Vec<RepoInfo>),
+    /// `SetEnabled`.
+    Done,
+    /// `Refresh`.
+    Updates(Vec<RepoUpdate>),
+    /// `Query`: (key, package) pairs; the key is the queried name (`Names`), the match group
+    /// (`Search`) or none (`Provides`).
+    Found(Vec<(Option<String>, Package)>),
+    /// `Advisories`.
+    Advisories(Vec<Advisory>),
+}
+
+/// One line of the helper's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Download progress of one repository.
+    Progress {
+        /// The repository id.
+        repo: String,
+        /// Completion, 0 to 100.
+        percent: u32,
+    },
+    /// Something worth telling the user that does not fail the request.
+    Warning(String),
+    /// The answer; the last line.
+    Reply(Reply),
+    /// The request failed; the last line.
+    Error(String),
+}
+
+/// Runs one request: reads it from `input`, writes the messages to `output`. Returns the exit
+/// status for the helper (0 when a reply was written).
+pub fn serve(input: impl BufRead, mut output: impl Write) -> i32 {
+    let mut emit = |m: &Message| {
+        if let Ok(line) = serde_json::to_string(m) {
+            let _ = writeln!(output, "{line}");
+            let _ = output.flush();
+        }
+    };
+    let request: Result<Request, String> = serde_json::from_reader(input)
+        .map_err(|e| format!("the package helper got a bad request: {e}"));
+    let result = request.and_then(|r| answer(&r, &mut emit).map_err(|e| e.to_string()));
+    match result {
+        Ok(reply) => {
+            emit(&Message::Reply(reply));
+            0
+        }
+        Err(e) => {
+            emit(&Message::Error(e));
+            1
+        }
+    }
+}
+
+fn answer(request: &Request, emit: &mut dyn FnMut(&Message)) -> Result<Reply, Error> {
+    Ok(match request {
+        Request::RpmdbPackages { root } => Reply::Packages(crate::rpmdb_packages(root)?),
+        Request::ListRepos { options } => Reply::Repos(Context::new(options)?.repos()),
+        Request::SetEnabled {
+            options,
+            id,
+            enabled,
+        } => {
+            Context::new(options)?.set_enabled(id, *enabled)?;
+            Reply::Done
+        }
+        Request::Refresh { options, force } => {
+            let policy = if *force {
+                CachePolicy::Never
+            } else {
+                CachePolicy::Default
+            };
+            let mut last = None;
+            let updates =
+                Context::new(options)?.update_metadata(policy, &mut |repo, percent| {
+                    if last.as_ref() != Some(&(repo.to_owned(), percent)) {
+                        last = Some((repo.to_owned(), percent));
+                        emit(&Message::Progress {
+                            repo: repo.to_owned(),
+                            percent,
+                        });
+                    }
+                })?;
+            Reply::Updates(updates)
+        }
+        Request::Query { options, query } => {
+            let mut ctx = Context::new(options)?;
+            ctx.load_cached(false)?;
+            let keyed =
+                |v: Vec<(String, Package)>| v.into_iter().map(|(k, p)| (Some(k), p)).collect();
+            Reply::Found(match query {
+                Query::Names(names) => keyed(ctx.packages_by_name(names)?),
+                Query::Search(terms) => keyed(ctx.search(terms)?),
+                Query::Provides(caps) => ctx
+                    .what_provides(caps)?
+                    .into_iter()
+                    .map(|p| (None, p))
+                    .collect(),
+            })
+        }
+        Request::Advisories {
+            options,
+            packages,
+            refresh,
+        } => {
+            let mut ctx = Context::new(options)?;
+            if *refresh && let Err(e) = ctx.update_metadata(CachePolicy::Default, &mut |_, _| {}) {
+                emit(&Message::Warning(format!(
+                    "{e}; advisories come from the metadata cached before"
+                )));
+                // A failed refresh leaves the context unusable for loading; start again.
+                ctx = Context::new(options)?;
+            }
+            if let Err(e) = ctx.load_cached(false) {
+                emit(&Message::Warning(format!("No advisories: {e}")));
+                return Ok(Reply::Advisories(Vec::new()));
+            }
+            Reply::Advisories(ctx.advisories(packages)?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_messages_round_trip_as_json_lines() {
+        let request = Request::Query {
+            options: ContextOptions {
+                repos_dir: "/r".into(),
+                source_root: "/".into(),
+                cache_dir: "/c".into(),
+                solv_dir: "/s".into(),
+                lock_dir: "/l".into(),
+                releasever: Some("1".into()),
+            },
+            query: Query::Search(vec!["hello".into()]),
+        };
+        let text = serde_json::to_string(&request).unwrap_or_default();
+        assert!(!text.contains('\n'));
+        assert_eq!(serde_json::from_str::<Request>(&text).ok(), Some(request));
+        let m = Message::Progress {
+            repo: "testos".into(),
+            percent: 50,
+        };
+        let text = serde_json::to_string(&m).unwrap_or_default();
+        assert_eq!(serde_json::from_str::<Message>(&text).ok(), Some(m));
+    }
+
+    #[test]
+    fn a_bad_request_is_an_error_line_and_a_failure() {
+        let mut out = Vec::new();
+        let status = serve(&b"{\"Nope\": 1}"[..], &mut out);
+        assert_eq!(status, 1);
+        let line = String::from_utf8_lossy(&out);
+        let m: Option<Message> = serde_json::from_str(line.trim()).ok();
+        assert!(
+            matches!(&m, Some(Message::Error(e)) if e.contains("bad request")),
+            "{line}"
+        );
+    }
+}
