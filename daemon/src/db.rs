@@ -100,7 +100,7 @@ fn answer(sysroot_path: &Path, query: &DbQuery) -> Result<Value> {
             let commits = revisions
                 .into_iter()
                 .map(|(rev, checksum)| {
-                    let list = packages::for_commit(&repo, &checksum)?;
+                    let list = packages::for_commit(&repo, &checksum)?.unwrap_or_default();
                     let packages: Vec<Value> = list
                         .iter()
                         .filter(|p| patterns.is_empty() || patterns.iter().any(|m| matches(p, m)))
@@ -124,7 +124,15 @@ fn answer(sysroot_path: &Path, query: &DbQuery) -> Result<Value> {
                 .iter()
                 .map(|rev| {
                     let checksum = resolve(&repo, rev)?;
-                    let list = packages::for_commit(&repo, &checksum)?;
+                    let mut list = packages::for_commit(&repo, &checksum)?
+                        .ok_or_else(|| anyhow!("No package database found in commit {checksum}"))?;
+                    // Upstream's order: by name, then version.
+                    list.sort_by(|a, b| {
+                        a.name
+                            .cmp(&b.name)
+                            .then_with(|| rpmostree_dnf::evr_cmp(&a.evr(), &b.evr()))
+                            .then_with(|| a.arch.cmp(&b.arch))
+                    });
                     Ok(json!({
                         "rev": rev,
                         "checksum": checksum,
@@ -195,15 +203,17 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
-/// rpm-ostree's `rpmdbv`: the number of packages and a SHA-256 over their `E:N-V-R.A`, in
-/// list order.
+/// rpm-ostree's `rpmdbv`: the number of packages and a SHA-256 over each one's
+/// `[E:]N-V-R.A` (no epoch when it is 0), in list order.
 fn rpmdb_version(list: &[Package]) -> String {
     let mut hasher = Sha256::new();
     for p in list {
-        hasher.update(format!(
-            "{}:{}-{}-{}.{}",
-            p.epoch, p.name, p.version, p.release, p.arch
-        ));
+        let envra = format!("{}-{}-{}.{}", p.name, p.version, p.release, p.arch);
+        if p.epoch == 0 {
+            hasher.update(envra);
+        } else {
+            hasher.update(format!("{}:{envra}", p.epoch));
+        }
     }
     let digest: String = hasher
         .finalize()

@@ -151,7 +151,17 @@ impl CacheBackup {
         let mut name = location.clone().into_os_string();
         name.push(".rpmostree-backup");
         let backup = PathBuf::from(name);
+        // A backup left by a helper that was killed: when the cache itself is gone (killed
+        // between libdnf's removal of the old cache and its rename of the new one), the backup
+        // is the only good copy and comes back; otherwise the cache is whole and the backup
+        // is stale. libdnf's own half-written download directory goes either way.
+        if backup.is_dir() && !location.exists() {
+            let _ = fs::rename(&backup, &location);
+        }
         let _ = fs::remove_dir_all(&backup);
+        let mut tmp = location.clone().into_os_string();
+        tmp.push(".tmp");
+        let _ = fs::remove_dir_all(PathBuf::from(tmp));
         let backup = location.is_dir().then_some(backup).filter(|backup| {
             let copied = hardlink_tree(&location, backup).is_ok();
             if !copied {
@@ -245,6 +255,17 @@ mod tests {
             1,
             "the backup was left behind"
         );
+
+        // A helper killed at the worst moment left only the backup: it comes back.
+        let backup = CacheBackup::new(cache.clone());
+        fs::remove_dir_all(&cache).expect("rm");
+        std::mem::forget(backup);
+        let again = CacheBackup::new(cache.clone());
+        assert_eq!(
+            tree(&cache),
+            [("repodata/repomd.xml".to_owned(), "new".to_owned())]
+        );
+        again.finish(true);
 
         // No cache yet: nothing to back up, nothing to restore.
         let fresh = dir.path().join("other");

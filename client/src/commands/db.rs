@@ -14,12 +14,10 @@ use crate::cli::{DbArgs, DbCommand, DbDiffFormat};
 use crate::diff::{Advisory, Package, PackageDiff, advisories_block};
 use crate::output::Style;
 
-/// Where the daemon binary is: `$RPMOSTREE_DAEMON_BIN`, else next to this executable (a
-/// build tree), else the installed `/usr/libexec/rpm-ostreed`.
+/// Where the daemon binary is: next to this executable (a build tree), else the installed
+/// `/usr/libexec/rpm-ostreed`. Never from the environment: `rpm-ostree` may run as root with
+/// a caller's environment.
 fn daemon_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("RPMOSTREE_DAEMON_BIN") {
-        return PathBuf::from(path);
-    }
     let sibling = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(|d| d.join("rpm-ostreed")));
@@ -33,6 +31,9 @@ fn daemon_binary() -> PathBuf {
 fn query(sysroot: Option<&Path>, args: &[&str]) -> Result<Value> {
     let bin = daemon_binary();
     let out = Command::new(&bin)
+        // Only what the query needs of the environment.
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .arg("--sysroot")
         .arg(sysroot.unwrap_or(Path::new("/")))
         .arg("db")

@@ -42,14 +42,11 @@ fn failed(e: anyhow::Error) -> Error {
 /// The `a(sua{sv})` package diff of the diff methods.
 type RpmDiff = Vec<(String, u32, HashMap<String, zbus::OwnedVariant>)>;
 
-/// Runs sysroot work off the executor.
+/// Runs package work that reads the sysroot off the executor, in the package queue.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Failed(format!("the work failed: {e}")))?
-        .map_err(failed)
+    rpm::run(f).await.map_err(failed)
 }
 
 /// The diff methods take packages a hypothetical deployment would layer: not supported yet.
@@ -607,24 +604,25 @@ impl OSHandler for OsObject {
     ) -> Result<String, Error> {
         let caller = self.authorize(ctx, OSMethod::ModifyYumRepo).await?;
         bounded("repository id", &repo_id)?;
+        // Checked before any transaction exists, with upstream's words (upstream checks in
+        // the transaction).
         let mut enabled = None;
         for (key, value) in &settings {
             match (key.as_str(), value.as_str()) {
                 ("enabled", "1") => enabled = Some(true),
                 ("enabled", "0") => enabled = Some(false),
-                ("enabled", other) => {
-                    return Err(Error::InvalidArgs(format!(
-                        "Invalid value '{other}' for 'enabled': expected 0 or 1"
-                    )));
+                ("enabled", _) => {
+                    return Err(Error::gio_failed(
+                        "Only '0' and '1' are allowed for the 'enabled' key",
+                    ));
                 }
                 (other, _) => {
-                    return Err(Error::gio_failed(format!("Changing '{other}' not allowed")));
+                    return Err(Error::gio_failed(format!(
+                        "Changing '{other}' not allowed in yum .repo files"
+                    )));
                 }
             }
         }
-        let enabled = enabled.ok_or_else(|| {
-            Error::InvalidArgs("ModifyYumRepo needs a setting: only 'enabled' may change".into())
-        })?;
         let setup = self.repo_setup()?;
         let known = rpm::run({
             let setup = setup.clone();
@@ -640,7 +638,7 @@ impl OSHandler for OsObject {
             repo: repo_id.clone(),
             enabled,
         };
-        let args = format!("{repo_id}|{enabled}");
+        let args = format!("{repo_id}|{enabled:?}");
         self.begin(
             caller,
             "ModifyYumRepo",

@@ -49,6 +49,10 @@ pub(crate) fn call(
     let path = helper_path()?;
     let mut child = Running(
         Command::new(&path)
+            // Nothing of the caller's environment reaches librpm (`~/.rpmmacros` can run
+            // shell commands): `rpm-ostreed db` runs as whoever calls the CLI.
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

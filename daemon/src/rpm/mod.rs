@@ -14,10 +14,17 @@ pub(crate) mod repos;
 
 use anyhow::{Result, anyhow};
 
-/// Runs blocking package work (helper calls) off the async executor.
+/// Runs blocking package work (helper calls) off the async executor, one job at a time: the
+/// queries need no authorization, as upstream's, so any local user could otherwise start
+/// hundreds of helpers at once (upstream answers them one by one as well).
 pub(crate) async fn run<R: Send + 'static>(
     f: impl FnOnce() -> Result<R> + Send + 'static,
 ) -> Result<R> {
+    static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _permit = ONE_AT_A_TIME
+        .acquire()
+        .await
+        .map_err(|e| anyhow!("the package queue is closed: {e}"))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| anyhow!("the package job failed: {e}"))?

@@ -145,6 +145,7 @@ pub(crate) fn advisories(
     packages: &[Package],
     refresh_first: bool,
     warn: &mut dyn FnMut(&str),
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<Vec<Advisory>> {
     if packages.is_empty() || !setup.has_repos() {
         return Ok(Vec::new());
@@ -159,7 +160,7 @@ pub(crate) fn advisories(
             warn(w);
         }
     };
-    match helper::call(&request, &mut on_message, &|| false)? {
+    match helper::call(&request, &mut on_message, cancelled)? {
         Reply::Advisories(found) => Ok(found),
         other => Err(unexpected(other)),
     }

@@ -550,7 +550,8 @@ fn cache_staged_update(
     let (version, timestamp, _) = super::commit_info(&repo, target)?;
     let setup = repo_setup_for(op.path, sysroot, &osname)?;
     let warn = |w: &str| tracing::info!("{w}");
-    let packages = packages::update_packages(&repo, &base, target, Some(setup), false, &warn)?;
+    let packages =
+        packages::update_packages(&repo, &base, target, Some(setup), false, &warn, &|| false)?;
     let check = UpdateCheck {
         checksum: target.to_owned(),
         version,
@@ -568,15 +569,18 @@ pub(crate) fn modify_yum_repo(
     op: &Op<'_>,
     osname: &str,
     repo: &str,
-    enabled: bool,
+    enabled: Option<bool>,
 ) -> Result<Report> {
     let setup = {
         let sysroot = super::open(op.path, Some(op.cancellable))?;
         repo_setup_for(op.path, &sysroot, osname)?
     };
     op.check_cancelled()?;
-    let id = repo.to_owned();
-    crate::rpm::repos::set_enabled(&setup, &id, enabled)?;
+    let Some(enabled) = enabled else {
+        op.progress.message("No changes.");
+        return Ok(Report::unchanged(format!("repository {repo} unchanged")));
+    };
+    crate::rpm::repos::set_enabled(&setup, repo, enabled)?;
     let state = if enabled { "enabled" } else { "disabled" };
     op.progress
         .message(&format!("Repository '{repo}' is now {state}."));
@@ -628,7 +632,8 @@ pub(crate) fn download_diff(
                 .resolve_rev(&refspec.to_string(), false)?
                 .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
                 .to_string();
-            (head, refspec.branch.clone())
+            // The rpmdb is fetched by checksum: the branch may move meanwhile.
+            (head.clone(), head)
         }
     };
     op.check_cancelled()?;
@@ -772,14 +777,8 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
     if let Some(remote) = &refspec.remote
         && !packages::has_pkglist(&repo, &head)?
     {
-        pull(
-            op,
-            &repo,
-            remote,
-            &[&refspec.branch],
-            Fetch::Subdir(RPMDB_SUBDIR),
-            0,
-        )?;
+        // By checksum: the branch may have moved since the metadata pull.
+        pull(op, &repo, remote, &[&head], Fetch::Subdir(RPMDB_SUBDIR), 0)?;
     }
     let setup = packages::repo_setup(
         op.path,
@@ -787,7 +786,19 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
         op.path.join(sysroot.deployment_dirpath(&base)),
     );
     let warn = |w: &str| op.progress.message(w);
-    let packages = packages::update_packages(&repo, &base.csum(), &head, Some(setup), true, &warn)?;
+    let cancelled = || ostree::prelude::CancellableExt::is_cancelled(op.cancellable);
+    // Advisories come from the metadata already cached (RefreshMd): a check never waits on a
+    // metadata download (upstream's checks consult rpm-md only when packages are layered).
+    let packages = packages::update_packages(
+        &repo,
+        &base.csum(),
+        &head,
+        Some(setup),
+        false,
+        &warn,
+        &cancelled,
+    )?;
+    op.check_cancelled()?;
     Ok(Some(UpdateCheck {
         checksum: head,
         version,

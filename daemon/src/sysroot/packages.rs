@@ -45,27 +45,25 @@ pub(crate) fn has_pkglist(repo: &ostree::Repo, checksum: &str) -> Result<bool> {
     Ok(pkglist_meta(repo, checksum)?.is_some())
 }
 
-/// A private directory in the repo's `tmp` for one rpmdb copy; removed on drop.
+/// A private directory (mode 0700, in the system's temporary directory) for one rpmdb copy;
+/// removed on drop. Not in the repository: `rpm-ostreed db` runs as any user and must not
+/// write there, and the sysroot may be read-only outside the daemon.
 struct TempRoot(PathBuf);
 
 impl TempRoot {
-    fn new(repo: &ostree::Repo) -> Result<Self> {
+    fn new() -> Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
         static N: AtomicUsize = AtomicUsize::new(0);
-        // libostree may name the repository `/proc/self/fd/N`; the helper process that
-        // reads the copy needs the real path.
-        let repo_path = repo
-            .path()
-            .path()
-            .ok_or_else(|| anyhow!("the repository has no local path"))?;
-        let base = std::fs::canonicalize(&repo_path)
-            .with_context(|| format!("resolving {}", repo_path.display()))?
-            .join("tmp");
-        let dir = base.join(format!(
+        let dir = std::env::temp_dir().join(format!(
             "rpmostree-rpmdb-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
         std::fs::create_dir_all(dir.join("usr/share/rpm"))
             .with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self(dir))
@@ -139,14 +137,14 @@ fn copy_rpmdb(repo: &ostree::Repo, checksum: &str, dest: &Path) -> Result<bool> 
 }
 
 /// The packages of commit `checksum`, sorted for [`diff::diff`]: from its package-list
-/// metadata, else from the rpm database in its tree; a commit with neither has none.
-pub(crate) fn for_commit(repo: &ostree::Repo, checksum: &str) -> Result<Vec<Package>> {
+/// metadata, else from the rpm database in its tree; `None` for a commit with neither.
+pub(crate) fn for_commit(repo: &ostree::Repo, checksum: &str) -> Result<Option<Vec<Package>>> {
     let mut list = match pkglist_meta(repo, checksum)? {
         Some(list) => list,
         None => {
-            let tmp = TempRoot::new(repo)?;
+            let tmp = TempRoot::new()?;
             if !copy_rpmdb(repo, checksum, &tmp.0)? {
-                return Ok(Vec::new());
+                return Ok(None);
             }
             let request = Request::RpmdbPackages {
                 root: tmp.0.clone(),
@@ -160,12 +158,27 @@ pub(crate) fn for_commit(repo: &ostree::Repo, checksum: &str) -> Result<Vec<Pack
         }
     };
     diff::sort(&mut list);
-    Ok(list)
+    Ok(Some(list))
 }
 
-/// The package changes from commit `from` to commit `to`.
+/// The package changes from commit `from` to commit `to`; `None` when either has no package
+/// data (a diff against nothing would call every package added or removed).
+pub(crate) fn try_diff_commits(repo: &ostree::Repo, from: &str, to: &str) -> Result<Option<Diff>> {
+    let (Some(old), Some(new)) = (for_commit(repo, from)?, for_commit(repo, to)?) else {
+        return Ok(None);
+    };
+    Ok(Some(diff::diff(&old, &new)))
+}
+
+/// The package changes from commit `from` to commit `to`; an error naming the commit that
+/// has no package data, as upstream's "No package database found".
 pub(crate) fn diff_commits(repo: &ostree::Repo, from: &str, to: &str) -> Result<Diff> {
-    Ok(diff::diff(&for_commit(repo, from)?, &for_commit(repo, to)?))
+    for c in [from, to] {
+        if for_commit(repo, c)?.is_none() {
+            bail!("No package database found in commit {c}");
+        }
+    }
+    try_diff_commits(repo, from, to)?.ok_or_else(|| anyhow!("No package database found"))
 }
 
 /// The directory of a deployment under the sysroot at `sysroot`.
@@ -256,8 +269,8 @@ pub(crate) struct UpdatePackages {
 
 /// The package side of an update from `from` to `to`: their diff, and the security advisories
 /// the rpm-md metadata of `setup` has for the new versions of changed packages (refreshed first
-/// when `refresh`). Problems with the metadata are reported through `warn`, never fatal: the
-/// diff stands on its own.
+/// when `refresh`; `cancelled` stops that). Problems with the metadata, or a commit without
+/// package data, are reported through `warn`, never fatal.
 pub(crate) fn update_packages(
     repo: &ostree::Repo,
     from: &str,
@@ -265,12 +278,16 @@ pub(crate) fn update_packages(
     setup: Option<RepoSetup>,
     refresh: bool,
     warn: &dyn Fn(&str),
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<UpdatePackages> {
-    let diff = diff_commits(repo, from, to)?;
+    let Some(diff) = try_diff_commits(repo, from, to)? else {
+        warn("No package diff: a commit has no package data");
+        return Ok(UpdatePackages::default());
+    };
     let new: Vec<Package> = diff.modified.iter().map(|(_, n)| n.clone()).collect();
     let advisories = match setup {
         Some(setup) if !new.is_empty() => {
-            match rpm::repos::advisories(&setup, &new, refresh, &mut |w| warn(w)) {
+            match rpm::repos::advisories(&setup, &new, refresh, &mut |w| warn(w), cancelled) {
                 Ok(found) => advisories_variant(&found),
                 Err(e) => {
                     warn(&format!("No advisories: {e:#}"));

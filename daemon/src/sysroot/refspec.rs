@@ -55,8 +55,9 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 }
 
 fn check_ref(whole: &str, branch: &str) -> Result<()> {
+    // libostree's rule: each part starts with a letter, digit or `_` (so no `.` or `..`).
     let ok = branch.split('/').all(|part| {
-        !part.is_empty()
+        part.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
             && part
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -154,6 +155,10 @@ mod tests {
         assert!(Refspec::parse("origin:").is_err());
         assert!(Refspec::parse("ori gin:a").is_err());
         assert!(Refspec::parse("origin:a//b").is_err());
+        assert!(Refspec::parse("origin:a/../b").is_err());
+        assert!(Refspec::parse("origin:.hidden").is_err());
+        assert!(Refspec::parse("origin:-x").is_err());
+        assert!(Refspec::parse("origin:_x/1.0").is_ok());
         let t = rebase_target(Some("origin:testos/stable"), "testos/devel").unwrap();
         assert_eq!(t.to_string(), "origin:testos/devel");
         let t = rebase_target(Some("origin:testos/stable"), "other:").unwrap();

@@ -57,8 +57,8 @@ pub(crate) enum Kind {
         osname: String,
         /// The repository id.
         repo: String,
-        /// The new `enabled` value.
-        enabled: bool,
+        /// The new `enabled` value; `None` changes nothing (an empty settings dict).
+        enabled: Option<bool>,
     },
     /// `DownloadRebaseRpmDiff` and `DownloadDeployRpmDiff`: fetches what the package diff with
     /// another refspec or revision needs (commit metadata, or the rpmdb of a commit without
