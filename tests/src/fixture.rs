@@ -38,9 +38,10 @@ pub(crate) const ADVISORY_CVE: &str = "CVE-2026-0001";
 
 /// The base packages of the fixture's OS `version` (`testos-release` always matches it).
 ///
-/// 1.0 and 1.1 ship `base-files` 1.0, `libfoo` 1.0, `bar` 1.0 and `oldtool` 1.0; 2.0 (and
-/// every later stable version) upgrades `libfoo` to 2.0, downgrades `bar` to 0.9, removes
-/// `oldtool` and adds `newtool` 1.0; devel 10.0 has `base-files`, `libfoo` 2.0 and `newtool`.
+/// 1.0 and 1.1 ship `base-files` 1.0, `libfoo` 1.0, `bar` 1.0, `oldtool` 1.0, `clock`
+/// 1:2.0 and `tilde` 1.0~rc1; 2.0 (and every later stable version) upgrades `libfoo` to 2.0,
+/// `clock` to 2:1.0 (by epoch) and `tilde` to 1.0, downgrades `bar` to 0.9, removes `oldtool`
+/// and adds `newtool` 1.0; devel 10.0 has `base-files`, `libfoo` 2.0 and `newtool`.
 pub(crate) fn packages_for(version: &str) -> Vec<RpmSpec> {
     let release = RpmSpec::new("testos-release", version, "1")
         .summary("TestOS release files")
@@ -52,9 +53,18 @@ pub(crate) fn packages_for(version: &str) -> Vec<RpmSpec> {
             libfoo("1.0"),
             RpmSpec::new("bar", "1.0", "1"),
             RpmSpec::new("oldtool", "1.0", "1"),
+            RpmSpec::new("clock", "2.0", "1").epoch(1),
+            RpmSpec::new("tilde", "1.0~rc1", "1"),
         ]),
         "10.0" => set.extend([libfoo("2.0"), newtool()]),
-        _ => set.extend([libfoo("2.0"), RpmSpec::new("bar", "0.9", "1"), newtool()]),
+        _ => set.extend([
+            libfoo("2.0"),
+            RpmSpec::new("bar", "0.9", "1"),
+            newtool(),
+            // An upgrade by epoch alone (the version goes down), and one from a pre-release.
+            RpmSpec::new("clock", "1.0", "1").epoch(2),
+            RpmSpec::new("tilde", "1.0", "1"),
+        ]),
     }
     set
 }

@@ -33,6 +33,7 @@ mod process;
 pub mod rpms;
 mod sandbox;
 mod status;
+pub mod truth;
 
 pub use error::HarnessError;
 pub use http::HttpServer;
@@ -76,27 +77,22 @@ pub type PackageChange = (String, u32, Option<String>, Option<String>);
 /// kind, then name.
 pub fn fixture_update_changes() -> Vec<PackageChange> {
     let nevra = |n: &str, evr: &str| Some(format!("{n}-{evr}.noarch"));
+    let change = |n: &str, kind: u32, old: Option<&str>, new: Option<&str>| -> PackageChange {
+        (
+            n.to_owned(),
+            kind,
+            old.and_then(|e| nevra(n, e)),
+            new.and_then(|e| nevra(n, e)),
+        )
+    };
     vec![
-        ("newtool".into(), 0, None, nevra("newtool", "1.0-1")),
-        ("oldtool".into(), 1, nevra("oldtool", "1.0-1"), None),
-        (
-            "libfoo".into(),
-            2,
-            nevra("libfoo", "1.0-1"),
-            nevra("libfoo", "2.0-1"),
-        ),
-        (
-            "testos-release".into(),
-            2,
-            nevra("testos-release", "1.1-1"),
-            nevra("testos-release", "2.0-1"),
-        ),
-        (
-            "bar".into(),
-            3,
-            nevra("bar", "1.0-1"),
-            nevra("bar", "0.9-1"),
-        ),
+        change("newtool", 0, None, Some("1.0-1")),
+        change("oldtool", 1, Some("1.0-1"), None),
+        change("clock", 2, Some("1:2.0-1"), Some("2:1.0-1")),
+        change("libfoo", 2, Some("1.0-1"), Some("2.0-1")),
+        change("testos-release", 2, Some("1.1-1"), Some("2.0-1")),
+        change("tilde", 2, Some("1.0~rc1-1"), Some("1.0-1")),
+        change("bar", 3, Some("1.0-1"), Some("0.9-1")),
     ]
 }
 

@@ -306,7 +306,10 @@ fn sandbox_bus_polkit_fixture_and_cleanup() {
         .unwrap();
     for spec in rpmostree_tests::fixture_packages("2.1") {
         assert!(
-            pkglist.contains(&format!("('{}', '0', '{}'", spec.name, spec.version)),
+            pkglist.contains(&format!(
+                "('{}', '{}', '{}'",
+                spec.name, spec.epoch, spec.version
+            )),
             "{} missing from {pkglist}",
             spec.name
         );

@@ -9,8 +9,10 @@ use crate::common::*;
 
 /// The fixture's 1.1 -> 2.0 changes in upstream's multi-line layout.
 const UPDATE_BLOCK: &str = "Upgraded:
+  clock 1:2.0-1 -> 2:1.0-1
   libfoo 1.0-1 -> 2.0-1
   testos-release 1.1-1 -> 2.0-1
+  tilde 1.0~rc1-1 -> 1.0-1
 Downgraded:
   bar 1.0-1 -> 0.9-1
 Removed:
@@ -37,7 +39,7 @@ fn check_upgrade_status_search_and_db_on_a_booted_system() {
     assert!(out.contains("AvailableUpdate:"), "{out}");
     assert!(out.contains("Version: 2.0"), "{out}");
     assert!(
-        out.contains("Diff: 2 upgraded, 1 downgraded, 1 removed, 1 added"),
+        out.contains("Diff: 4 upgraded, 1 downgraded, 1 removed, 1 added"),
         "{out}"
     );
     assert!(out.contains("SecAdvisories: 1 important"), "{out}");
@@ -66,7 +68,7 @@ fn check_upgrade_status_search_and_db_on_a_booted_system() {
     // status: the pending deployment carries the summary lines; -v the full lists.
     let out = cli_ok(&sb, &["status"]);
     assert!(
-        out.contains("Diff: 2 upgraded, 1 downgraded, 1 removed, 1 added"),
+        out.contains("Diff: 4 upgraded, 1 downgraded, 1 removed, 1 added"),
         "{out}"
     );
     assert!(out.contains("SecAdvisories: 1 important"), "{out}");
@@ -75,7 +77,8 @@ fn check_upgrade_status_search_and_db_on_a_booted_system() {
         "shown inline, not again: {out}"
     );
     let out = cli_ok(&sb, &["status", "-v"]);
-    assert!(out.contains("Upgraded: libfoo 1.0-1 -> 2.0-1"), "{out}");
+    assert!(out.contains("Upgraded: clock 1:2.0-1 -> 2:1.0-1"), "{out}");
+    assert!(out.contains("libfoo 1.0-1 -> 2.0-1"), "{out}");
     assert!(out.contains("Removed: oldtool-1.0-1.noarch"), "{out}");
     let json = status_json(&sb);
     let cached = &json["cached-update"];
@@ -206,12 +209,12 @@ fn db_diff_list_and_version_of_commits() {
     );
     let full = cli_ok(&sb, &["db", "list", "--sysroot", &sysroot, &new]);
     let listed: Vec<&str> = full.lines().skip(1).map(str::trim).collect();
-    let mut expected: Vec<String> = rpmostree_tests::fixture_packages("1.1")
+    let expected: Vec<String> = rpmostree_tests::truth::rpm_qa(&sb, &new)
+        .unwrap()
         .iter()
-        .map(|p| p.nevra())
+        .map(|(n, evr, a)| format!("{n}-{evr}.{a}"))
         .collect();
-    expected.sort();
-    assert_eq!(listed, expected);
+    assert_eq!(listed, expected, "what rpm -qa of a checkout lists");
 
     // A commit without package-list metadata: its rpmdb is read (through the package helper).
     sb.ostree(&["pull", "--subpath=/usr/share/rpm", "origin", "testos/devel"])
@@ -239,8 +242,27 @@ fn db_diff_list_and_version_of_commits() {
         .map(str::trim)
         .collect();
     assert_eq!(versions.len(), 2, "{out}");
-    assert!(versions.iter().all(|v| v.starts_with("5:")), "{out}");
     assert_ne!(versions[0], versions[1]);
+    // Upstream's rpmdbv: the count, then a SHA-256 over each `[E:]N-V-R.A` in name order.
+    for (commit, version) in [(&old, versions[0]), (&new, versions[1])] {
+        let qa = rpmostree_tests::truth::rpm_qa(&sb, commit).unwrap();
+        let text: String = qa
+            .iter()
+            .map(|(n, evr, a)| match evr.split_once(':') {
+                Some((e, vr)) => format!("{e}:{n}-{vr}.{a}"),
+                None => format!("{n}-{evr}.{a}"),
+            })
+            .collect();
+        let mut sha = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut sha.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        let digest = String::from_utf8(sha.wait_with_output().unwrap().stdout).unwrap();
+        let digest = digest.split_whitespace().next().unwrap().to_owned();
+        assert_eq!(version, format!("{}:{digest}", qa.len()), "{out}");
+    }
 
     // Bad input: a clear error, exit 1.
     let out = cli(&sb, &["db", "diff", "--sysroot", &sysroot, "nope", &new]);

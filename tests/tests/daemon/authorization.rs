@@ -130,7 +130,7 @@ const AFTER_AUTHORIZATION: &[&str] = &[
     "empty deployment ID",
     "Missing revision",
     "'origin:testos/devel' not found",
-    "ModifyYumRepo needs a setting",
+    "Yum repo 'repo' not found",
 ];
 
 /// Calls a method as the test user with gdbus; returns (success, stdout+stderr).

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rpmostree_api::{
     AutomaticUpdateTriggerOptions, OSProxy, RefreshMdOptions, TransactionEvent, UpgradeOptions,
 };
+use rpmostree_tests::truth::commit_changes;
 use rpmostree_tests::{FIXTURE_ADVISORY, FIXTURE_ADVISORY_CVE, PackageChange, SandboxOptions};
 use zbus::OwnedVariant;
 
@@ -86,17 +87,22 @@ fn package_diffs_of_deployments_updates_rebases_and_deploys() {
         let bus = bus(&sb).await;
         let sysroot = sysroot(&bus).await;
         let os = os(&bus).await;
-        let ids: Vec<String> = sysroot
-            .deployments()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|d| d.id.unwrap())
+        let deployments = sysroot.deployments().await.unwrap();
+        let ids: Vec<String> = deployments.iter().map(|d| d.id.clone().unwrap()).collect();
+        let sums: Vec<String> = deployments
+            .iter()
+            .map(|d| d.checksum.clone().unwrap())
             .collect();
         assert_eq!(ids.len(), 2);
+        let base = sums[0].clone();
 
-        // Between the two deployments (1.0 -> 1.1): only testos-release changed.
+        // Between the two deployments (1.0 -> 1.1): only testos-release changed, as rpm -qa
+        // of the two commits says.
         let diff = os.get_deployments_rpm_diff(&ids[1], &ids[0]).await.unwrap();
+        assert_eq!(
+            flat(&diff),
+            commit_changes(&sb, &sums[1], &sums[0]).unwrap()
+        );
         assert_eq!(
             flat(&diff),
             [entry(
@@ -132,6 +138,8 @@ fn package_diffs_of_deployments_updates_rebases_and_deploys() {
             .unwrap();
         let (diff, details) = os.get_cached_update_rpm_diff("").await.unwrap();
         assert_eq!(flat(&diff), update_1_1_to_2_0());
+        let update = details.checksum.clone().unwrap();
+        assert_eq!(flat(&diff), commit_changes(&sb, &base, &update).unwrap());
         assert_eq!(details.version.as_deref(), Some("2.0"));
         assert_eq!(details.origin.as_deref(), Some("origin:testos/stable"));
         assert_eq!(details.osname.as_deref(), Some("testos"));
@@ -143,23 +151,19 @@ fn package_diffs_of_deployments_updates_rebases_and_deploys() {
             .unwrap()
             .try_into()
             .unwrap();
+        let names: Vec<&str> = upgraded.iter().map(|u| u.1.as_str()).collect();
+        assert_eq!(names, ["clock", "libfoo", "testos-release", "tilde"]);
         assert_eq!(
-            upgraded,
-            [
-                (
-                    0,
-                    "libfoo".into(),
-                    ("1.0-1".into(), "noarch".into()),
-                    ("2.0-1".into(), "noarch".into())
-                ),
-                (
-                    0,
-                    "testos-release".into(),
-                    ("1.1-1".into(), "noarch".into()),
-                    ("2.0-1".into(), "noarch".into())
-                ),
-            ]
+            upgraded[0],
+            (
+                0,
+                "clock".into(),
+                ("1:2.0-1".into(), "noarch".into()),
+                ("2:1.0-1".into(), "noarch".into())
+            ),
+            "an upgrade by epoch, with the epochs shown"
         );
+        assert_eq!(upgraded[3].2.0, "1.0~rc1-1");
         let downgraded: Vec<Modified> = rpm_diff["downgraded"]
             .try_clone()
             .unwrap()
@@ -220,27 +224,13 @@ fn package_diffs_of_deployments_updates_rebases_and_deploys() {
             .unwrap();
         assert_eq!(details.version.as_deref(), Some("10.0"));
         assert_eq!(details.origin.as_deref(), Some("origin:testos/devel"));
-        assert_eq!(
-            flat(&diff),
-            [
-                entry("newtool", 0, None, Some("newtool-1.0-1.noarch")),
-                entry("bar", 1, Some("bar-1.0-1.noarch"), None),
-                entry("oldtool", 1, Some("oldtool-1.0-1.noarch"), None),
-                entry(
-                    "libfoo",
-                    2,
-                    Some("libfoo-1.0-1.noarch"),
-                    Some("libfoo-2.0-1.noarch")
-                ),
-                entry(
-                    "testos-release",
-                    2,
-                    Some("testos-release-1.1-1.noarch"),
-                    Some("testos-release-10.0-1.noarch")
-                ),
-            ]
+        let devel = details.checksum.clone().unwrap();
+        assert_eq!(flat(&diff), commit_changes(&sb, &base, &devel).unwrap());
+        let kinds: Vec<(&str, u32)> = diff.iter().map(|(n, k, _)| (n.as_str(), *k)).collect();
+        assert!(
+            kinds.contains(&("newtool", 0)) && kinds.contains(&("clock", 1)),
+            "{kinds:?}"
         );
-        let devel = details.checksum.unwrap();
         let other_file = sb.ostree(&["cat", &devel, "/usr/share/testos/version"]);
         assert!(other_file.is_err(), "only the rpmdb of devel was pulled");
         assert_eq!(admin_versions(&sb), ["1.1", "1.0"]);
@@ -254,6 +244,10 @@ fn package_diffs_of_deployments_updates_rebases_and_deploys() {
             .unwrap();
         let (diff, details) = os.get_cached_deploy_rpm_diff("2.0", &[]).await.unwrap();
         assert_eq!(flat(&diff), update_1_1_to_2_0());
+        assert_eq!(
+            flat(&diff),
+            commit_changes(&sb, &base, &details.checksum.clone().unwrap()).unwrap()
+        );
         assert_eq!(details.version.as_deref(), Some("2.0"));
         let err = os.get_cached_deploy_rpm_diff("", &[]).await.unwrap_err();
         assert!(err.to_string().contains("Missing revision"), "{err}");
@@ -320,6 +314,15 @@ fn upgrade_on_a_booted_system_caches_its_package_diff() {
             .await
             .unwrap();
         assert_eq!(flat(&diff), update_1_1_to_2_0());
+        assert_eq!(
+            flat(&diff),
+            commit_changes(
+                &sb,
+                booted.checksum.as_deref().unwrap(),
+                deployments[0].checksum.as_deref().unwrap()
+            )
+            .unwrap()
+        );
     });
 }
 
@@ -609,4 +612,88 @@ fn a_cancelled_refresh_stops_at_once_and_keeps_the_cache() {
         server.set_rate(None);
         assert_eq!(os.get_packages(&["hello"]).await.unwrap().len(), 1);
     });
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn a_repository_that_goes_away_mid_download_fails_naming_it_and_keeps_the_cache() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    let server = rpmostree_tests::HttpServer::start(sb.rpmmd_repo(), None).unwrap();
+    let repo_file = sb
+        .admin_deployments()
+        .unwrap()
+        .first()
+        .map(|d| {
+            sb.sysroot().join(format!(
+                "ostree/deploy/testos/deploy/{}.{}/etc/yum.repos.d/testos.repo",
+                d.checksum, d.serial
+            ))
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(&repo_file).unwrap();
+    let file_url = format!("baseurl=file://{}\n", sb.rpmmd_repo().display());
+    std::fs::write(
+        &repo_file,
+        text.replace(&file_url, &format!("baseurl={}/\n", server.url())),
+    )
+    .unwrap();
+    let mut server = Some(server);
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        refresh(&os, false).await.unwrap();
+        let cache = sb
+            .sysroot()
+            .join("ostree/deploy/testos/var/cache/rpm-ostree/repomd");
+        let listing = |dir: &std::path::Path| -> Vec<String> {
+            let mut names: Vec<String> = walk(dir);
+            names.sort();
+            names
+        };
+        let before = listing(&cache);
+        assert!(!before.is_empty());
+
+        // A slow forced refresh; the server goes away once the download is under way.
+        let s = server.as_ref().unwrap();
+        s.set_rate(Some(64));
+        let sent = s.bytes_sent();
+        let mut txn = os
+            .refresh_md_transaction(&RefreshMdOptions::new().force(true))
+            .await
+            .unwrap();
+        let running = tokio::spawn(async move { txn.run(|_| {}).await });
+        wait_for("the download to start", Duration::from_secs(30), || async {
+            server.as_ref().is_some_and(|s| s.bytes_sent() > sent)
+        })
+        .await;
+        drop(server.take());
+        let err = running.await.unwrap().unwrap_err();
+        assert!(err.message().contains("'testos'"), "{err}");
+        assert_eq!(listing(&cache), before, "the cache is as it was");
+        assert_eq!(os.get_packages(&["hello"]).await.unwrap().len(), 1);
+    });
+}
+
+/// Every file under `dir`, relative, with its size.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(
+                walk(&path)
+                    .into_iter()
+                    .map(|p| format!("{}/{p}", e.file_name().to_string_lossy())),
+            );
+        } else {
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            out.push(format!("{} {size}", e.file_name().to_string_lossy()));
+        }
+    }
+    out
 }
