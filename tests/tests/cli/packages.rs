@@ -234,6 +234,26 @@ fn db_diff_list_and_version_of_commits() {
         ],
         "{out}"
     );
+    // The same as an ordinary user (GNOME Software runs `db` as the desktop user), and
+    // nothing is written into the repository.
+    let repo_tmp = sb.sysroot().join("ostree/repo/tmp");
+    let before: Vec<_> = std::fs::read_dir(&repo_tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let user = cli_as_test_user(
+        &sb,
+        &["db", "list", "--sysroot", &sysroot, "origin:testos/devel"],
+    );
+    assert_eq!(user.code, Some(0), "{}", user.describe());
+    assert_eq!(user.stdout, out);
+    let after: Vec<_> = std::fs::read_dir(&repo_tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(before, after, "db wrote into the repository");
 
     let out = cli_ok(&sb, &["db", "version", "--sysroot", &sysroot, &old, &new]);
     let versions: Vec<&str> = out
