@@ -6,7 +6,9 @@
 //! Every figure is measured next to a reference taken in the same run on the same machine, so
 //! that ratios stay meaningful on a shared, noisy machine: the bus round trip floor
 //! (`org.freedesktop.DBus.GetId` through the same dbus-daemon) and `ostree admin status` on the
-//! same sysroot.
+//! same sysroot. The package side (`GetDeploymentsRpmDiff`, `rpm-ostree db diff`, `RefreshMd`)
+//! runs on images of 50 and 2,000 real packages (see `rpmostree_tests::bench_fixture`);
+//! `RPMOSTREE_BENCH_ONLY=packages` runs only those rows.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -109,6 +111,11 @@ fn main() {
         .build()
         .unwrap();
     let mut rows: Vec<(String, String, String)> = Vec::new();
+    if std::env::var("RPMOSTREE_BENCH_ONLY").as_deref() == Ok("packages") {
+        package_benchmarks(&rt, &mut rows);
+        print_table(rows);
+        return;
+    }
 
     // 1. Activation to first reply, and idle RSS.
     let sb = Sandbox::start(SandboxOptions::default()).unwrap();
@@ -280,7 +287,11 @@ fn main() {
     drop(sb);
 
     cli_benchmarks(&mut rows);
+    package_benchmarks(&rt, &mut rows);
+    print_table(rows);
+}
 
+fn print_table(rows: Vec<(String, String, String)>) {
     println!("| measurement | result | reference / note |");
     println!("|---|---|---|");
     for (what, result, note) in rows {
@@ -416,4 +427,342 @@ fn cli_benchmarks(rows: &mut Vec<(String, String, String)>) {
         ),
         "the daemon notices the outside deploys and reloads".into(),
     ));
+}
+
+/// Runs `cmd`, which must succeed; returns its wall time and stdout.
+fn run_timed(cmd: &mut std::process::Command) -> (Duration, String) {
+    let start = Instant::now();
+    let out = cmd.output().unwrap();
+    let elapsed = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (elapsed, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The reference for `rpm-ostree db diff`: what a script would do without rpm-ostree. Checks
+/// out `/usr/share/rpm` of both commits (copies, so rpm cannot touch the repository's
+/// objects), lists each with `rpm -qa`, sorts the lists and runs `diff` on them.
+fn rpmdb_diff_reference(
+    repo: &std::path::Path,
+    scratch: &std::path::Path,
+    from: &str,
+    to: &str,
+) -> Duration {
+    let _ = std::fs::remove_dir_all(scratch);
+    std::fs::create_dir_all(scratch).unwrap();
+    let start = Instant::now();
+    let mut lists = Vec::new();
+    for (i, commit) in [from, to].into_iter().enumerate() {
+        let root = scratch.join(format!("root{i}"));
+        let db = root.join("usr/share/rpm");
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        run_timed(
+            std::process::Command::new("ostree")
+                .arg(format!("--repo={}", repo.display()))
+                .args([
+                    "checkout",
+                    "--force-copy",
+                    "--subpath=/usr/share/rpm",
+                    commit,
+                ])
+                .arg(&db),
+        );
+        let (_, out) = run_timed(
+            std::process::Command::new("rpm")
+                .arg("--root")
+                .arg(&root)
+                .args(["--dbpath", "/usr/share/rpm", "-qa"]),
+        );
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort_unstable();
+        let list = scratch.join(format!("list{i}"));
+        std::fs::write(&list, lines.join("\n") + "\n").unwrap();
+        lists.push(list);
+    }
+    let out = std::process::Command::new("diff")
+        .args(&lists)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "the two package lists differ");
+    start.elapsed()
+}
+
+/// Median of `n` runs of a closure returning a duration.
+fn median_of(n: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut times: Vec<Duration> = (0..n).map(|_| f()).collect();
+    percentile(&mut times, 0.5)
+}
+
+/// The package side: `GetDeploymentsRpmDiff` between deployments of 50 and 2,000 packages,
+/// `rpm-ostree db diff` with and without the package-list metadata against checkout +
+/// `rpm -qa` + `diff`, and `RefreshMd` cold and warm on a repository of 2,000 packages served
+/// over HTTP on loopback.
+fn package_benchmarks(rt: &tokio::runtime::Runtime, rows: &mut Vec<(String, String, String)>) {
+    use rpmostree_tests::bench_fixture::{
+        self, BenchPackages, ImageTree, bench_image, bench_image_changes,
+    };
+
+    const BIG: usize = 2000;
+    const SMALL: usize = 50;
+    let t0 = Instant::now();
+    let packages = BenchPackages::build(BIG).unwrap();
+    eprintln!("[bench] {BIG}-package sets ready after {:?}", t0.elapsed());
+    let sb = Sandbox::start(SandboxOptions::default()).unwrap();
+    let tree = ImageTree::new(&sb, rpmostree_tests::STABLE_BRANCH).unwrap();
+
+    // (count, pkglist) -> (old commit, new commit), the images deployed when they carry the
+    // package list (the rpmdb alone serves `db diff` without it).
+    let mut pairs = std::collections::HashMap::new();
+    for (count, pkglist) in [(SMALL, true), (BIG, true), (BIG, false)] {
+        let mut pair = Vec::new();
+        for new in [false, true] {
+            let specs = bench_image(count, new);
+            let files = packages.files(&specs).unwrap();
+            let branch = format!(
+                "bench/{count}{}/{}",
+                if pkglist { "" } else { "-no-pkglist" },
+                if new { "new" } else { "old" }
+            );
+            let version = format!("{count}.{}", u8::from(new));
+            let checksum = tree
+                .commit(&sb, &branch, &version, &specs, &files, pkglist)
+                .unwrap();
+            if pkglist {
+                bench_fixture::deploy(&sb, &branch).unwrap();
+            } else {
+                bench_fixture::pull(&sb, &branch).unwrap();
+            }
+            pair.push(checksum);
+        }
+        pairs.insert((count, pkglist), (pair[0].clone(), pair[1].clone()));
+    }
+    let repo = sb.sysroot().join("ostree/repo");
+    eprintln!(
+        "[bench] package images committed and deployed after {:?}",
+        t0.elapsed()
+    );
+
+    // 1. GetDeploymentsRpmDiff: the daemon reads the two commits' package lists.
+    rt.block_on(async {
+        let bus = connect(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = rpmostree_api::OSProxy::new(&bus, "/org/projectatomic/rpmostree1/testos")
+            .await
+            .unwrap();
+        let deployments = sysroot.deployments().await.unwrap();
+        let id_of = |checksum: &str| {
+            deployments
+                .iter()
+                .find(|d| d.checksum.as_deref() == Some(checksum))
+                .and_then(|d| d.id.clone())
+                .unwrap()
+        };
+        for count in [SMALL, BIG] {
+            let (old, new) = &pairs[&(count, true)];
+            let (id0, id1) = (id_of(old), id_of(new));
+            let first_start = Instant::now();
+            let diff = os.get_deployments_rpm_diff(&id0, &id1).await.unwrap();
+            let first = first_start.elapsed();
+            assert_eq!(diff.len(), bench_image_changes(count), "{diff:?}");
+            let mut times = Vec::new();
+            let mut floors = Vec::new();
+            for _ in 0..20 {
+                floors.push(bus_floor(&bus).await);
+                let start = Instant::now();
+                os.get_deployments_rpm_diff(&id0, &id1).await.unwrap();
+                times.push(start.elapsed());
+            }
+            let t = percentile(&mut times, 0.5);
+            let floor = percentile(&mut floors, 0.5);
+            let show = median_of(10, || {
+                run_timed(
+                    std::process::Command::new("ostree")
+                        .arg(format!("--repo={}", repo.display()))
+                        .args(["show", "--print-metadata-key=rpmostree.rpmdb.pkglist", new]),
+                )
+                .0
+            });
+            rows.push((
+                format!(
+                    "GetDeploymentsRpmDiff, {count} packages ({} changes), median of 20",
+                    diff.len()
+                ),
+                ms(t),
+                format!(
+                    "{:.1}× bus round trip ({}); {:.2}× `ostree show --print-metadata-key=rpmostree.rpmdb.pkglist` of one of the commits ({}); first call {}{}",
+                    t.as_secs_f64() / floor.as_secs_f64(),
+                    ms(floor),
+                    t.as_secs_f64() / show.as_secs_f64(),
+                    ms(show),
+                    ms(first),
+                    if count == BIG { "; goal < 20 ms" } else { "" }
+                ),
+            ));
+        }
+    });
+
+    // 2. `rpm-ostree db diff` of the 2,000-package pair, with and without the package lists.
+    let cli = rpmostree_tests::target_bin("rpm-ostree");
+    let sysroot_arg = sb.sysroot().display().to_string();
+    let scratch = sb.dir().join("bench-rpmdb-reference");
+    for (pkglist, runs) in [(true, 10), (false, 5)] {
+        let (old, new) = &pairs[&(BIG, pkglist)];
+        let db_diff = || {
+            let mut cmd = sb.command(&cli.display().to_string());
+            cmd.args(["db", "diff", "--sysroot", &sysroot_arg, old, new]);
+            run_timed(&mut cmd)
+        };
+        let (_, out) = db_diff();
+        let listed = out.lines().filter(|l| l.starts_with("  ")).count();
+        assert_eq!(listed, bench_image_changes(BIG), "{out}");
+        let ours = median_of(runs, || db_diff().0);
+        let reference = median_of(runs, || rpmdb_diff_reference(&repo, &scratch, old, new));
+        rows.push((
+            format!(
+                "`rpm-ostree db diff` of {BIG} packages, {}, median of {runs}",
+                if pkglist {
+                    "commits with `rpmostree.rpmdb.pkglist`"
+                } else {
+                    "commits without package lists (rpmdb read by the helper)"
+                }
+            ),
+            ms(ours),
+            format!(
+                "{:.2}× `ostree checkout --subpath=/usr/share/rpm` of both commits + `rpm -qa` of each + `diff` of the sorted lists ({})",
+                ours.as_secs_f64() / reference.as_secs_f64(),
+                ms(reference)
+            ),
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    // 3. RefreshMd of a repository of the 2,000 (updated) packages over HTTP on loopback.
+    let specs = bench_image(BIG, true);
+    let rpmmd = sb.dir().join("bench-rpmmd");
+    rpmostree_tests::rpms::create_repo(&rpmmd, &packages.files(&specs).unwrap(), &[]).unwrap();
+    let server = rpmostree_tests::HttpServer::start(&rpmmd, None).unwrap();
+    let default = sb.admin_deployments().unwrap().into_iter().next().unwrap();
+    let repo_file = sb.sysroot().join(format!(
+        "ostree/deploy/testos/deploy/{}.{}/etc/yum.repos.d/testos.repo",
+        default.checksum, default.serial
+    ));
+    let text = std::fs::read_to_string(&repo_file).unwrap();
+    let file_url = format!("baseurl=file://{}\n", sb.rpmmd_repo().display());
+    assert!(text.contains(&file_url), "{text}");
+    std::fs::write(
+        &repo_file,
+        text.replace(&file_url, &format!("baseurl={}/\n", server.url())),
+    )
+    .unwrap();
+    // The transfer floor: repomd.xml and primary.xml, what a refresh downloads (libdnf leaves
+    // filelists and other until something needs them; the server's counters confirm it).
+    let repomd = std::fs::read_to_string(rpmmd.join("repodata/repomd.xml")).unwrap();
+    let primary = repomd
+        .split("<data type=\"")
+        .find(|block| block.starts_with("primary\""))
+        .and_then(|block| block.split("href=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let urls = [
+        format!("{}/repodata/repomd.xml", server.url()),
+        format!("{}/{primary}", server.url()),
+    ];
+    let cache = sb
+        .sysroot()
+        .join("ostree/deploy/testos/var/cache/rpm-ostree");
+    rt.block_on(async {
+        let bus = connect(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = rpmostree_api::OSProxy::new(&bus, "/org/projectatomic/rpmostree1/testos")
+            .await
+            .unwrap();
+        let refresh = |force: bool| {
+            let os = &os;
+            let sysroot = &sysroot;
+            async move {
+                while !sysroot.active_transaction_path().await.unwrap().is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let start = Instant::now();
+                let mut txn = os
+                    .refresh_md_transaction(&rpmostree_api::RefreshMdOptions::new().force(force))
+                    .await
+                    .unwrap();
+                txn.run(|_| {}).await.unwrap();
+                start.elapsed()
+            }
+        };
+        let mut cold = Vec::new();
+        let (requests, sent) = (server.requests(), server.bytes_sent());
+        for _ in 0..5 {
+            for sub in ["repomd", "solv"] {
+                let _ = std::fs::remove_dir_all(cache.join(sub));
+            }
+            cold.push(refresh(true).await);
+            let landed = cache.join("repomd");
+            assert!(landed.is_dir(), "no metadata in {}", landed.display());
+        }
+        let cold_requests = (server.requests() - requests) / 5;
+        let cold_bytes = (server.bytes_sent() - sent) / 5;
+        let found = os.get_packages(&["extra0019", "pkg1990"]).await.unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        let mut warm = Vec::new();
+        let requests = server.requests();
+        for _ in 0..10 {
+            warm.push(refresh(false).await);
+        }
+        let warm_requests = server.requests() - requests;
+        let mut list = Vec::new();
+        let mut floors = Vec::new();
+        for _ in 0..10 {
+            floors.push(bus_floor(&bus).await);
+            let start = Instant::now();
+            os.list_repos().await.unwrap();
+            list.push(start.elapsed());
+        }
+        let curl = median_of(5, || {
+            let mut cmd = std::process::Command::new("curl");
+            cmd.args(["--silent", "--show-error", "--fail"]);
+            for url in &urls {
+                cmd.args(["--output", "/dev/null", url]);
+            }
+            run_timed(&mut cmd).0
+        });
+        let cold = percentile(&mut cold, 0.5);
+        let warm = percentile(&mut warm, 0.5);
+        rows.push((
+            format!(
+                "RefreshMd cold (empty cache, force), {} packages over HTTP on loopback, median of 5",
+                specs.len()
+            ),
+            ms(cold),
+            format!(
+                "{:.1}× `curl` fetching repomd.xml and primary.xml from the same server ({}); the helper made {cold_requests} requests ({:.0} KiB) per refresh",
+                cold.as_secs_f64() / curl.as_secs_f64(),
+                ms(curl),
+                cold_bytes as f64 / 1024.0,
+            ),
+        ));
+        let list = percentile(&mut list, 0.5);
+        rows.push((
+            format!(
+                "RefreshMd warm (cache fresh, no force), median of 10: {warm_requests} requests in all"
+            ),
+            ms(warm),
+            format!(
+                "{:.2}× `ListRepos` (one helper run reading the .repo files, no transaction: {}); bus round trip {}",
+                warm.as_secs_f64() / list.as_secs_f64(),
+                ms(list),
+                ms(percentile(&mut floors, 0.5))
+            ),
+        ));
+    });
+    drop(server);
+    drop(sb);
+    eprintln!("[bench] package benchmarks took {:?}", t0.elapsed());
 }

@@ -22,6 +22,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod background;
+pub mod bench_fixture;
 mod bus;
 pub mod data;
 mod error;
