@@ -697,9 +697,23 @@ impl OSHandler for OsObject {
         self.authorize(ctx, OSMethod::GetDeploymentsRpmDiff).await?;
         bounded("deployid0", &deployid0)?;
         bounded("deployid1", &deployid1)?;
+        // The ids name deployments of the snapshot (clients call Reload() first); only the
+        // repository is opened to read the two commits.
+        let snapshot = self.d.snapshot()?;
+        let checksum = |id: &str| -> Result<String, Error> {
+            if id.is_empty() {
+                return Err(Error::Failed("empty deployment ID".into()));
+            }
+            snapshot
+                .deployments
+                .iter()
+                .find(|d| d.id() == id)
+                .map(|d| d.checksum.clone())
+                .ok_or_else(|| Error::Failed(format!("Deployment with id '{id}' not found")))
+        };
+        let (from, to) = (checksum(&deployid0)?, checksum(&deployid1)?);
         let path = self.d.sysroot_path().to_path_buf();
-        let diff =
-            blocking(move || packages::deployments_diff(&path, &deployid0, &deployid1)).await?;
+        let diff = blocking(move || packages::commits_diff(&path, &from, &to)).await?;
         Ok(convert::rpm_diff(&diff))
     }
 

@@ -22,11 +22,20 @@ pub(crate) fn from_pkglist_entry(entry: (String, String, String, String, String)
     }
 }
 
+/// rpm's order of two packages' versions: epoch, then version, then release (what
+/// `rpmostree_dnf::evr_cmp` does on `E:V-R` strings, without building them).
+pub(crate) fn evr_order(a: &Package, b: &Package) -> Ordering {
+    a.epoch
+        .cmp(&b.epoch)
+        .then_with(|| rpmostree_dnf::vercmp(&a.version, &b.version))
+        .then_with(|| rpmostree_dnf::vercmp(&a.release, &b.release))
+}
+
 /// rpm-ostree's package order: name, then epoch:version-release, then architecture.
 pub(crate) fn package_cmp(a: &Package, b: &Package) -> Ordering {
     a.name
         .cmp(&b.name)
-        .then_with(|| rpmostree_dnf::evr_cmp(&a.evr(), &b.evr()))
+        .then_with(|| evr_order(a, b))
         .then_with(|| a.arch.cmp(&b.arch))
 }
 
@@ -36,7 +45,7 @@ pub(crate) fn sort(packages: &mut [Package]) {
         a.name
             .cmp(&b.name)
             .then_with(|| a.arch.cmp(&b.arch))
-            .then_with(|| rpmostree_dnf::evr_cmp(&a.evr(), &b.evr()))
+            .then_with(|| evr_order(a, b))
     });
 }
 
@@ -137,7 +146,7 @@ pub(crate) fn diff(old: &[Package], new: &[Package]) -> Diff {
             }
             Ordering::Equal => match a.arch.cmp(&b.arch) {
                 Ordering::Equal => {
-                    if rpmostree_dnf::evr_cmp(&a.evr(), &b.evr()) != Ordering::Equal {
+                    if evr_order(a, b) != Ordering::Equal {
                         out.modified.push((a.clone(), b.clone()));
                     }
                     i += 1;
@@ -249,6 +258,28 @@ mod tests {
         let d = diff(&old, &new);
         assert_eq!(d.removed, vec![pkg("a", "1.0-1", "i686")]);
         assert!(d.modified.is_empty() && d.added.is_empty());
+    }
+
+    #[test]
+    fn evr_order_agrees_with_rpms_string_comparison() {
+        let evrs = [
+            "1.0-1",
+            "1:0.9-1",
+            "2:1.0-1",
+            "1.0~rc1-1",
+            "1.0-1.fc39",
+            "1.0^1-1",
+            "10-0",
+        ];
+        for a in evrs {
+            for b in evrs {
+                assert_eq!(
+                    evr_order(&pkg("x", a, "noarch"), &pkg("x", b, "noarch")),
+                    rpmostree_dnf::evr_cmp(a, b),
+                    "{a} vs {b}"
+                );
+            }
+        }
     }
 
     #[test]

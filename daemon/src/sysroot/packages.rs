@@ -173,12 +173,19 @@ pub(crate) fn try_diff_commits(repo: &ostree::Repo, from: &str, to: &str) -> Res
 /// The package changes from commit `from` to commit `to`; an error naming the commit that
 /// has no package data, as upstream's "No package database found".
 pub(crate) fn diff_commits(repo: &ostree::Repo, from: &str, to: &str) -> Result<Diff> {
-    for c in [from, to] {
-        if for_commit(repo, c)?.is_none() {
-            bail!("No package database found in commit {c}");
-        }
-    }
-    try_diff_commits(repo, from, to)?.ok_or_else(|| anyhow!("No package database found"))
+    let list = |c: &str| -> Result<Vec<Package>> {
+        for_commit(repo, c)?.ok_or_else(|| anyhow!("No package database found in commit {c}"))
+    };
+    Ok(diff::diff(&list(from)?, &list(to)?))
+}
+
+/// [`diff_commits`] in the repository of the sysroot at `path`, opened on its own (no sysroot
+/// load): `GetDeploymentsRpmDiff` after the deployment ids were resolved from the snapshot.
+pub(crate) fn commits_diff(path: &Path, from: &str, to: &str) -> Result<Diff> {
+    let repo = ostree::Repo::new(&gio::File::for_path(path.join("ostree/repo")));
+    repo.open(gio::Cancellable::NONE)
+        .with_context(|| format!("opening the repository of {}", path.display()))?;
+    diff_commits(&repo, from, to)
 }
 
 /// The directory of a deployment under the sysroot at `sysroot`.
@@ -344,14 +351,6 @@ fn deployment_for_id(sysroot: &ostree::Sysroot, id: &str) -> Result<ostree::Depl
         .into_iter()
         .find(|d| format!("{}-{}.{}", d.osname(), d.csum(), d.deployserial()) == id)
         .ok_or_else(|| anyhow!("Deployment with id '{id}' not found"))
-}
-
-/// `GetDeploymentsRpmDiff`: the package changes from deployment `id0` to deployment `id1`.
-pub(crate) fn deployments_diff(path: &Path, id0: &str, id1: &str) -> Result<Diff> {
-    let sysroot = super::open(path, None)?;
-    let from = deployment_for_id(&sysroot, id0)?.csum();
-    let to = deployment_for_id(&sysroot, id1)?.csum();
-    diff_commits(&sysroot.repo(), &from, &to)
 }
 
 /// The cached diffs: the package changes from the base deployment of `osname` to `target`,
