@@ -645,19 +645,7 @@ fn package_benchmarks(rt: &tokio::runtime::Runtime, rows: &mut Vec<(String, Stri
     let rpmmd = sb.dir().join("bench-rpmmd");
     rpmostree_tests::rpms::create_repo(&rpmmd, &packages.files(&specs).unwrap(), &[]).unwrap();
     let server = rpmostree_tests::HttpServer::start(&rpmmd, None).unwrap();
-    let default = sb.admin_deployments().unwrap().into_iter().next().unwrap();
-    let repo_file = sb.sysroot().join(format!(
-        "ostree/deploy/testos/deploy/{}.{}/etc/yum.repos.d/testos.repo",
-        default.checksum, default.serial
-    ));
-    let text = std::fs::read_to_string(&repo_file).unwrap();
-    let file_url = format!("baseurl=file://{}\n", sb.rpmmd_repo().display());
-    assert!(text.contains(&file_url), "{text}");
-    std::fs::write(
-        &repo_file,
-        text.replace(&file_url, &format!("baseurl={}/\n", server.url())),
-    )
-    .unwrap();
+    sb.point_repo_at(&server.url()).unwrap();
     // The transfer floor: repomd.xml and primary.xml, what a refresh downloads (libdnf leaves
     // filelists and other until something needs them; the server's counters confirm it).
     let repomd = std::fs::read_to_string(rpmmd.join("repodata/repomd.xml")).unwrap();

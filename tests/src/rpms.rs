@@ -207,17 +207,7 @@ fn build_rpm(spec: &RpmSpec) -> Result<PathBuf, HarnessError> {
         .map_err(|e| HarnessError::io("writing", &spec_file, e))?;
     let out = work.join("out");
     process::run_ok(
-        Command::new("rpmbuild")
-            .env("HOME", &work)
-            .arg("-bb")
-            .arg("--nodeps")
-            .arg("--quiet")
-            .arg("--define")
-            .arg(format!("_topdir {}", work.join("top").display()))
-            .arg("--define")
-            .arg(format!("_rpmdir {}", out.display()))
-            .arg("--define")
-            .arg("_build_id_links none")
+        rpmbuild(&work, &out)
             .arg("--define")
             .arg("_rpmfilename %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}.rpm")
             .arg(&spec_file),
@@ -328,17 +318,7 @@ pub fn build_rpm_set(specs: &[RpmSpec]) -> Result<Vec<PathBuf>, HarnessError> {
         .map_err(|e| HarnessError::io("writing", &spec_file, e))?;
     let out = work.join("final");
     process::run_ok(
-        Command::new("rpmbuild")
-            .env("HOME", &work)
-            .arg("-bb")
-            .arg("--nodeps")
-            .arg("--quiet")
-            .arg("--define")
-            .arg(format!("_topdir {}", work.join("top").display()))
-            .arg("--define")
-            .arg(format!("_rpmdir {}", out.display()))
-            .arg("--define")
-            .arg("_build_id_links none")
+        rpmbuild(&work, &out)
             // Doubled `%`: the tags of each subpackage's header, not the spec's macros.
             .arg("--define")
             .arg("_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm")
@@ -364,6 +344,19 @@ pub fn build_rpm_set(specs: &[RpmSpec]) -> Result<Vec<PathBuf>, HarnessError> {
     }
     let _ = fs::remove_dir_all(&work);
     Ok(paths)
+}
+
+/// `rpmbuild -bb` of a spec in the private work directory `work` (its own HOME and topdir),
+/// packages into `out`; the caller adds the file-name format and the spec.
+fn rpmbuild(work: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new("rpmbuild");
+    cmd.env("HOME", work)
+        .args(["-bb", "--nodeps", "--quiet", "--define"])
+        .arg(format!("_topdir {}", work.join("top").display()))
+        .arg("--define")
+        .arg(format!("_rpmdir {}", out.display()))
+        .args(["--define", "_build_id_links none"]);
+    cmd
 }
 
 /// An `updateinfo.xml` entry.

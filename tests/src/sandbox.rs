@@ -390,6 +390,39 @@ impl Sandbox {
         &self.fixture.rpmmd
     }
 
+    /// The first deployment's `/etc/yum.repos.d/testos.repo` (what the daemon's repository
+    /// methods read on this sandbox).
+    pub fn repo_file(&self) -> Result<PathBuf, HarnessError> {
+        let first = self
+            .admin_deployments()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| HarnessError::new("the sysroot has no deployment"))?;
+        Ok(self.fixture.sysroot.join(format!(
+            "ostree/deploy/{}/deploy/{}.{}/etc/yum.repos.d/testos.repo",
+            fixture::OSNAME,
+            first.checksum,
+            first.serial
+        )))
+    }
+
+    /// Points the `testos` repository of [`Self::repo_file`] at `url` instead of its
+    /// `file://` directory (e.g. a loopback [`crate::HttpServer`] serving
+    /// [`Self::rpmmd_repo`]: a `file://` repository is read in place and never cached).
+    pub fn point_repo_at(&self, url: &str) -> Result<(), HarnessError> {
+        let path = self.repo_file()?;
+        let text = fs::read_to_string(&path).map_err(|e| HarnessError::io("reading", &path, e))?;
+        let file_url = format!("baseurl=file://{}\n", self.fixture.rpmmd.display());
+        if !text.contains(&file_url) {
+            return Err(HarnessError::new(format!(
+                "{} has no {file_url:?}",
+                path.display()
+            )));
+        }
+        let text = text.replace(&file_url, &format!("baseurl={url}/\n"));
+        fs::write(&path, text).map_err(|e| HarnessError::io("writing", &path, e))
+    }
+
     /// The daemon's configuration file (`--config`). Tests may rewrite it and call
     /// `ReloadConfig`.
     pub fn config_path(&self) -> PathBuf {

@@ -334,26 +334,8 @@ fn rpm_md_repositories_metadata_and_queries() {
     };
     // Serve the repository over HTTP, as a real one would be: a `file://` repository is read in
     // place and never cached.
-    let server = rpmostree_tests::HttpServer::start(sb.rpmmd_repo(), None).unwrap();
-    let repo_file = sb
-        .admin_deployments()
-        .unwrap()
-        .first()
-        .map(|d| {
-            sb.sysroot().join(format!(
-                "ostree/deploy/testos/deploy/{}.{}/etc/yum.repos.d/testos.repo",
-                d.checksum, d.serial
-            ))
-        })
-        .unwrap();
-    let text = std::fs::read_to_string(&repo_file).unwrap();
-    let file_url = format!("baseurl=file://{}\n", sb.rpmmd_repo().display());
-    assert!(text.contains(&file_url), "{text}");
-    std::fs::write(
-        &repo_file,
-        text.replace(&file_url, &format!("baseurl={}/\n", server.url())),
-    )
-    .unwrap();
+    let server = serve_over_http(&sb);
+    let repo_file = sb.repo_file().unwrap();
     let mut server = Some(server);
     run(Duration::from_secs(120), async {
         let bus = bus(&sb).await;
@@ -558,25 +540,7 @@ fn a_cancelled_refresh_stops_at_once_and_keeps_the_cache() {
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
     };
-    let server = rpmostree_tests::HttpServer::start(sb.rpmmd_repo(), None).unwrap();
-    let repo_file = sb
-        .admin_deployments()
-        .unwrap()
-        .first()
-        .map(|d| {
-            sb.sysroot().join(format!(
-                "ostree/deploy/testos/deploy/{}.{}/etc/yum.repos.d/testos.repo",
-                d.checksum, d.serial
-            ))
-        })
-        .unwrap();
-    let text = std::fs::read_to_string(&repo_file).unwrap();
-    let file_url = format!("baseurl=file://{}\n", sb.rpmmd_repo().display());
-    std::fs::write(
-        &repo_file,
-        text.replace(&file_url, &format!("baseurl={}/\n", server.url())),
-    )
-    .unwrap();
+    let server = serve_over_http(&sb);
     run(Duration::from_secs(120), async {
         let bus = bus(&sb).await;
         let os = os(&bus).await;
@@ -620,25 +584,7 @@ fn a_repository_that_goes_away_mid_download_fails_naming_it_and_keeps_the_cache(
     let Some(sb) = sandbox(SandboxOptions::default()) else {
         return;
     };
-    let server = rpmostree_tests::HttpServer::start(sb.rpmmd_repo(), None).unwrap();
-    let repo_file = sb
-        .admin_deployments()
-        .unwrap()
-        .first()
-        .map(|d| {
-            sb.sysroot().join(format!(
-                "ostree/deploy/testos/deploy/{}.{}/etc/yum.repos.d/testos.repo",
-                d.checksum, d.serial
-            ))
-        })
-        .unwrap();
-    let text = std::fs::read_to_string(&repo_file).unwrap();
-    let file_url = format!("baseurl=file://{}\n", sb.rpmmd_repo().display());
-    std::fs::write(
-        &repo_file,
-        text.replace(&file_url, &format!("baseurl={}/\n", server.url())),
-    )
-    .unwrap();
+    let server = serve_over_http(&sb);
     let mut server = Some(server);
     run(Duration::from_secs(120), async {
         let bus = bus(&sb).await;
@@ -696,4 +642,12 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Serves the fixture's rpm-md repository on loopback HTTP and points the deployment's
+/// `testos.repo` at it.
+fn serve_over_http(sb: &rpmostree_tests::Sandbox) -> rpmostree_tests::HttpServer {
+    let server = rpmostree_tests::HttpServer::start(sb.rpmmd_repo(), None).unwrap();
+    sb.point_repo_at(&server.url()).unwrap();
+    server
 }
