@@ -25,6 +25,7 @@ mod version;
 
 pub use context::{Advisory, CachePolicy, Context, ContextOptions, RepoInfo, RepoUpdate};
 pub use rpmdb::{librpm_evr_cmp, librpm_vercmp, rpmdb_packages};
+pub use tmp::sweep_orphaned_temp_dirs;
 pub use version::{evr_cmp, vercmp};
 
 /// A package as libdnf reports it.

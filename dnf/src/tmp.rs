@@ -17,10 +17,47 @@ pub(crate) struct PrivateDir {
     path: PathBuf,
 }
 
+/// Removes the directories `<tmp>/<prefix>…-<pid>-<n>[-<x>]` of this user whose process is
+/// gone: what a helper killed by a cancel (or a crash) leaves behind. Directories of running
+/// processes, and of other users, stay.
+pub fn sweep_orphaned_temp_dirs(prefix: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let base = std::env::temp_dir();
+    let Ok(me) = fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(&base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        // The pid is the first all-digit field of `<pid>-<n>` or `<pid>-<n>-<x>` at the end.
+        let fields: Vec<&str> = rest.rsplit('-').collect();
+        let pid = fields
+            .iter()
+            .skip(1)
+            .take(2)
+            .rev()
+            .find(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+        let Some(pid) = pid else { continue };
+        let path = entry.path();
+        let mine = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if mine && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
 impl PrivateDir {
-    /// Creates `<tmp>/rpmostree-dnf-<purpose>-<unique>`; the path is canonical.
+    /// Creates `<tmp>/rpmostree-dnf-<purpose>-<unique>`; the path is canonical. The first call
+    /// of a process removes what killed processes left (see [`sweep_orphaned_temp_dirs`]).
     pub(crate) fn new(purpose: &str) -> Result<Self, Error> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| sweep_orphaned_temp_dirs("rpmostree-dnf-"));
         let base = std::env::temp_dir();
         for _ in 0..100 {
             let nanos = SystemTime::now()
@@ -271,6 +308,22 @@ mod tests {
         let fresh = dir.path().join("other");
         CacheBackup::new(fresh.clone()).finish(false);
         assert!(!fresh.exists());
+    }
+
+    #[test]
+    fn orphaned_temp_dirs_of_dead_processes_are_swept() {
+        let base = std::env::temp_dir();
+        // pid 1 always runs; a pid above pid_max never does.
+        let alive = base.join("rpmostree-sweeptest-root-1-0-ff");
+        let dead = base.join("rpmostree-sweeptest-root-99999999-3-ff");
+        let dead_short = base.join("rpmostree-sweeptest-99999998-0");
+        for d in [&alive, &dead, &dead_short] {
+            fs::create_dir_all(d).expect("mkdir");
+        }
+        sweep_orphaned_temp_dirs("rpmostree-sweeptest-");
+        assert!(alive.exists());
+        assert!(!dead.exists() && !dead_short.exists());
+        let _ = fs::remove_dir_all(&alive);
     }
 
     #[test]

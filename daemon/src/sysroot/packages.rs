@@ -54,6 +54,8 @@ impl TempRoot {
     fn new() -> Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         static N: AtomicUsize = AtomicUsize::new(0);
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| rpmostree_dnf::sweep_orphaned_temp_dirs("rpmostree-rpmdb-"));
         let dir = std::env::temp_dir().join(format!(
             "rpmostree-rpmdb-{}-{}",
             std::process::id(),
