@@ -227,6 +227,10 @@ const REQUIRED_TOOLS: &[(&str, &str)] = &[
     ("kill", "procps"),
     ("useradd", "passwd"),
     ("gpg", "gpg"),
+    ("rpm", "rpm"),
+    ("rpmbuild", "rpm"),
+    ("createrepo_c", "createrepo-c"),
+    ("modifyrepo_c", "createrepo-c"),
 ];
 
 /// Checks that every tool a [`Sandbox`] needs is installed (dbus-daemon, polkitd, ostree,
