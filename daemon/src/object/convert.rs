@@ -36,8 +36,13 @@ pub(crate) fn deployment(d: &DeploymentInfo) -> Deployment {
         .pinned(d.pinned)
         .unlocked(d.unlocked.clone())
         .regenerate_initramfs(false)
-        .base_commit_meta(meta(d.commit_meta.as_ref()))
-        .packages(Vec::new())
+        .base_commit_meta(meta(
+            d.base
+                .as_ref()
+                .map(|(_, _, _, m)| m)
+                .or(d.commit_meta.as_ref()),
+        ))
+        .packages(d.packages.clone())
         .base_removals(Vec::new())
         .base_local_replacements(Vec::new())
         .base_remote_replacements(HashMap::new());
@@ -48,12 +53,24 @@ pub(crate) fn deployment(d: &DeploymentInfo) -> Deployment {
         out = out.version(v.clone());
     }
     if d.has_origin {
+        let o = d.origin.clone().unwrap_or_default();
         out = out
-            .requested_packages(Vec::new())
-            .requested_local_packages(Vec::new())
-            .requested_local_fileoverride_packages(Vec::new())
-            .requested_base_removals(Vec::new())
-            .requested_base_local_replacements(Vec::new());
+            .requested_packages(o.requested.into_iter().collect())
+            .requested_local_packages(o.requested_local.into_keys().collect())
+            .requested_local_fileoverride_packages(
+                o.requested_local_fileoverride.into_keys().collect(),
+            )
+            .requested_base_removals(o.override_remove.into_iter().collect())
+            .requested_base_local_replacements(o.override_replace_local.into_keys().collect());
+    }
+    if let Some((checksum, version, timestamp, _)) = &d.base {
+        out = out
+            .base_checksum(checksum.clone())
+            .base_timestamp(*timestamp)
+            .layered_commit_meta(meta(d.commit_meta.as_ref()));
+        if let Some(v) = version {
+            out = out.base_version(v.clone());
+        }
     }
     if let Some(r) = &d.refspec {
         out = out.origin(r.clone());

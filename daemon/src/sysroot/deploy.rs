@@ -410,8 +410,14 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         return Ok(Report::unchanged("dry run"));
     }
 
-    origin.set_string("origin", "refspec", &refspec.to_string());
-    let _ = origin.remove_key("origin", "baserefspec");
+    // An origin with package requests or overrides keeps its refspec as `baserefspec`, as
+    // upstream writes it; any other as `refspec`.
+    let (key, other) = match super::origin::Origin::from_keyfile(&origin) {
+        Ok(o) if o.may_require_local_assembly() => ("baserefspec", "refspec"),
+        _ => ("refspec", "baserefspec"),
+    };
+    origin.set_string("origin", key, &refspec.to_string());
+    let _ = origin.remove_key("origin", other);
     if req.revision.is_some() {
         origin.set_string("origin", "override-commit", &target);
     } else {

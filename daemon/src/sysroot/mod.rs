@@ -7,6 +7,7 @@ pub(crate) mod cached_update;
 pub(crate) mod deploy;
 pub(crate) mod kargs;
 pub(crate) mod ops;
+pub(crate) mod origin;
 pub(crate) mod packages;
 #[cfg(test)]
 mod proptests;
@@ -198,6 +199,13 @@ pub(crate) struct DeploymentInfo {
     pub(crate) boot: BootEntry,
     /// Whether an origin file exists.
     pub(crate) has_origin: bool,
+    /// The origin, parsed (package requests and overrides), when it parses.
+    pub(crate) origin: Option<origin::Origin>,
+    /// `rpmostree.packages` of the commit: the active layered requests.
+    pub(crate) packages: Vec<String>,
+    /// For a layered commit (`rpmostree.clientlayer`): its base commit's checksum, version,
+    /// timestamp and metadata.
+    pub(crate) base: Option<(String, Option<String>, u64, glib::Variant)>,
 }
 
 impl DeploymentInfo {
@@ -362,8 +370,30 @@ fn describe(
             version: get("version"),
         };
     }
+    let meta_dict = glib::VariantDict::new(info.commit_meta.as_ref());
+    info.packages = meta_dict
+        .lookup::<Vec<String>>("rpmostree.packages")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let layered = meta_dict
+        .lookup::<bool>("rpmostree.clientlayer")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if layered
+        && let Ok((commit, _)) = repo.load_commit(&info.checksum)
+        && let Some(parent) = ostree::commit_get_parent(&commit)
+        && let Ok((version, timestamp, meta)) = commit_info(repo, &parent)
+    {
+        info.base = Some((parent.to_string(), version, timestamp, meta));
+    }
     if let Some(origin) = d.origin() {
         info.has_origin = true;
+        match origin::Origin::from_keyfile(&origin) {
+            Ok(o) => info.origin = Some(o),
+            Err(e) => tracing::warn!("the origin of deployment {}: {e:#}", info.checksum),
+        }
         let string = |g: &str, k: &str| origin.string(g, k).ok().map(|s| s.to_string());
         info.refspec = string("origin", "refspec").or_else(|| string("origin", "baserefspec"));
         info.override_commit = string("origin", "override-commit");

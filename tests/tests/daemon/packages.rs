@@ -651,3 +651,75 @@ fn serve_over_http(sb: &rpmostree_tests::Sandbox) -> rpmostree_tests::HttpServer
     sb.point_repo_at(&server.url()).unwrap();
     server
 }
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn package_requests_of_the_origin_show_in_the_deployments_and_survive_an_upgrade() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    let sha = "ab".repeat(32);
+    let origin = sb.dir().join("layered.origin");
+    std::fs::write(
+        &origin,
+        format!(
+            "[origin]\nbaserefspec=origin:testos/stable\n\n[packages]\nrequested=hello;greeting;\n\
+             requested-local={sha}:foo-1.0-1.noarch;\n\n[overrides]\nremove=bar;\n"
+        ),
+    )
+    .unwrap();
+    sb.ostree_admin(&[
+        "deploy",
+        "--os=testos",
+        &format!("--origin-file={}", origin.display()),
+        "origin:testos/stable",
+    ])
+    .unwrap();
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+        let first = sysroot.deployments().await.unwrap().remove(0);
+        assert_eq!(
+            first.requested_packages,
+            Some(vec!["greeting".to_owned(), "hello".to_owned()])
+        );
+        assert_eq!(
+            first.requested_local_packages,
+            Some(vec!["foo-1.0-1.noarch".to_owned()])
+        );
+        assert_eq!(first.requested_base_removals, Some(vec!["bar".to_owned()]));
+        assert_eq!(
+            first.packages,
+            Some(Vec::new()),
+            "nothing is layered in the commit"
+        );
+        assert_eq!(first.base_checksum, None);
+        assert_eq!(first.origin.as_deref(), Some("origin:testos/stable"));
+
+        // An upgrade keeps the requests, and the refspec as `baserefspec`, as upstream.
+        os.upgrade_transaction(&UpgradeOptions::new())
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        let admin = sb.admin_deployments().unwrap();
+        assert_eq!(admin[0].version.as_deref(), Some("2.0"));
+        let written = std::fs::read_to_string(sb.sysroot().join(format!(
+            "ostree/deploy/testos/deploy/{}.{}.origin",
+            admin[0].checksum, admin[0].serial
+        )))
+        .unwrap();
+        assert!(
+            written.contains("baserefspec=origin:testos/stable") && !written.contains("\nrefspec="),
+            "{written}"
+        );
+        assert!(written.contains("requested=hello;greeting;"), "{written}");
+        let first = sysroot.deployments().await.unwrap().remove(0);
+        assert_eq!(
+            first.requested_packages,
+            Some(vec!["greeting".to_owned(), "hello".to_owned()])
+        );
+    });
+}
