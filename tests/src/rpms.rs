@@ -40,6 +40,13 @@ pub struct RpmSpec {
     pub provides: Vec<String>,
     /// Files as (absolute path, content).
     pub files: Vec<(String, String)>,
+    /// `Recommends:` lines.
+    pub recommends: Vec<String>,
+    /// Directories the package owns (`%dir`), absolute.
+    pub dirs: Vec<String>,
+    /// Scriptlets as (section header, body): `("%post", "echo hi")`,
+    /// `("%post -p <lua>", "print(1)")`.
+    pub scripts: Vec<(String, String)>,
 }
 
 impl RpmSpec {
@@ -57,7 +64,29 @@ impl RpmSpec {
                 format!("/usr/share/{name}/VERSION"),
                 format!("{name} {version}-{release}\n"),
             )],
+            recommends: Vec::new(),
+            dirs: Vec::new(),
+            scripts: Vec::new(),
         }
+    }
+
+    /// Adds a `Recommends:`.
+    pub fn recommends(mut self, recommend: &str) -> Self {
+        self.recommends.push(recommend.to_owned());
+        self
+    }
+
+    /// Adds a directory the package owns.
+    pub fn dir(mut self, path: &str) -> Self {
+        self.dirs.push(path.to_owned());
+        self
+    }
+
+    /// Adds a scriptlet: `header` is the spec section line (`%post`, `%pre`, `%posttrans`,
+    /// `%post -p <lua>`, `%triggerin -- other`), `body` its text.
+    pub fn script(mut self, header: &str, body: &str) -> Self {
+        self.scripts.push((header.to_owned(), body.to_owned()));
+        self
     }
 
     /// Sets the summary.
@@ -136,6 +165,9 @@ impl RpmSpec {
         for p in &self.provides {
             let _ = writeln!(s, "Provides: {p}");
         }
+        for r in &self.recommends {
+            let _ = writeln!(s, "Recommends: {r}");
+        }
         let _ = writeln!(s, "%description\n{}.\n%install", self.summary);
         for (i, (path, content)) in self.files.iter().enumerate() {
             let dir = Path::new(path)
@@ -148,9 +180,18 @@ impl RpmSpec {
                 "mkdir -p %{{buildroot}}{dir}\ncat > %{{buildroot}}{path} <<'FIXTURE_EOF_{i}'\n{content}FIXTURE_EOF_{i}"
             );
         }
+        for dir in &self.dirs {
+            let _ = writeln!(s, "mkdir -p %{{buildroot}}{dir}");
+        }
+        for (header, body) in &self.scripts {
+            let _ = writeln!(s, "{header}\n{body}");
+        }
         s.push_str("%files\n");
         for (path, _) in &self.files {
             let _ = writeln!(s, "{path}");
+        }
+        for dir in &self.dirs {
+            let _ = writeln!(s, "%dir {dir}");
         }
         s
     }
@@ -158,7 +199,7 @@ impl RpmSpec {
     fn cache_key(&self) -> String {
         let mut h = DefaultHasher::new();
         // Bump when spec_text changes shape.
-        "rpmspec-v1".hash(&mut h);
+        "rpmspec-v2".hash(&mut h);
         self.hash(&mut h);
         format!("{:016x}", h.finish())
     }
