@@ -1,5 +1,5 @@
 //! One libdnf `DnfContext` set up the way rpm-ostree's client side sets it up, and the
-//! repo, refresh and query operations of the daemon on top of it.
+//! repo, refresh, query and depsolve operations of the daemon on top of it.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -9,8 +9,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use crate::ffi::{self, DnfAdvisory, DnfAdvisoryRef, DnfContext, DnfRepo, DnfState, GError, GObj};
-use crate::ffi::{PtrArray, Query};
-use crate::rpmdb::run_query;
+use crate::ffi::{DnfPackage, HyGoal, PtrArray, Query};
+use crate::rpmdb::{RPMDB_DIR, SystemSack, check_dbpath, package_from, run_query};
 use crate::tmp::{CacheBackup, DirSnapshot, PrivateDir};
 use crate::{Error, Package, text};
 
@@ -86,6 +86,65 @@ pub struct Advisory {
     pub cve_references: Vec<(String, String)>,
 }
 
+/// How [`Context::depsolve`] resolves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DepsolveOptions {
+    /// Also install weak dependencies (`Recommends`); without, the goal runs with
+    /// `DNF_IGNORE_WEAK_DEPS` (upstream's `recommends: false`).
+    pub weak_deps: bool,
+    /// Never go to the network: only cached metadata, and remote packages only when they are
+    /// already in the download cache.
+    pub cache_only: bool,
+}
+
+/// One package a depsolve chose to install.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resolved {
+    /// The package (its `reponame` is the repo id, or `@commandline` for a local package).
+    pub package: Package,
+    /// The repo id, or `@commandline` for a local package.
+    pub repo: String,
+    /// A local file holding the full RPM: the package in a `file://` repo, the download cache
+    /// of a remote repo, or the given path of a local package.
+    pub path: PathBuf,
+    /// `<type>:<hex>`, e.g. `sha256:…`: the repodata checksum of the package (upstream's
+    /// pkgcache key), or the sha256 of a local package's file.
+    pub checksum: String,
+    /// Whether the package came from the base; always `false` in a depsolve result (base
+    /// packages are locked), for callers that merge lists.
+    pub from_base: bool,
+}
+
+/// What a depsolve found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resolution {
+    /// The packages to install, sorted by name (then arch).
+    pub packages: Vec<Resolved>,
+    /// `(request, NEVRA)` for every request that a base package (or a given local package)
+    /// already satisfies, in request order (upstream's inactive requests): not installed.
+    pub inactive: Vec<(String, String)>,
+}
+
+/// A local package added to the sack for a depsolve.
+struct LocalPackage {
+    pkg: GObj<DnfPackage>,
+    nevra: String,
+    path: PathBuf,
+    checksum: String,
+}
+
+/// An owned `HySelector`, freed with `hy_selector_free`.
+struct Selector(ffi::HySelector);
+
+impl Drop for Selector {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: a selector we own.
+            unsafe { ffi::hy_selector_free(self.0) }
+        }
+    }
+}
+
 /// One libdnf context.
 ///
 /// Not `Send` or `Sync`: libdnf and rpm macros are process-global and not thread-safe, so the
@@ -93,8 +152,11 @@ pub struct Advisory {
 #[derive(Debug)]
 pub struct Context {
     ctx: GObj<DnfContext>,
-    /// The empty install root (so nothing of the host's or the deployment's rpmdb is loaded).
-    _install_root: PrivateDir,
+    /// The install root: its rpmdb is the `@System` repo of [`Context::depsolve`].
+    install_root: PathBuf,
+    /// The empty private install root of [`Context::new`] (so nothing of the host's or the
+    /// deployment's rpmdb is loaded), removed on drop.
+    _private_root: Option<PrivateDir>,
     loaded: bool,
     /// The libsolv cache directory given in the options.
     solv_dir: PathBuf,
@@ -247,10 +309,26 @@ impl Context {
     /// `rpmostree_context_setup` use, then `dnf_context_setup`. An unreadable repos dir or a
     /// broken `.repo` file gives an error naming it.
     pub fn new(opts: &ContextOptions) -> Result<Context, Error> {
-        ffi::locked(|| Self::new_locked(opts))
+        ffi::locked(|| Self::new_locked(opts, None))
     }
 
-    fn new_locked(opts: &ContextOptions) -> Result<Context, Error> {
+    /// Like [`Context::new`], with `root` as libdnf's install root instead of an empty private
+    /// directory: the rpmdb at `root/usr/share/rpm` becomes the `@System` repo that
+    /// [`Context::depsolve`] resolves against (upstream sets the base checkout here). Nothing
+    /// is read from it until then.
+    pub fn with_install_root(opts: &ContextOptions, root: &Path) -> Result<Context, Error> {
+        let root = fs::canonicalize(root)
+            .map_err(|e| Error::new(format!("Resolving install root {}: {e}", root.display())))?;
+        if !root.is_dir() {
+            return Err(Error::new(format!(
+                "Install root {} is not a directory",
+                root.display()
+            )));
+        }
+        ffi::locked(|| Self::new_locked(opts, Some(root)))
+    }
+
+    fn new_locked(opts: &ContextOptions, root: Option<PathBuf>) -> Result<Context, Error> {
         ffi::global_init().map_err(|e| Error::new(format!("Initializing libdnf: {e}")))?;
         // libdnf skips a repos dir it cannot open without a word; we do not.
         match fs::read_dir(&opts.repos_dir) {
@@ -263,13 +341,19 @@ impl Context {
                 )));
             }
         }
-        let install_root = PrivateDir::new("root")?;
+        let (install_root, private_root) = match root {
+            Some(root) => (root, None),
+            None => {
+                let private = PrivateDir::new("root")?;
+                (private.path().to_owned(), Some(private))
+            }
+        };
         let repos_dir = path_c("repos dir", &opts.repos_dir)?;
         let cache_dir = path_c("cache dir", &opts.cache_dir)?;
         let solv_dir = path_c("solv dir", &opts.solv_dir)?;
         let lock_dir = path_c("lock dir", &opts.lock_dir)?;
         let source_root = path_c("source root", &opts.source_root)?;
-        let install_root_c = path_c("install root", install_root.path())?;
+        let install_root_c = path_c("install root", &install_root)?;
         let releasever = opts
             .releasever
             .as_deref()
@@ -277,7 +361,7 @@ impl Context {
             .transpose()
             .map_err(Error::new)?;
         let vars_dirs = ["etc/dnf/vars", "etc/yum/vars"]
-            .map(|d| vars_dir_through(install_root.path(), &opts.source_root.join(d)));
+            .map(|d| vars_dir_through(&install_root, &opts.source_root.join(d)));
         let vars_dirs_c = vars_dirs
             .iter()
             .map(|d| path_c("vars dir", d))
@@ -331,7 +415,8 @@ impl Context {
         }
         Ok(Context {
             ctx,
-            _install_root: install_root,
+            install_root,
+            _private_root: private_root,
             loaded: false,
             solv_dir: opts.solv_dir.clone(),
             download_filelists: false,
@@ -533,6 +618,12 @@ impl Context {
     /// pass `dnf_repo_check` with cache age `G_MAXUINT`; then
     /// `dnf_context_setup_sack_with_flags(SKIP_RPMDB | LOAD_UPDATEINFO [| SKIP_FILELISTS])`.
     pub fn load_cached(&mut self, filelists: bool) -> Result<(), Error> {
+        self.load(filelists, false)
+    }
+
+    /// [`Context::load_cached`], with the install root's rpmdb as `@System` (`rpmdb`, without
+    /// updateinfo) or without it (with updateinfo).
+    fn load(&mut self, filelists: bool, rpmdb: bool) -> Result<(), Error> {
         ffi::locked(|| {
             let c = self.ctx.as_ptr();
             // SAFETY: a live context. The check below lists filelists among the required
@@ -557,8 +648,12 @@ impl Context {
                     )));
                 }
             }
-            let mut flags = ffi::DNF_CONTEXT_SETUP_SACK_FLAG_SKIP_RPMDB
-                | ffi::DNF_CONTEXT_SETUP_SACK_FLAG_LOAD_UPDATEINFO;
+            let mut flags = if rpmdb {
+                0
+            } else {
+                ffi::DNF_CONTEXT_SETUP_SACK_FLAG_SKIP_RPMDB
+                    | ffi::DNF_CONTEXT_SETUP_SACK_FLAG_LOAD_UPDATEINFO
+            };
             if !filelists {
                 flags |= ffi::DNF_CONTEXT_SETUP_SACK_FLAG_SKIP_FILELISTS;
             }
@@ -854,6 +949,618 @@ impl Context {
                 .collect())
         })
     }
+}
+
+/// A `hy_goal_list_*` function.
+type GoalList = unsafe extern "C" fn(HyGoal, *mut *mut GError) -> *mut ffi::GPtrArray;
+
+/// Runs one `hy_goal_list_*` on a solved goal.
+///
+/// # Safety
+/// `goal` must be a live goal that was solved.
+unsafe fn goal_list(goal: HyGoal, list: GoalList, what: &str) -> Result<PtrArray, Error> {
+    let mut error: *mut GError = std::ptr::null_mut();
+    // SAFETY: per the caller; the result is an owned array of owned packages (or NULL with
+    // `error` set).
+    let array = unsafe { list(goal, &mut error) };
+    // SAFETY: as above.
+    unsafe { PtrArray::from_owned(array) }
+        // SAFETY: set by the failed call.
+        .ok_or_else(|| unsafe { gerror(format_args!("Listing the {what} of the solution"), error) })
+}
+
+/// A package's NEVRA as libdnf spells it.
+///
+/// # Safety
+/// `pkg` must be a live `DnfPackage`.
+unsafe fn nevra_of(pkg: *mut DnfPackage) -> String {
+    // SAFETY: per the caller; the string is cached in the package.
+    unsafe { ffi::string(ffi::dnf_package_get_nevra(pkg)) }
+}
+
+/// `<type>:<hex>` of the repodata checksum of a package, if it has one.
+///
+/// # Safety
+/// `pkg` must be a live `DnfPackage`.
+unsafe fn repodata_checksum(pkg: *mut DnfPackage) -> Option<String> {
+    let mut kind: c_int = 0;
+    // SAFETY: per the caller; the bytes are borrowed from the pool, `kind` is an out-pointer.
+    let raw = unsafe { ffi::dnf_package_get_chksum(pkg, &mut kind) };
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: a static string (or NULL for an unknown type).
+    let name = unsafe { ffi::hy_chksum_name(kind) };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: `raw` holds the digest of type `kind`; the hex string is g_malloc'ed and ours.
+    let hex = unsafe { ffi::take_string(ffi::hy_chksum_str(raw, kind)) };
+    // SAFETY: non-NULL, NUL-terminated.
+    let name = unsafe { ffi::string(name) };
+    (!hex.is_empty()).then(|| format!("{name}:{hex}"))
+}
+
+/// `sha256:<hex>` of a file's content.
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut file = fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(format!("sha256:{:x}", hasher.finalize()))
+}
+
+/// Whether `path` holds the content of `checksum` (`<type>:<hex>`): `None` when the file
+/// exists but the type is one this crate cannot compute (md5, sha1).
+fn holds(path: &Path, checksum: &str) -> Option<bool> {
+    use sha2::Digest;
+    fn digest<D: Digest + std::io::Write>(path: &Path) -> Option<String> {
+        let mut file = fs::File::open(path).ok()?;
+        let mut hasher = D::new();
+        std::io::copy(&mut file, &mut hasher).ok()?;
+        Some(
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+    if !path.is_file() {
+        return Some(false);
+    }
+    let (kind, hex) = checksum.split_once(':')?;
+    let actual = match kind {
+        "sha256" => digest::<sha2::Sha256>(path),
+        "sha384" => digest::<sha2::Sha384>(path),
+        "sha512" => digest::<sha2::Sha512>(path),
+        _ => return None,
+    };
+    Some(actual.is_some_and(|a| a.eq_ignore_ascii_case(hex)))
+}
+
+impl Context {
+    /// Resolves `requests` (package names, NEVRA forms, globs, provides or file paths, as
+    /// `dnf install` takes them) and the `local` RPM files against the enabled repos, with
+    /// every package of the install root's rpmdb (see [`Context::with_install_root`]) locked
+    /// (upstream's `rpmostree_context_prepare` for layering):
+    ///
+    /// - unless `cache_only`, stale metadata is refreshed first like
+    ///   [`Context::update_metadata`] with [`CachePolicy::Default`] (also downloading
+    ///   filelists when a request contains `/`); `progress(repo, percent)` follows metadata
+    ///   and package downloads;
+    /// - a request that a base package (or one of the local packages) already satisfies, as
+    ///   libdnf's subject matching sees it on a sack of just those, is inactive: reported, not
+    ///   installed (upstream's `finalize_overlays`);
+    /// - `installonly` is off; the goal runs with `DNF_INSTALL | DNF_ALLOW_UNINSTALL` (and
+    ///   `DNF_IGNORE_WEAK_DEPS` without `weak_deps`);
+    /// - remote packages are downloaded into the repo's package cache (with `cache_only` they
+    ///   must be there already).
+    ///
+    /// The install root's database directory is left as it was found. A context can depsolve
+    /// repeatedly (each run loads a fresh sack), but, as with [`Context::set_download_filelists`],
+    /// a remote repo refreshed without filelists cannot be refreshed with them by the same
+    /// context: use a new one per request.
+    ///
+    /// Errors: `Packages not found: a, b` (every request nothing provides); libdnf's
+    /// `Could not depsolve transaction; …` naming the unsatisfiable requirement;
+    /// `Package '<nevra>' is already in the base` (a local package); `Base packages would be
+    /// removed: …`; `Some base packages would be replaced: …`; a failed download names the
+    /// packages and the repo.
+    pub fn depsolve(
+        &mut self,
+        requests: &[String],
+        local: &[PathBuf],
+        options: DepsolveOptions,
+        progress: &mut dyn FnMut(&str, u32),
+    ) -> Result<Resolution, Error> {
+        ffi::locked(|| {
+            check_dbpath(&self.install_root).map_err(|e| {
+                Error::new(format!(
+                    "Reading the rpmdb of {}: {}",
+                    self.install_root.display(),
+                    e.message()
+                ))
+            })?;
+            /// Restores the snapshot on drop, also when a progress callback panics.
+            struct Restore(DirSnapshot);
+            impl Drop for Restore {
+                fn drop(&mut self) {
+                    self.0.restore();
+                }
+            }
+            // Reading the database (twice: the context's sack and the inactive-request sack)
+            // leaves sqlite's -shm/-wal files behind.
+            let _restore = Restore(DirSnapshot::take(&self.install_root.join(RPMDB_DIR)));
+            self.depsolve_locked(requests, local, options, progress)
+        })
+    }
+
+    fn depsolve_locked(
+        &mut self,
+        requests: &[String],
+        local: &[PathBuf],
+        options: DepsolveOptions,
+        progress: &mut dyn FnMut(&str, u32),
+    ) -> Result<Resolution, Error> {
+        let filelists = requests.iter().any(|r| r.contains('/'));
+        if !options.cache_only {
+            self.set_download_filelists(filelists);
+            self.update_metadata(CachePolicy::Default, &mut *progress)?;
+        }
+        self.load(filelists, true)?;
+        let c = self.ctx.as_ptr();
+        // SAFETY: a live context with a loaded sack; both are owned by the context.
+        let (sack, goal) = unsafe { (ffi::dnf_context_get_sack(c), ffi::dnf_context_get_goal(c)) };
+        if sack.is_null() || goal.is_null() {
+            return Err(Error::new("metadata not loaded"));
+        }
+        // One kernel per tree: ostree binds kernel and userspace.
+        // SAFETY: a live sack; NULL clears the list.
+        unsafe {
+            ffi::dnf_sack_set_installonly(sack, std::ptr::null());
+            ffi::dnf_sack_set_installonly_limit(sack, 0);
+        }
+
+        let base_query =
+            self.filtered(&[(ffi::HY_PKG_REPONAME, ffi::HY_EQ, ffi::HY_SYSTEM_REPO_NAME)])?;
+        // SAFETY: a live query; the result is an owned array of owned packages.
+        let base = unsafe { PtrArray::from_owned(ffi::hy_query_run(base_query.as_ptr())) }
+            .ok_or_else(|| Error::new("Querying the base packages failed"))?;
+        let base_pkgs = base.items::<DnfPackage>();
+        // SAFETY: live packages owned by `base`.
+        let base_nevras: HashSet<String> =
+            base_pkgs.iter().map(|&p| unsafe { nevra_of(p) }).collect();
+
+        // Local packages go into the sack before anything is marked for install (libdnf
+        // issue 700).
+        let mut locals = Vec::new();
+        for path in local {
+            let checksum = sha256_file(path).map_err(|e| {
+                Error::new(format!("Reading local package {}: {e}", path.display()))
+            })?;
+            let path_c = path_c("local package path", path)?;
+            // SAFETY: a live sack; a valid path; the result is a new owned package (or NULL).
+            let pkg = unsafe {
+                GObj::from_owned(ffi::dnf_sack_add_cmdline_package(sack, path_c.as_ptr()))
+            }
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "Reading local package {}: not a readable RPM file",
+                    path.display()
+                ))
+            })?;
+            // SAFETY: a live package.
+            let nevra = unsafe { nevra_of(pkg.as_ptr()) };
+            if base_nevras.contains(&nevra) {
+                return Err(Error::new(format!(
+                    "Package '{nevra}' is already in the base"
+                )));
+            }
+            locals.push(LocalPackage {
+                pkg,
+                nevra,
+                path: path.clone(),
+                checksum,
+            });
+        }
+
+        let inactive = self.inactive_requests(requests, local)?;
+        let active: Vec<&String> = requests
+            .iter()
+            .filter(|r| !inactive.iter().any(|(q, _)| q == *r))
+            .collect();
+
+        for l in &locals {
+            // SAFETY: a live goal and package.
+            unsafe { ffi::hy_goal_install(goal, l.pkg.as_ptr()) };
+        }
+        let mut missing = Vec::new();
+        for name in &active {
+            let name_c = ffi::cstring("package request", name).map_err(Error::new)?;
+            let mut error: *mut GError = std::ptr::null_mut();
+            // SAFETY: a live context whose sack is loaded; a valid string; an out-pointer.
+            let ok = unsafe { ffi::dnf_context_install(c, name_c.as_ptr(), &mut error) } != 0;
+            if ok {
+                continue;
+            }
+            // SAFETY: set by the failed call.
+            if unsafe { ffi::is_dnf_error(error, ffi::DNF_ERROR_PACKAGE_NOT_FOUND) } {
+                // SAFETY: as above; only the fact matters.
+                let _ = unsafe { ffi::take_error(error) };
+                missing.push(name.as_str());
+            } else {
+                // SAFETY: as above.
+                return Err(unsafe { gerror(format_args!("Requesting '{name}'"), error) });
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::new(format!(
+                "Packages not found: {}",
+                missing.join(", ")
+            )));
+        }
+
+        for &pkg in &base_pkgs {
+            let mut error: *mut GError = std::ptr::null_mut();
+            // SAFETY: a live goal; a live package owned by `base`; an out-pointer.
+            if unsafe { ffi::hy_goal_lock(goal, pkg, &mut error) } != 0 {
+                // SAFETY: a live package; `error` was set by the failed call.
+                let nevra = unsafe { nevra_of(pkg) };
+                return Err(unsafe {
+                    gerror(format_args!("Locking base package '{nevra}'"), error)
+                });
+            }
+        }
+
+        if active.is_empty() && locals.is_empty() {
+            return Ok(Resolution {
+                packages: Vec::new(),
+                inactive,
+            });
+        }
+        let mut actions = ffi::DNF_INSTALL | ffi::DNF_ALLOW_UNINSTALL;
+        if !options.weak_deps {
+            actions |= ffi::DNF_IGNORE_WEAK_DEPS;
+        }
+        let mut error: *mut GError = std::ptr::null_mut();
+        // SAFETY: a live goal over the loaded sack; an out-pointer.
+        if unsafe { ffi::dnf_goal_depsolve(goal, actions, &mut error) } == 0 {
+            // SAFETY: set by the failed call.
+            if unsafe { ffi::is_dnf_error(error, ffi::DNF_ERROR_NO_PACKAGES_TO_UPDATE) } {
+                // SAFETY: as above.
+                let _ = unsafe { ffi::take_error(error) };
+                return Ok(Resolution {
+                    packages: Vec::new(),
+                    inactive,
+                });
+            }
+            // SAFETY: as above.
+            return Err(Error::new(unsafe { ffi::take_error(error) }));
+        }
+        // SAFETY: a live, solved goal.
+        unsafe { check_solution(goal)? };
+
+        // SAFETY: as above.
+        let installs = unsafe { goal_list(goal, ffi::hy_goal_list_installs, "installs")? };
+        let packages = self.resolved(&installs, &locals, options.cache_only, progress)?;
+        Ok(Resolution { packages, inactive })
+    }
+
+    /// Upstream's `finalize_overlays`: `(request, NEVRA)` for each request that libdnf's subject
+    /// matching (`hy_subject_get_best_selector`, as `dnf_context_install` uses it) finds on a
+    /// sack of only the base rpmdb and the local packages.
+    fn inactive_requests(
+        &self,
+        requests: &[String],
+        local: &[PathBuf],
+    ) -> Result<Vec<(String, String)>, Error> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let base = SystemSack::load(&self.install_root).map_err(|e| {
+            Error::new(format!(
+                "Reading the rpmdb of {}: {}",
+                self.install_root.display(),
+                e.message()
+            ))
+        })?;
+        for path in local {
+            let path_c = path_c("local package path", path)?;
+            // SAFETY: a live sack; a valid path; the package reference is released at once
+            // (the sack keeps the solvable).
+            drop(unsafe {
+                GObj::from_owned(ffi::dnf_sack_add_cmdline_package(
+                    base.as_ptr(),
+                    path_c.as_ptr(),
+                ))
+            });
+        }
+        let mut inactive = Vec::new();
+        for request in requests {
+            let subject = ffi::cstring("package request", request).map_err(Error::new)?;
+            // SAFETY: a live sack; the subject string is only read; NULL forms select libdnf's
+            // default order; no obsoletes, no repo restriction.
+            let selector = Selector(unsafe {
+                ffi::hy_subject_get_best_selector(
+                    subject.as_ptr().cast_mut(),
+                    base.as_ptr(),
+                    std::ptr::null_mut(),
+                    false,
+                    std::ptr::null(),
+                )
+            });
+            if selector.0.is_null() {
+                continue;
+            }
+            // SAFETY: a live selector; the result is an owned array of owned packages.
+            let Some(matches) =
+                (unsafe { PtrArray::from_owned(ffi::hy_selector_matches(selector.0)) })
+            else {
+                continue;
+            };
+            if let Some(&first) = matches.items::<DnfPackage>().first() {
+                // SAFETY: a live package owned by `matches`.
+                inactive.push((request.clone(), unsafe { nevra_of(first) }));
+            }
+        }
+        Ok(inactive)
+    }
+
+    /// The chosen packages with their repo, checksum and a local file holding each (remote
+    /// ones downloaded, grouped per repo), sorted by name.
+    fn resolved(
+        &self,
+        installs: &PtrArray,
+        locals: &[LocalPackage],
+        cache_only: bool,
+        progress: &mut dyn FnMut(&str, u32),
+    ) -> Result<Vec<Resolved>, Error> {
+        let repos: BTreeMap<String, Repo> =
+            self.all_repos().into_iter().map(|r| (r.id(), r)).collect();
+        let mut out = Vec::new();
+        // Remote packages per repo id: (index in `out`, package).
+        let mut downloads: BTreeMap<String, Vec<(usize, *mut DnfPackage)>> = BTreeMap::new();
+        for pkg in installs.items::<DnfPackage>() {
+            // SAFETY: a live package owned by `installs`.
+            let (package, nevra) = unsafe { (package_from(pkg), nevra_of(pkg)) };
+            let repo_id = package.reponame.clone();
+            if repo_id == ffi::HY_CMDLINE_REPO_NAME {
+                let l = locals.iter().find(|l| l.nevra == nevra).ok_or_else(|| {
+                    Error::new(format!(
+                        "Local package '{nevra}' went missing from the sack"
+                    ))
+                })?;
+                out.push(Resolved {
+                    package,
+                    repo: repo_id,
+                    path: l.path.clone(),
+                    checksum: l.checksum.clone(),
+                    from_base: false,
+                });
+                continue;
+            }
+            let repo = *repos.get(&repo_id).ok_or_else(|| {
+                Error::new(format!(
+                    "Package '{nevra}' is from unknown repo '{repo_id}'"
+                ))
+            })?;
+            // SAFETY: a live package and repo (the repo outlives the package: both are
+            // borrowed from the context); the filename needs the repo set (libdnf computes it
+            // from the repo's location or package cache).
+            let (checksum, filename) = unsafe {
+                ffi::dnf_package_set_repo(pkg, repo.0);
+                (
+                    repodata_checksum(pkg),
+                    ffi::string(ffi::dnf_package_get_filename(pkg)),
+                )
+            };
+            let checksum = checksum.ok_or_else(|| {
+                Error::new(format!(
+                    "Package '{nevra}' has no checksum in rpm-md repo '{repo_id}'"
+                ))
+            })?;
+            if filename.is_empty() {
+                return Err(Error::new(format!(
+                    "Package '{nevra}' of rpm-md repo '{repo_id}' has no file name"
+                )));
+            }
+            let path = PathBuf::from(filename);
+            if repo.is_remote() {
+                downloads
+                    .entry(repo_id.clone())
+                    .or_default()
+                    .push((out.len(), pkg));
+            } else if !path.is_file() {
+                return Err(Error::new(format!(
+                    "Package '{nevra}' of rpm-md repo '{repo_id}' is missing: {} does not exist",
+                    path.display()
+                )));
+            }
+            out.push(Resolved {
+                package,
+                repo: repo_id,
+                path,
+                checksum,
+                from_base: false,
+            });
+        }
+        for (repo_id, pkgs) in &downloads {
+            let repo = repos[repo_id];
+            if cache_only {
+                // A file whose checksum this crate cannot compute is trusted if it exists.
+                let missing = pkgs
+                    .iter()
+                    .map(|&(i, _)| &out[i])
+                    .find(|r| holds(&r.path, &r.checksum) == Some(false));
+                if let Some(r) = missing {
+                    return Err(Error::new(format!(
+                        "Package '{}' of rpm-md repo '{repo_id}' is not in the download cache (cache only)",
+                        r.package.nevra()
+                    )));
+                }
+            } else {
+                // Only what is not already in the cache (so that the progress, which libdnf
+                // measures over all given packages, goes to 100); librepo checks the rest.
+                let wanted: Vec<_> = pkgs
+                    .iter()
+                    .copied()
+                    .filter(|&(i, _)| holds(&out[i].path, &out[i].checksum) != Some(true))
+                    .collect();
+                if !wanted.is_empty() {
+                    Self::download(repo, &wanted, &out, &mut *progress)?;
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.package.name, &a.package.arch).cmp(&(&b.package.name, &b.package.arch))
+        });
+        Ok(out)
+    }
+
+    /// Downloads one repo's packages into its package cache (librepo skips files that are
+    /// already there with the right checksum), reporting 100% at the end.
+    fn download(
+        repo: Repo,
+        pkgs: &[(usize, *mut DnfPackage)],
+        out: &[Resolved],
+        progress: &mut dyn FnMut(&str, u32),
+    ) -> Result<(), Error> {
+        let id = repo.id();
+        // SAFETY: g_ptr_array_new returns an owned array without a free function: dropping it
+        // leaves the (borrowed) packages alone.
+        let array = unsafe { PtrArray::from_owned(ffi::g_ptr_array_new()) }
+            .ok_or_else(|| Error::new("g_ptr_array_new failed"))?;
+        for &(_, pkg) in pkgs {
+            // SAFETY: a live array; the package outlives it (owned by the caller's list).
+            unsafe { ffi::g_ptr_array_add(array.as_ptr(), pkg.cast()) };
+        }
+        let state = new_state()?;
+        let mut data = Progress {
+            id: &id,
+            callback: progress,
+            panic: None,
+        };
+        let mut error: *mut GError = std::ptr::null_mut();
+        let ok = {
+            // SAFETY: `state` and `data` outlive the handler, which is dropped (and so
+            // disconnected) at the end of this block.
+            let _handler = unsafe { connect_progress(&state, &mut data) };
+            // SAFETY: live repo, array (of packages of this repo) and state; NULL selects the
+            // repo's package cache; valid out-pointer.
+            unsafe {
+                ffi::dnf_state_reset(state.as_ptr());
+                ffi::dnf_repo_download_packages(
+                    repo.0,
+                    array.as_ptr(),
+                    std::ptr::null(),
+                    state.as_ptr(),
+                    &mut error,
+                ) != 0
+            }
+        };
+        let failure = (!ok).then(|| {
+            // SAFETY: set by the failed call.
+            unsafe { ffi::take_error(error) }
+        });
+        if let Some(panic) = data.panic.take() {
+            std::panic::resume_unwind(panic);
+        }
+        let nevras = |only_missing: bool| {
+            pkgs.iter()
+                .map(|&(i, _)| &out[i])
+                .filter(|r| !only_missing || !r.path.is_file())
+                .map(|r| r.package.nevra())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(failure) = failure {
+            // A failed download may leave a partial file: name every package of the batch.
+            return Err(Error::new(format!(
+                "Downloading {} from rpm-md repo '{id}': {failure}",
+                nevras(false)
+            )));
+        }
+        let missing = nevras(true);
+        if !missing.is_empty() {
+            return Err(Error::new(format!(
+                "Downloading {missing} from rpm-md repo '{id}': no file in the package cache afterwards"
+            )));
+        }
+        (data.callback)(&id, 100);
+        Ok(())
+    }
+}
+
+/// Upstream's `check_goal_solution`, for a goal without removals or overrides: no base package
+/// may be removed, obsoleted, reinstalled, updated or downgraded.
+///
+/// # Safety
+/// `goal` must be a live goal that was solved.
+unsafe fn check_solution(goal: HyGoal) -> Result<(), Error> {
+    let nevras = |array: &PtrArray| -> Vec<String> {
+        array
+            .items::<DnfPackage>()
+            .into_iter()
+            // SAFETY: live packages owned by `array`.
+            .map(|p| unsafe { nevra_of(p) })
+            .collect()
+    };
+    // SAFETY: per the caller.
+    let (erasures, obsoleted) = unsafe {
+        (
+            goal_list(goal, ffi::hy_goal_list_erasures, "erasures")?,
+            goal_list(goal, ffi::hy_goal_list_obsoleted, "obsoleted packages")?,
+        )
+    };
+    let mut removed = nevras(&erasures);
+    removed.extend(nevras(&obsoleted));
+    if !removed.is_empty() {
+        removed.sort();
+        removed.dedup();
+        return Err(Error::new(format!(
+            "Base packages would be removed: {}",
+            removed.join(", ")
+        )));
+    }
+    // SAFETY: per the caller.
+    let (reinstalls, upgrades, downgrades) = unsafe {
+        (
+            goal_list(goal, ffi::hy_goal_list_reinstalls, "reinstalls")?,
+            goal_list(goal, ffi::hy_goal_list_upgrades, "upgrades")?,
+            goal_list(goal, ffi::hy_goal_list_downgrades, "downgrades")?,
+        )
+    };
+    let mut replaced = nevras(&reinstalls);
+    for pkg in upgrades
+        .items::<DnfPackage>()
+        .into_iter()
+        .chain(downgrades.items::<DnfPackage>())
+    {
+        // SAFETY: a live goal and package; the result is an owned array of owned packages.
+        let old =
+            unsafe { PtrArray::from_owned(ffi::hy_goal_list_obsoleted_by_package(goal, pkg)) };
+        // SAFETY: a live package.
+        let (name, nevra) = unsafe { (package_from(pkg).name, nevra_of(pkg)) };
+        let same_name = old.as_ref().and_then(|old| {
+            old.items::<DnfPackage>()
+                .into_iter()
+                // SAFETY: live packages owned by `old`.
+                .find(|&o| unsafe { package_from(o).name } == name)
+                // SAFETY: as above.
+                .map(|o| unsafe { nevra_of(o) })
+        });
+        replaced.push(same_name.unwrap_or(nevra));
+    }
+    if !replaced.is_empty() {
+        replaced.sort();
+        replaced.dedup();
+        return Err(Error::new(format!(
+            "Some base packages would be replaced: {}",
+            replaced.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Reads one advisory (upstream's `advisory_variant_new`, minus the packages).

@@ -3,9 +3,10 @@
 //!
 //! Provenance: the signatures are transcribed from the Debian 12 headers
 //! (`/usr/include/libdnf/*.h` from libdnf-dev 0.69.0, `/usr/include/glib-2.0`,
-//! `/usr/include/rpm/rpm{lib,macro,ver}.h` from librpm-dev 4.18.0); enum values are copied
-//! from the same headers. Nothing outside this module and the two wrapper modules
-//! (`context`, `rpmdb`) touches a raw pointer.
+//! `/usr/include/rpm/{rpmlib,rpmmacro,rpmver,rpmts,rpmps,rpmprob,rpmio,header,rpmcallback}.h`
+//! from librpm-dev 4.18.0); enum values are copied from the same headers. Nothing outside
+//! this module and the wrapper modules (`context`, `rpmdb`, `rpmdb_write`) touches a raw
+//! pointer.
 //!
 //! libdnf, libsolv and librpm keep process-global state (rpm macros, libdnf's main config,
 //! the metadata lock) and are not thread-safe: every entry point of the safe API runs inside
@@ -51,6 +52,22 @@ opaque! {
     HyRepoImpl;
     /// librpm's `struct rpmver_s` (`rpmver` points to one).
     RpmVer;
+    /// `libdnf::Goal` (`HyGoal` points to one).
+    HyGoalImpl;
+    /// `libdnf::Selector` (`HySelector` points to one).
+    HySelectorImpl;
+    /// librpm's `struct rpmts_s` (`rpmts` points to one).
+    RpmTs;
+    /// librpm's `struct headerToken_s` (`Header` points to one).
+    RpmHeader;
+    /// librpm's `struct _FD_s` (`FD_t` points to one).
+    RpmFd;
+    /// librpm's `struct rpmps_s` (`rpmps` points to one).
+    RpmPs;
+    /// librpm's `struct rpmpsi_s` (`rpmpsi` points to one).
+    RpmPsi;
+    /// librpm's `struct rpmProblem_s` (`rpmProblem` points to one).
+    RpmProblem;
 }
 
 /// `GError`.
@@ -74,6 +91,10 @@ pub(crate) type GBoolean = c_int;
 pub(crate) type HyQuery = *mut HyQueryImpl;
 /// `HyRepo`.
 pub(crate) type HyRepo = *mut HyRepoImpl;
+/// `HyGoal`.
+pub(crate) type HyGoal = *mut HyGoalImpl;
+/// `HySelector`.
+pub(crate) type HySelector = *mut HySelectorImpl;
 
 /// `G_MAXUINT`.
 pub(crate) const G_MAXUINT: c_uint = c_uint::MAX;
@@ -109,6 +130,49 @@ pub(crate) const HY_SUBSTR: c_int = 1 << 11;
 pub(crate) const HY_GLOB: c_int = 1 << 12;
 // rpmmacro.h
 pub(crate) const RMIL_CMDLINE: c_int = -7;
+// DnfError (dnf-types.h)
+pub(crate) const DNF_ERROR_NO_PACKAGES_TO_UPDATE: c_int = 27;
+pub(crate) const DNF_ERROR_PACKAGE_NOT_FOUND: c_int = 8;
+// DnfGoalActions (hy-goal.h)
+pub(crate) const DNF_INSTALL: c_int = 1 << 4;
+pub(crate) const DNF_ALLOW_UNINSTALL: c_int = 1 << 10;
+pub(crate) const DNF_IGNORE_WEAK_DEPS: c_int = 1 << 13;
+// _hy_key_name_e (more)
+pub(crate) const HY_PKG_REPONAME: c_int = 13;
+// hy-repo.h
+pub(crate) const HY_SYSTEM_REPO_NAME: &str = "@System";
+pub(crate) const HY_CMDLINE_REPO_NAME: &str = "@commandline";
+// rpmts.h: enum rpmtransFlags_e
+pub(crate) const RPMTRANS_FLAG_NOSCRIPTS: u32 = 1 << 2;
+pub(crate) const RPMTRANS_FLAG_JUSTDB: u32 = 1 << 3;
+pub(crate) const RPMTRANS_FLAG_NOTRIGGERS: u32 = 1 << 4;
+pub(crate) const RPMTRANS_FLAG_NOPLUGINS: u32 = 1 << 7;
+pub(crate) const RPMTRANS_FLAG_NOCONTEXTS: u32 = 1 << 8;
+// rpmts.h: enum rpmVSFlags_e and the _RPMVSF_NODIGESTS / _RPMVSF_NOSIGNATURES masks
+pub(crate) const RPMVSF_MASK_NODIGESTS: u32 = (1 << 8) | (1 << 9) | (1 << 16) | (1 << 17);
+pub(crate) const RPMVSF_MASK_NOSIGNATURES: u32 = (1 << 10) | (1 << 11) | (1 << 18) | (1 << 19);
+// rpmprob.h: enum rpmprobFilterFlags_e
+pub(crate) const RPMPROB_FILTER_REPLACENEWFILES: u32 = 1 << 4;
+pub(crate) const RPMPROB_FILTER_REPLACEOLDFILES: u32 = 1 << 5;
+pub(crate) const RPMPROB_FILTER_OLDPACKAGE: u32 = 1 << 6;
+pub(crate) const RPMPROB_FILTER_DISKSPACE: u32 = 1 << 7;
+// rpmcallback.h: rpmCallbackType
+pub(crate) const RPMCALLBACK_INST_OPEN_FILE: c_int = 1 << 2;
+pub(crate) const RPMCALLBACK_INST_CLOSE_FILE: c_int = 1 << 3;
+// rpmtypes.h: rpmRC
+pub(crate) const RPMRC_OK: c_int = 0;
+pub(crate) const RPMRC_NOTTRUSTED: c_int = 3;
+pub(crate) const RPMRC_NOKEY: c_int = 4;
+
+/// `rpmCallbackFunction`: librpm's transaction notification callback.
+pub(crate) type RpmCallbackFn = unsafe extern "C" fn(
+    h: *const c_void,
+    what: c_int,
+    amount: u64,
+    total: u64,
+    key: *const c_void,
+    data: *mut c_void,
+) -> *mut c_void;
 
 /// `void (*)(DnfState *, guint, gpointer)`: the "percentage-changed" handler type.
 pub(crate) type PercentageChangedFn = unsafe extern "C" fn(*mut DnfState, c_uint, *mut c_void);
@@ -117,6 +181,8 @@ unsafe extern "C" {
     pub(crate) fn g_free(mem: *mut c_void);
     pub(crate) fn g_error_free(error: *mut GError);
     pub(crate) fn g_ptr_array_unref(array: *mut GPtrArray);
+    pub(crate) fn g_ptr_array_new() -> *mut GPtrArray;
+    pub(crate) fn g_ptr_array_add(array: *mut GPtrArray, data: *mut c_void);
 }
 
 unsafe extern "C" {
@@ -171,6 +237,15 @@ unsafe extern "C" {
     ) -> GBoolean;
     pub(crate) fn dnf_context_get_repos(ctx: *mut DnfContext) -> *mut GPtrArray;
     pub(crate) fn dnf_context_get_sack(ctx: *mut DnfContext) -> *mut DnfSack;
+    pub(crate) fn dnf_context_get_goal(ctx: *mut DnfContext) -> HyGoal;
+    pub(crate) fn dnf_context_install(
+        ctx: *mut DnfContext,
+        name: *const c_char,
+        error: *mut *mut GError,
+    ) -> GBoolean;
+
+    // dnf-types.h
+    pub(crate) fn dnf_error_quark() -> u32;
 
     // dnf-conf.h
     pub(crate) fn dnf_conf_add_setopt(
@@ -215,6 +290,13 @@ unsafe extern "C" {
         state: *mut DnfState,
         error: *mut *mut GError,
     ) -> GBoolean;
+    pub(crate) fn dnf_repo_download_packages(
+        repo: *mut DnfRepo,
+        packages: *mut GPtrArray,
+        directory: *const c_char,
+        state: *mut DnfState,
+        error: *mut *mut GError,
+    ) -> GBoolean;
 
     // dnf-state.h
     pub(crate) fn dnf_state_new() -> *mut DnfState;
@@ -229,6 +311,12 @@ unsafe extern "C" {
         flags: c_int,
         error: *mut *mut GError,
     ) -> GBoolean;
+    pub(crate) fn dnf_sack_set_installonly(sack: *mut DnfSack, installonly: *const *const c_char);
+    pub(crate) fn dnf_sack_set_installonly_limit(sack: *mut DnfSack, limit: c_uint);
+    pub(crate) fn dnf_sack_add_cmdline_package(
+        sack: *mut DnfSack,
+        path: *const c_char,
+    ) -> *mut DnfPackage;
     pub(crate) fn dnf_sack_load_system_repo(
         sack: *mut DnfSack,
         repo: HyRepo,
@@ -251,7 +339,52 @@ unsafe extern "C" {
     pub(crate) fn hy_query_union(q: HyQuery, other: HyQuery);
     pub(crate) fn hy_query_intersection(q: HyQuery, other: HyQuery);
 
-    // hy-package.h
+    // hy-goal.h, dnf-goal.h
+    pub(crate) fn hy_goal_install(goal: HyGoal, pkg: *mut DnfPackage) -> c_int;
+    pub(crate) fn hy_goal_lock(
+        goal: HyGoal,
+        pkg: *mut DnfPackage,
+        error: *mut *mut GError,
+    ) -> c_int;
+    pub(crate) fn dnf_goal_depsolve(
+        goal: HyGoal,
+        flags: c_int,
+        error: *mut *mut GError,
+    ) -> GBoolean;
+    pub(crate) fn hy_goal_list_erasures(goal: HyGoal, error: *mut *mut GError) -> *mut GPtrArray;
+    pub(crate) fn hy_goal_list_installs(goal: HyGoal, error: *mut *mut GError) -> *mut GPtrArray;
+    pub(crate) fn hy_goal_list_obsoleted(goal: HyGoal, error: *mut *mut GError) -> *mut GPtrArray;
+    pub(crate) fn hy_goal_list_reinstalls(goal: HyGoal, error: *mut *mut GError) -> *mut GPtrArray;
+    pub(crate) fn hy_goal_list_upgrades(goal: HyGoal, error: *mut *mut GError) -> *mut GPtrArray;
+    pub(crate) fn hy_goal_list_downgrades(goal: HyGoal, error: *mut *mut GError) -> *mut GPtrArray;
+    pub(crate) fn hy_goal_list_obsoleted_by_package(
+        goal: HyGoal,
+        pkg: *mut DnfPackage,
+    ) -> *mut GPtrArray;
+
+    // hy-subject.h, hy-selector.h (`HySubject` is a plain `char *`)
+    pub(crate) fn hy_subject_get_best_selector(
+        subject: *mut c_char,
+        sack: *mut DnfSack,
+        forms: *mut c_int,
+        obsoletes: bool,
+        reponame: *const c_char,
+    ) -> HySelector;
+    pub(crate) fn hy_selector_matches(selector: HySelector) -> *mut GPtrArray;
+    pub(crate) fn hy_selector_free(selector: HySelector);
+
+    // hy-util.h
+    pub(crate) fn hy_chksum_name(chksum_type: c_int) -> *const c_char;
+    pub(crate) fn hy_chksum_str(chksum: *const u8, chksum_type: c_int) -> *mut c_char;
+
+    // hy-package.h, dnf-package.h
+    pub(crate) fn dnf_package_get_nevra(pkg: *mut DnfPackage) -> *const c_char;
+    pub(crate) fn dnf_package_get_chksum(
+        pkg: *mut DnfPackage,
+        chksum_type: *mut c_int,
+    ) -> *const u8;
+    pub(crate) fn dnf_package_set_repo(pkg: *mut DnfPackage, repo: *mut DnfRepo);
+    pub(crate) fn dnf_package_get_filename(pkg: *mut DnfPackage) -> *const c_char;
     pub(crate) fn dnf_package_get_name(pkg: *mut DnfPackage) -> *const c_char;
     pub(crate) fn dnf_package_get_epoch(pkg: *mut DnfPackage) -> u64;
     pub(crate) fn dnf_package_get_version(pkg: *mut DnfPackage) -> *const c_char;
@@ -286,6 +419,57 @@ unsafe extern "C" {
         body: *const c_char,
         level: c_int,
     ) -> c_int;
+    pub(crate) fn rpmPopMacro(mc: *mut c_void, name: *const c_char) -> c_int;
+
+    // rpmts.h
+    pub(crate) fn rpmtsCreate() -> *mut RpmTs;
+    pub(crate) fn rpmtsFree(ts: *mut RpmTs) -> *mut RpmTs;
+    pub(crate) fn rpmtsSetRootDir(ts: *mut RpmTs, root_dir: *const c_char) -> c_int;
+    pub(crate) fn rpmtsSetVSFlags(ts: *mut RpmTs, vsflags: u32) -> u32;
+    pub(crate) fn rpmtsSetVfyLevel(ts: *mut RpmTs, vfylevel: c_int) -> c_int;
+    pub(crate) fn rpmtsSetFlags(ts: *mut RpmTs, trans_flags: u32) -> u32;
+    pub(crate) fn rpmtsSetNotifyCallback(
+        ts: *mut RpmTs,
+        notify: Option<RpmCallbackFn>,
+        notify_data: *mut c_void,
+    ) -> c_int;
+    pub(crate) fn rpmtsAddInstallElement(
+        ts: *mut RpmTs,
+        h: *mut RpmHeader,
+        key: *const c_void,
+        upgrade: c_int,
+        relocs: *mut c_void,
+    ) -> c_int;
+    pub(crate) fn rpmtsOrder(ts: *mut RpmTs) -> c_int;
+    pub(crate) fn rpmtsRun(ts: *mut RpmTs, ok_probs: *mut RpmPs, ignore_set: u32) -> c_int;
+    pub(crate) fn rpmtsProblems(ts: *mut RpmTs) -> *mut RpmPs;
+
+    // rpmps.h, rpmprob.h
+    pub(crate) fn rpmpsInitIterator(ps: *mut RpmPs) -> *mut RpmPsi;
+    pub(crate) fn rpmpsiNext(psi: *mut RpmPsi) -> *mut RpmProblem;
+    pub(crate) fn rpmpsFreeIterator(psi: *mut RpmPsi) -> *mut RpmPsi;
+    pub(crate) fn rpmpsFree(ps: *mut RpmPs) -> *mut RpmPs;
+    pub(crate) fn rpmProblemString(prob: *mut RpmProblem) -> *mut c_char;
+
+    // rpmlib.h, header.h
+    pub(crate) fn rpmReadPackageFile(
+        ts: *mut RpmTs,
+        fd: *mut RpmFd,
+        file_name: *const c_char,
+        hdrp: *mut *mut RpmHeader,
+    ) -> c_int;
+    pub(crate) fn headerFree(h: *mut RpmHeader) -> *mut RpmHeader;
+
+    // rpmio.h
+    pub(crate) fn Fopen(path: *const c_char, fmode: *const c_char) -> *mut RpmFd;
+    pub(crate) fn Fclose(fd: *mut RpmFd) -> c_int;
+    pub(crate) fn Ferror(fd: *mut RpmFd) -> c_int;
+    pub(crate) fn Fstrerror(fd: *mut RpmFd) -> *const c_char;
+}
+
+unsafe extern "C" {
+    /// libc's `free`, for strings librpm allocates with `malloc` (`rpmProblemString`).
+    pub(crate) fn free(ptr: *mut c_void);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,6 +584,11 @@ impl PtrArray {
         NonNull::new(ptr).map(Self)
     }
 
+    /// The raw array (still owned by `self`).
+    pub(crate) fn as_ptr(&self) -> *mut GPtrArray {
+        self.0.as_ptr()
+    }
+
     /// The elements, borrowed from the array.
     pub(crate) fn items<T>(&self) -> Vec<*mut T> {
         // SAFETY: the array is live while `self` is; `pdata` holds `len` pointers.
@@ -505,6 +694,15 @@ pub(crate) unsafe fn take_error(error: *mut GError) -> String {
     // SAFETY: we own it.
     unsafe { g_error_free(error) };
     message
+}
+
+/// Whether `error` is libdnf's `DNF_ERROR` with this code.
+///
+/// # Safety
+/// `error` must be NULL or a live `GError`.
+pub(crate) unsafe fn is_dnf_error(error: *const GError, code: c_int) -> bool {
+    // SAFETY: dnf_error_quark only registers/looks up a quark; `error` is live per the caller.
+    !error.is_null() && unsafe { (*error).domain == dnf_error_quark() && (*error).code == code }
 }
 
 /// A C string from Rust text; an interior NUL becomes an error naming `what`.

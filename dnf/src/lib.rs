@@ -1,10 +1,11 @@
 //! A small, fenced FFI over libdnf 0.x (and a few librpm functions) with a safe API that
-//! returns plain Rust data: the rpmdb of a tree, `.repo` files, rpm-md refresh into a cache,
-//! and the queries behind `ListRepos`, `RefreshMd`, `ModifyYumRepo`, `GetPackages`,
-//! `WhatProvides`, `Search` and update advisories.
+//! returns plain Rust data: the rpmdb of a tree (reading, and writing layered packages into
+//! it), `.repo` files, rpm-md refresh into a cache, the queries behind `ListRepos`,
+//! `RefreshMd`, `ModifyYumRepo`, `GetPackages`, `WhatProvides`, `Search` and update
+//! advisories, and the layering depsolve against a base rpmdb.
 //!
-//! All unsafe code lives in `ffi` (declarations and owning handles) and the two wrappers
-//! `context` and `rpmdb`. libdnf, libsolv and rpm macros are process-global and not
+//! All unsafe code lives in `ffi` (declarations and owning handles) and the wrappers
+//! `context`, `rpmdb` and `rpmdb_write`. libdnf, libsolv and rpm macros are process-global and not
 //! thread-safe: [`Context`] is neither `Send` nor `Sync`, and every call into the C libraries
 //! is serialised by a process-wide lock, so independent threads (e.g. parallel tests) are
 //! safe, but the daemon should still drive all of this from one dedicated thread.
@@ -19,12 +20,18 @@ mod ffi;
 pub mod protocol;
 #[allow(unsafe_code)]
 mod rpmdb;
+#[allow(unsafe_code)]
+mod rpmdb_write;
 mod text;
 mod tmp;
 mod version;
 
-pub use context::{Advisory, CachePolicy, Context, ContextOptions, RepoInfo, RepoUpdate};
+pub use context::{
+    Advisory, CachePolicy, Context, ContextOptions, DepsolveOptions, RepoInfo, RepoUpdate,
+    Resolution, Resolved,
+};
 pub use rpmdb::{librpm_evr_cmp, librpm_vercmp, rpmdb_packages};
+pub use rpmdb_write::write_rpmdb;
 pub use tmp::sweep_orphaned_temp_dirs;
 pub use version::{evr_cmp, vercmp};
 

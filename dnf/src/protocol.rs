@@ -12,7 +12,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Advisory, CachePolicy, Context, ContextOptions, Error, Package, RepoInfo, RepoUpdate};
+use crate::{
+    Advisory, CachePolicy, Context, ContextOptions, DepsolveOptions, Error, Package, RepoInfo,
+    RepoUpdate, Resolution,
+};
 
 /// What the helper is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +63,29 @@ pub enum Request {
         /// Refresh stale metadata first.
         refresh: bool,
     },
+    /// The layering depsolve ([`Context::depsolve`]) against the rpmdb of `root`.
+    Depsolve {
+        /// Where the repositories and caches are.
+        options: ContextOptions,
+        /// The base tree: its `usr/share/rpm` holds the base rpmdb (a private copy; sqlite
+        /// files the read creates are removed again).
+        root: PathBuf,
+        /// What to install: names, NEVRA forms, globs, provides or file paths.
+        requests: Vec<String>,
+        /// Local RPM files to install.
+        local: Vec<PathBuf>,
+        /// Also install weak dependencies (`Recommends`).
+        weak_deps: bool,
+        /// Never go to the network.
+        cache_only: bool,
+    },
+    /// Adds packages to the rpmdb of `root` ([`crate::write_rpmdb`]).
+    WriteRpmdb {
+        /// The tree: its `usr/share/rpm` (already private copies) gets the packages.
+        root: PathBuf,
+        /// Full or header-only RPM files.
+        packages: Vec<PathBuf>,
+    },
 }
 
 /// A query over cached metadata.
@@ -80,7 +106,7 @@ pub enum Reply {
     Packages(Vec<Package>),
     /// `ListRepos`.
     Repos(Vec<RepoInfo>),
-    /// `SetEnabled`.
+    /// `SetEnabled`, `WriteRpmdb`.
     Done,
     /// `Refresh`.
     Updates(Vec<RepoUpdate>),
@@ -89,12 +115,14 @@ pub enum Reply {
     Found(Vec<(Option<String>, Package)>),
     /// `Advisories`.
     Advisories(Vec<Advisory>),
+    /// `Depsolve`.
+    Resolved(Resolution),
 }
 
 /// One line of the helper's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// Download progress of one repository.
+    /// Download progress of one repository (metadata or packages).
     Progress {
         /// The repository id.
         repo: String,
@@ -151,17 +179,7 @@ fn answer(request: &Request, emit: &mut dyn FnMut(&Message)) -> Result<Reply, Er
             } else {
                 CachePolicy::Default
             };
-            let mut last = None;
-            let updates =
-                Context::new(options)?.update_metadata(policy, &mut |repo, percent| {
-                    if last.as_ref() != Some(&(repo.to_owned(), percent)) {
-                        last = Some((repo.to_owned(), percent));
-                        emit(&Message::Progress {
-                            repo: repo.to_owned(),
-                            percent,
-                        });
-                    }
-                })?;
+            let updates = Context::new(options)?.update_metadata(policy, &mut progress(emit))?;
             Reply::Updates(updates)
         }
         Request::Query { options, query } => {
@@ -198,7 +216,40 @@ fn answer(request: &Request, emit: &mut dyn FnMut(&Message)) -> Result<Reply, Er
             }
             Reply::Advisories(ctx.advisories(packages)?)
         }
+        Request::Depsolve {
+            options,
+            root,
+            requests,
+            local,
+            weak_deps,
+            cache_only,
+        } => {
+            let mut ctx = Context::with_install_root(options, root)?;
+            let flags = DepsolveOptions {
+                weak_deps: *weak_deps,
+                cache_only: *cache_only,
+            };
+            Reply::Resolved(ctx.depsolve(requests, local, flags, &mut progress(emit))?)
+        }
+        Request::WriteRpmdb { root, packages } => {
+            crate::write_rpmdb(root, packages)?;
+            Reply::Done
+        }
     })
+}
+
+/// A progress callback that emits [`Message::Progress`], skipping repeats.
+fn progress<'a>(emit: &'a mut dyn FnMut(&Message)) -> impl FnMut(&str, u32) + 'a {
+    let mut last: Option<(String, u32)> = None;
+    move |repo, percent| {
+        if last.as_ref() != Some(&(repo.to_owned(), percent)) {
+            last = Some((repo.to_owned(), percent));
+            emit(&Message::Progress {
+                repo: repo.to_owned(),
+                percent,
+            });
+        }
+    }
 }
 
 #[cfg(test)]

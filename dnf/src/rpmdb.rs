@@ -5,12 +5,12 @@ use std::cmp::Ordering;
 use std::ffi::{CString, c_char};
 use std::path::Path;
 
-use crate::ffi::{self, DnfPackage, GError, GObj, PtrArray, Query};
+use crate::ffi::{self, DnfPackage, DnfSack, GError, GObj, PtrArray, Query};
 use crate::tmp::{DirSnapshot, PrivateDir};
 use crate::{Error, Package};
 
 /// Where rpm-ostree keeps the rpmdb, relative to a tree's root.
-const RPMDB_DIR: &str = "usr/share/rpm";
+pub(crate) const RPMDB_DIR: &str = "usr/share/rpm";
 /// The database files librpm's backends use (sqlite, bdb, ndb, lmdb).
 const DB_FILES: [&str; 4] = ["rpmdb.sqlite", "Packages", "Packages.db", "data.mdb"];
 
@@ -58,6 +58,78 @@ pub fn librpm_evr_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// libsolv picks the database directory itself: `var/lib/rpm` wins whenever it exists and is
+/// writable. Refuses (naming both) a root where that is not `usr/share/rpm`, rather than
+/// silently reading another database than the one asked for.
+pub(crate) fn check_dbpath(root: &Path) -> Result<(), Error> {
+    let dbdir = root.join(RPMDB_DIR);
+    let varlib = root.join("var/lib/rpm");
+    if varlib.exists() {
+        let same = match (varlib.canonicalize(), dbdir.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if !same {
+            return Err(Error::new(format!(
+                "{} exists and is not {}; libsolv would read it instead",
+                varlib.display(),
+                dbdir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A private sack holding only the rpmdb of a root (the `@System` repo), with its own
+/// throw-away libsolv cache. Create and use it inside [`ffi::locked`].
+#[derive(Debug)]
+pub(crate) struct SystemSack {
+    // Dropped before the cache directory.
+    sack: GObj<DnfSack>,
+    _cache: PrivateDir,
+}
+
+impl SystemSack {
+    /// Loads the rpmdb under `root` (a root without one gives an empty sack).
+    pub(crate) fn load(root: &Path) -> Result<Self, Error> {
+        ffi::global_init().map_err(|e| Error::new(format!("initializing libdnf: {e}")))?;
+        let root = ffi::cstring("root path", &root.to_string_lossy()).map_err(Error::new)?;
+        let cache = PrivateDir::new("sack")?;
+        let cache_c =
+            ffi::cstring("cache path", &cache.path().to_string_lossy()).map_err(Error::new)?;
+        // SAFETY: dnf_sack_new returns a new owned GObject.
+        let sack = unsafe { GObj::from_owned(ffi::dnf_sack_new()) }
+            .ok_or_else(|| Error::new("dnf_sack_new failed"))?;
+        let mut error: *mut GError = std::ptr::null_mut();
+        // SAFETY: `sack` is live; the strings are valid and copied by libdnf/libsolv; `error`
+        // is a valid out-pointer that is only set when the call fails.
+        let ok = unsafe {
+            ffi::dnf_sack_set_rootdir(sack.as_ptr(), root.as_ptr());
+            ffi::dnf_sack_set_cachedir(sack.as_ptr(), cache_c.as_ptr());
+            ffi::dnf_sack_setup(sack.as_ptr(), 0, &mut error) != 0
+                && ffi::dnf_sack_load_system_repo(
+                    sack.as_ptr(),
+                    std::ptr::null_mut(),
+                    ffi::DNF_SACK_LOAD_FLAG_NONE,
+                    &mut error,
+                ) != 0
+        };
+        if !ok {
+            // SAFETY: on failure `error` is an owned GError (or NULL).
+            return Err(Error::new(unsafe { ffi::take_error(error) }));
+        }
+        Ok(Self {
+            sack,
+            _cache: cache,
+        })
+    }
+
+    /// The raw sack (still owned by `self`).
+    pub(crate) fn as_ptr(&self) -> *mut DnfSack {
+        self.sack.as_ptr()
+    }
+}
+
 /// The packages of the rpmdb under `root` (the database at `root/usr/share/rpm`, rpm-ostree's
 /// location), sorted by (name, arch, evr). A root without a database gives an empty list,
 /// not an error. The root is left exactly as it was found (librpm's read-only open creates
@@ -67,28 +139,17 @@ pub fn rpmdb_packages(root: &Path) -> Result<Vec<Package>, Error> {
     if !DB_FILES.iter().any(|f| dbdir.join(f).is_file()) {
         return Ok(Vec::new());
     }
-    // libsolv picks the database directory itself: `var/lib/rpm` wins whenever it exists and
-    // is writable. Refuse rather than silently read another database than the one asked for.
-    let varlib = root.join("var/lib/rpm");
-    if varlib.exists() {
-        let same = match (varlib.canonicalize(), dbdir.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        if !same {
-            return Err(Error::new(format!(
-                "Reading the rpmdb of {}: {} exists and is not {}; libsolv would read it instead",
-                root.display(),
-                varlib.display(),
-                dbdir.display()
-            )));
-        }
-    }
-    let root_c = ffi::cstring("root path", &root.to_string_lossy()).map_err(Error::new)?;
+    check_dbpath(root).map_err(|e| {
+        Error::new(format!(
+            "Reading the rpmdb of {}: {}",
+            root.display(),
+            e.message()
+        ))
+    })?;
     // Under the lock, so that no other open of the same database overlaps with the cleanup.
     let result = ffi::locked(|| {
         let snapshot = DirSnapshot::take(&dbdir);
-        let result = load(&root_c);
+        let result = load(root);
         snapshot.restore();
         result
     });
@@ -108,32 +169,8 @@ pub fn rpmdb_packages(root: &Path) -> Result<Vec<Package>, Error> {
     Ok(pkgs)
 }
 
-fn load(root: &CString) -> Result<Vec<Package>, Error> {
-    ffi::global_init().map_err(|e| Error::new(format!("initializing libdnf: {e}")))?;
-    let cache = PrivateDir::new("sack")?;
-    let cache_c =
-        ffi::cstring("cache path", &cache.path().to_string_lossy()).map_err(Error::new)?;
-    // SAFETY: dnf_sack_new returns a new owned GObject.
-    let sack = unsafe { GObj::from_owned(ffi::dnf_sack_new()) }
-        .ok_or_else(|| Error::new("dnf_sack_new failed"))?;
-    let mut error: *mut GError = std::ptr::null_mut();
-    // SAFETY: `sack` is live; the strings are valid and copied by libdnf/libsolv; `error` is a
-    // valid out-pointer that is only set when the call fails.
-    let ok = unsafe {
-        ffi::dnf_sack_set_rootdir(sack.as_ptr(), root.as_ptr());
-        ffi::dnf_sack_set_cachedir(sack.as_ptr(), cache_c.as_ptr());
-        ffi::dnf_sack_setup(sack.as_ptr(), 0, &mut error) != 0
-            && ffi::dnf_sack_load_system_repo(
-                sack.as_ptr(),
-                std::ptr::null_mut(),
-                ffi::DNF_SACK_LOAD_FLAG_NONE,
-                &mut error,
-            ) != 0
-    };
-    if !ok {
-        // SAFETY: on failure `error` is an owned GError (or NULL).
-        return Err(Error::new(unsafe { ffi::take_error(error) }));
-    }
+fn load(root: &Path) -> Result<Vec<Package>, Error> {
+    let sack = SystemSack::load(root)?;
     // SAFETY: the sack is live and outlives the query (dropped first, below).
     let query =
         unsafe { Query::new(sack.as_ptr()) }.ok_or_else(|| Error::new("hy_query_create failed"))?;

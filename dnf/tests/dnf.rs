@@ -11,7 +11,8 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use rpmostree_dnf::{
-    CachePolicy, Context, ContextOptions, Package, evr_cmp, rpmdb_packages, vercmp,
+    CachePolicy, Context, ContextOptions, DepsolveOptions, Package, Resolution, evr_cmp,
+    rpmdb_packages, vercmp,
 };
 use rpmostree_tests::rpms::{RpmSpec, UpdateAdvisory, build_rpms, create_repo, install_rpmdb};
 
@@ -995,5 +996,483 @@ fn a_panicking_progress_callback_is_re_raised_and_leaves_libdnf_usable() -> Test
     assert!(!updates[0].updated, "{updates:?}");
     ctx.load_cached(false)?;
     assert_eq!(ctx.packages_by_name(&["foolish".into()])?.len(), 1);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layering: depsolve against a locked base, and writing the rpmdb.
+
+/// The packages of the layering fixture.
+struct LayerRpms {
+    /// The base image: base-lib 1.0 (provides base-capability = 1.0).
+    base: Vec<PathBuf>,
+    /// The repo: layer-a, layer-b 1.0 and 2.0, layer-c, layer-d, base-lib 2.0.
+    repo: Vec<PathBuf>,
+    /// layer-e (requires layer-b), in no repo.
+    local: PathBuf,
+}
+
+fn layer_rpms() -> &'static LayerRpms {
+    static RPMS: OnceLock<LayerRpms> = OnceLock::new();
+    RPMS.get_or_init(|| {
+        let base =
+            build_rpms(&[RpmSpec::new("base-lib", "1.0", "1").provides("base-capability = 1.0")])
+                .expect("building the base packages");
+        let repo = build_rpms(&[
+            RpmSpec::new("layer-a", "1.0", "1")
+                .requires("(layer-b >= 2.0 or layer-missing)")
+                .requires("/usr/share/base-lib/VERSION")
+                .recommends("layer-c"),
+            RpmSpec::new("layer-b", "1.0", "1"),
+            RpmSpec::new("layer-b", "2.0", "1"),
+            RpmSpec::new("layer-c", "1.0", "1"),
+            RpmSpec::new("layer-d", "1.0", "1").requires("base-capability >= 2.0"),
+            RpmSpec::new("base-lib", "2.0", "1").provides("base-capability = 2.0"),
+        ])
+        .expect("building the repo packages");
+        let local = build_rpms(&[RpmSpec::new("layer-e", "1.0", "1").requires("layer-b")])
+            .expect("building the local package")
+            .remove(0);
+        LayerRpms { base, repo, local }
+    })
+}
+
+/// A base root with base-lib 1.0 in its rpmdb and the layering repo (`testos`).
+fn layering_env(name: &str, http: bool) -> (Env, Option<HttpServer>) {
+    let env = Env::new(name);
+    install_rpmdb(&env.root(), &layer_rpms().base).expect("writing the base rpmdb");
+    let served = env.dir.path().join("served");
+    let repo = served.join("testos");
+    create_repo(&repo, &layer_rpms().repo, &[]).expect("creating the repo");
+    let server = http.then(|| HttpServer::serve(served));
+    let url = match &server {
+        Some(server) => server.url("testos/"),
+        None => format!("file://{}", repo.display()),
+    };
+    env.write_repo_file("testos.repo", &repo_section("testos", &url));
+    (env, server)
+}
+
+fn depsolve(
+    env: &Env,
+    requests: &[&str],
+    local: &[PathBuf],
+    weak_deps: bool,
+) -> Result<Resolution, rpmostree_dnf::Error> {
+    let requests: Vec<String> = requests.iter().map(|r| (*r).to_owned()).collect();
+    Context::with_install_root(&env.options(), &env.root())?.depsolve(
+        &requests,
+        local,
+        DepsolveOptions {
+            weak_deps,
+            cache_only: false,
+        },
+        &mut no_progress(),
+    )
+}
+
+fn resolved_nevras(resolution: &Resolution) -> Vec<String> {
+    resolution
+        .packages
+        .iter()
+        .map(|r| r.package.nevra())
+        .collect()
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = fs::read(path).expect("reading a package");
+    format!("sha256:{:x}", sha2::Sha256::digest(&bytes))
+}
+
+/// Every resolved package has an existing file whose sha256 is its checksum.
+fn assert_files_match_checksums(resolution: &Resolution) {
+    for r in &resolution.packages {
+        assert!(r.path.is_file(), "{r:?}");
+        let hex = r.checksum.strip_prefix("sha256:").unwrap_or_default();
+        assert!(
+            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{r:?}"
+        );
+        assert_eq!(r.checksum, sha256_of(&r.path), "{r:?}");
+        assert!(!r.from_base, "{r:?}");
+    }
+}
+
+#[test]
+fn depsolve_layers_on_a_locked_base() -> TestResult {
+    let (env, _) = layering_env("depsolve", false);
+    let before = listing(&env.root());
+
+    let resolution = depsolve(&env, &["layer-a"], &[], true)?;
+    assert_eq!(
+        resolved_nevras(&resolution),
+        [
+            "layer-a-1.0-1.noarch",
+            "layer-b-2.0-1.noarch",
+            "layer-c-1.0-1.noarch"
+        ]
+    );
+    assert_eq!(resolution.inactive, []);
+    assert!(resolution.packages.iter().all(|r| r.repo == "testos"
+        && r.package.reponame == "testos"
+        && r.path.starts_with(env.dir.path().join("served/testos"))));
+    assert_files_match_checksums(&resolution);
+
+    // Without weak dependencies the recommended layer-c stays out.
+    let resolution = depsolve(&env, &["layer-a"], &[], false)?;
+    assert_eq!(
+        resolved_nevras(&resolution),
+        ["layer-a-1.0-1.noarch", "layer-b-2.0-1.noarch"]
+    );
+    assert_eq!(
+        listing(&env.root()),
+        before,
+        "depsolve changed the base root"
+    );
+    Ok(())
+}
+
+#[test]
+fn depsolve_errors_name_what_is_wrong() -> TestResult {
+    let (env, _) = layering_env("depsolve-errors", false);
+    let dbdir = env.root().join("usr/share/rpm");
+    let before = listing(&dbdir);
+
+    // layer-d needs base-lib 2.0, but the base is locked.
+    let err = depsolve(&env, &["layer-d"], &[], true).expect_err("base is locked");
+    assert!(
+        err.to_string()
+            .starts_with("Could not depsolve transaction; 1 problem detected"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("base-capability >= 2.0"), "{err}");
+
+    let err = depsolve(&env, &["nope"], &[], true).expect_err("unknown package");
+    assert_eq!(err.to_string(), "Packages not found: nope");
+    let err =
+        depsolve(&env, &["nope", "layer-a", "nope2"], &[], true).expect_err("unknown packages");
+    assert_eq!(err.to_string(), "Packages not found: nope, nope2");
+
+    // A local package that is exactly a base package.
+    let err = depsolve(&env, &[], &layer_rpms().base, true).expect_err("local base package");
+    assert_eq!(
+        err.to_string(),
+        "Package 'base-lib-1.0-1.noarch' is already in the base"
+    );
+    let not_rpm = env.dir.path().join("not.rpm");
+    fs::write(&not_rpm, "not an rpm")?;
+    let err = depsolve(&env, &[], std::slice::from_ref(&not_rpm), true).expect_err("garbage");
+    assert!(
+        err.to_string().contains(&not_rpm.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(listing(&dbdir), before, "depsolve changed the base rpmdb");
+    Ok(())
+}
+
+#[test]
+fn depsolve_reports_requests_the_base_satisfies_as_inactive() -> TestResult {
+    let (env, _) = layering_env("inactive", false);
+    let resolution = depsolve(
+        &env,
+        &[
+            "base-lib",
+            "base-capability",
+            "layer-c",
+            "/usr/share/base-lib/VERSION",
+            "base-lib-1.0-1.noarch",
+            "base-l*",
+        ],
+        &[],
+        true,
+    )?;
+    let base = "base-lib-1.0-1.noarch".to_owned();
+    assert_eq!(
+        resolution.inactive,
+        [
+            ("base-lib".to_owned(), base.clone()),
+            ("base-capability".to_owned(), base.clone()),
+            ("/usr/share/base-lib/VERSION".to_owned(), base.clone()),
+            ("base-lib-1.0-1.noarch".to_owned(), base.clone()),
+            ("base-l*".to_owned(), base),
+        ]
+    );
+    assert_eq!(resolved_nevras(&resolution), ["layer-c-1.0-1.noarch"]);
+
+    // Only inactive requests: nothing to install, no error.
+    let resolution = depsolve(&env, &["base-capability >= 1.0"], &[], true)?;
+    assert_eq!(resolution.packages, []);
+    assert_eq!(resolution.inactive.len(), 1, "{resolution:?}");
+    // A request for more than the base has is not inactive: it fails on the locked base.
+    let err = depsolve(&env, &["base-capability >= 2.0"], &[], true).expect_err("locked");
+    assert!(
+        err.to_string()
+            .starts_with("Could not depsolve transaction")
+            && err.to_string().contains("base-lib-2.0-1.noarch"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn depsolve_installs_local_packages() -> TestResult {
+    let (env, _) = layering_env("local", false);
+    let local = layer_rpms().local.clone();
+    let resolution = depsolve(&env, &["layer-e"], std::slice::from_ref(&local), false)?;
+    assert_eq!(
+        resolved_nevras(&resolution),
+        ["layer-b-2.0-1.noarch", "layer-e-1.0-1.noarch"]
+    );
+    // Asking for the local package by name as well: it provides it.
+    assert_eq!(
+        resolution.inactive,
+        [("layer-e".to_owned(), "layer-e-1.0-1.noarch".to_owned())]
+    );
+    let e = &resolution.packages[1];
+    assert_eq!(
+        (e.repo.as_str(), e.package.reponame.as_str(), &e.path),
+        ("@commandline", "@commandline", &local)
+    );
+    assert_eq!(resolution.packages[0].repo, "testos");
+    assert_files_match_checksums(&resolution);
+    Ok(())
+}
+
+#[test]
+fn depsolve_downloads_remote_packages_over_the_helper_protocol() -> TestResult {
+    use rpmostree_dnf::protocol::{Message, Reply, Request, serve};
+    let (env, server) = layering_env("depsolve-http", true);
+    let dbdir = env.root().join("usr/share/rpm");
+    let before = listing(&dbdir);
+    let request = |requests: &[&str], cache_only: bool| Request::Depsolve {
+        options: env.options(),
+        root: env.root(),
+        requests: requests.iter().map(|r| (*r).to_owned()).collect(),
+        local: vec![],
+        weak_deps: true,
+        cache_only,
+    };
+    let run = |request: &Request| -> (i32, Vec<Message>) {
+        let input = serde_json::to_vec(request).expect("serialising the request");
+        let mut out = Vec::new();
+        let status = serve(&input[..], &mut out);
+        let messages = String::from_utf8_lossy(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a message line"))
+            .collect();
+        (status, messages)
+    };
+
+    // Nothing cached and cache-only: an error, and no network.
+    let (status, messages) = run(&request(&["layer-a"], true));
+    assert_eq!(status, 1);
+    assert!(
+        matches!(messages.last(), Some(Message::Error(e)) if e.contains("has no cached metadata")),
+        "{messages:?}"
+    );
+    let server = server.expect("the server");
+    assert_eq!(server.requests(), 0);
+
+    let (status, messages) = run(&request(&["layer-a"], false));
+    assert_eq!(status, 0, "{messages:?}");
+    let Some(Message::Reply(Reply::Resolved(resolution))) = messages.last() else {
+        panic!("{messages:?}");
+    };
+    assert_eq!(
+        resolved_nevras(resolution),
+        [
+            "layer-a-1.0-1.noarch",
+            "layer-b-2.0-1.noarch",
+            "layer-c-1.0-1.noarch"
+        ]
+    );
+    assert_files_match_checksums(resolution);
+    assert!(
+        resolution
+            .packages
+            .iter()
+            .all(|r| r.path.starts_with(env.cache())),
+        "{resolution:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m, Message::Progress { repo, percent: 100 } if repo == "testos")),
+        "{messages:?}"
+    );
+
+    // Cache-only now works without the network.
+    let requests = server.requests();
+    let (status, messages) = run(&request(&["layer-a"], true));
+    assert_eq!(status, 0, "{messages:?}");
+    assert_eq!(server.requests(), requests);
+    assert!(
+        !messages
+            .iter()
+            .any(|m| matches!(m, Message::Progress { .. })),
+        "{messages:?}"
+    );
+
+    // With fresh metadata, only the package that went missing from the cache is downloaded
+    // again, with progress.
+    let layer_c = resolution.packages[2].path.clone();
+    fs::remove_file(&layer_c)?;
+    let (status, messages) = run(&request(&["layer-a"], false));
+    assert_eq!(status, 0, "{messages:?}");
+    assert!(layer_c.is_file());
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m, Message::Progress { repo, percent: 100 } if repo == "testos")),
+        "{messages:?}"
+    );
+
+    // A downloaded package that went missing: cache-only names it; a download failure names
+    // the package and the repo.
+    fs::remove_file(&layer_c)?;
+    let (status, messages) = run(&request(&["layer-a"], true));
+    assert_eq!(status, 1);
+    assert!(
+        matches!(messages.last(), Some(Message::Error(e))
+            if e.contains("layer-c-1.0-1.noarch") && e.contains("'testos'") && e.contains("download cache")),
+        "{messages:?}"
+    );
+    fs::remove_file(
+        env.dir
+            .path()
+            .join("served/testos/Packages/layer-c-1.0-1.noarch.rpm"),
+    )?;
+    let (status, messages) = run(&request(&["layer-a"], false));
+    assert_eq!(status, 1);
+    assert!(
+        matches!(messages.last(), Some(Message::Error(e))
+            if e.starts_with("Downloading ") && e.contains("layer-c-1.0-1.noarch") && e.contains("rpm-md repo 'testos'")),
+        "{messages:?}"
+    );
+    assert_eq!(listing(&dbdir), before, "depsolve changed the base rpmdb");
+    Ok(())
+}
+
+/// The lead, signature header and main header of an RPM: what upstream keeps as a "metarpm".
+fn header_only(rpm: &Path, dest: &Path) {
+    let bytes = fs::read(rpm).expect("reading a package");
+    let be32 = |off: usize| -> usize {
+        u32::from_be_bytes(bytes[off..off + 4].try_into().expect("4 bytes")) as usize
+    };
+    let sig = 96;
+    let sig_len = 16 + 16 * be32(sig + 8) + be32(sig + 12);
+    let header = sig + sig_len.div_ceil(8) * 8;
+    let end = header + 16 + 16 * be32(header + 8) + be32(header + 12);
+    assert!(end < bytes.len(), "{} has no payload?", rpm.display());
+    fs::write(dest, &bytes[..end]).expect("writing a header-only package");
+}
+
+fn rpm_qa(root: &Path) -> Vec<String> {
+    let out = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/usr/share/rpm", "-qa"])
+        .output()
+        .expect("running rpm -qa");
+    assert!(out.status.success(), "{out:?}");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn write_rpmdb_adds_full_and_header_only_packages() -> TestResult {
+    use rpmostree_dnf::protocol::{Message, Reply, Request, serve};
+    let host_db = Path::new("/usr/share/rpm");
+    let host_had_db = host_db.exists();
+    let tmp = TempDir::new("write-rpmdb");
+    let base = tmp.path().join("base");
+    install_rpmdb(&base, &layer_rpms().base)?;
+    let layered: Vec<PathBuf> = ["layer-a-1.0-1", "layer-b-2.0-1", "layer-c-1.0-1"]
+        .iter()
+        .map(|n| {
+            layer_rpms()
+                .repo
+                .iter()
+                .find(|p| p.ends_with(format!("{n}.noarch.rpm")))
+                .expect("a fixture package")
+                .clone()
+        })
+        .collect();
+    let headers = tmp.path().join("metarpm");
+    fs::create_dir_all(&headers)?;
+    let header_files: Vec<PathBuf> = layered
+        .iter()
+        .map(|p| {
+            let dest = headers.join(p.file_name().expect("a file name"));
+            header_only(p, &dest);
+            dest
+        })
+        .collect();
+
+    for (name, packages) in [("full", &layered), ("header-only", &header_files)] {
+        // A private copy of the base root's database.
+        let root = tmp.path().join(name);
+        let db = root.join("usr/share/rpm");
+        fs::create_dir_all(&db)?;
+        for entry in fs::read_dir(base.join("usr/share/rpm"))? {
+            let entry = entry?;
+            fs::copy(entry.path(), db.join(entry.file_name()))?;
+        }
+        if name == "full" {
+            rpmostree_dnf::write_rpmdb(&root, packages)?;
+        } else {
+            let request = Request::WriteRpmdb {
+                root: root.clone(),
+                packages: packages.clone(),
+            };
+            let mut out = Vec::new();
+            assert_eq!(serve(&serde_json::to_vec(&request)?[..], &mut out), 0);
+            let text = String::from_utf8_lossy(&out);
+            let last: Message = serde_json::from_str(text.lines().last().unwrap_or_default())?;
+            assert_eq!(last, Message::Reply(Reply::Done));
+        }
+        let leftovers: Vec<String> = fs::read_dir(&db)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?;
+        assert!(
+            leftovers
+                .iter()
+                .all(|f| !f.ends_with("-shm") && !f.ends_with("-wal") && !f.ends_with(".lock")),
+            "{name}: {leftovers:?}"
+        );
+        assert_eq!(
+            rpm_qa(&root),
+            [
+                "base-lib-1.0-1.noarch",
+                "layer-a-1.0-1.noarch",
+                "layer-b-2.0-1.noarch",
+                "layer-c-1.0-1.noarch"
+            ],
+            "{name}"
+        );
+        // The layered packages are readable through libdnf too.
+        assert_eq!(rpmdb_packages(&root)?.len(), 4, "{name}");
+    }
+    assert_eq!(
+        host_db.exists(),
+        host_had_db,
+        "writing a tree's rpmdb touched the host's /usr/share/rpm"
+    );
+
+    // Something that is no RPM is an error naming it; the database stays usable.
+    let root = tmp.path().join("full");
+    let bad = tmp.path().join("bad.rpm");
+    fs::write(&bad, "not an rpm")?;
+    let err = rpmostree_dnf::write_rpmdb(&root, std::slice::from_ref(&bad)).expect_err("garbage");
+    assert!(
+        err.to_string().contains(&bad.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(rpm_qa(&root).len(), 4);
     Ok(())
 }
