@@ -8,9 +8,9 @@ use std::{collections::HashMap, sync::Arc};
 use rpmostree_api::{
     AutomaticUpdateTriggerOptions, BootConfig, CachedUpdate, CallContext,
     ClearRollbackTargetOptions, DeployOptions, Deployment, Error, FinalizeDeploymentOptions,
-    KernelArgsOptions, OSHandler, OSMethod, PackageInfo, RebaseOptions, RefreshMdOptions, RepoInfo,
-    RollbackOptions, UpdateDeploymentModifiers, UpdateDeploymentOptions, UpdateDetails,
-    UpgradeOptions, names,
+    KernelArgsOptions, OSHandler, OSMethod, PackageInfo, PkgChangeOptions, RebaseOptions,
+    RefreshMdOptions, RepoInfo, RollbackOptions, UpdateDeploymentModifiers,
+    UpdateDeploymentOptions, UpdateDetails, UpgradeOptions, names,
 };
 
 use super::{authorize, bounded, bounded_list, canonical, convert, title};
@@ -22,7 +22,7 @@ use crate::{
         repos::{Query, RepoSetup},
     },
     sysroot::{
-        deploy::DeployRequest,
+        deploy::{DeployRequest, PackageChanges},
         kargs::KargsChange,
         ops::CleanupElement,
         packages::{self, DiffTarget},
@@ -58,6 +58,23 @@ fn no_packages(packages: &[String]) -> Result<(), Error> {
             "package diffs of a deployment with packages to layer are not supported yet".into(),
         ))
     }
+}
+
+/// Checks package requests from a caller: bounded, and each a plausible request (no
+/// separators, whitespace or control characters, which would corrupt the origin file).
+fn package_requests(what: &str, requests: &[String]) -> Result<(), Error> {
+    bounded_list(what, requests)?;
+    for r in requests {
+        if r.is_empty()
+            || r.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == ';' || c == '=')
+        {
+            return Err(Error::InvalidArgs(format!(
+                "{what}: invalid package request {r:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn exclusive(a: Option<bool>, an: &str, b: Option<bool>, bn: &str) -> Result<(), Error> {
@@ -100,8 +117,11 @@ impl OsObject {
     }
 
     fn request(&self) -> DeployRequest {
+        let config = self.d.config();
         DeployRequest {
             osname: self.osname.clone(),
+            recommends: config.recommends,
+            lock_layering: config.lock_layering,
             ..Default::default()
         }
     }
@@ -426,11 +446,7 @@ impl OSHandler for OsObject {
         packages: Vec<String>,
     ) -> Result<String, Error> {
         let caller = self.authorize(ctx, OSMethod::Rebase).await?;
-        if !packages.is_empty() {
-            return Err(Error::not_supported(
-                "OS.Rebase with packages (package layering)",
-            ));
-        }
+        package_requests("packages", &packages)?;
         if options.custom_origin.is_some() || options.register_driver.is_some() {
             return Err(Error::not_supported(
                 "OS.Rebase with custom-origin or register-driver",
@@ -445,6 +461,7 @@ impl OSHandler for OsObject {
             options.lock_finalization,
         )?;
         request.rebase = Some(refspec.clone());
+        request.packages.install = packages;
         if let Some(r) = options.revision.as_deref().filter(|r| !r.is_empty()) {
             request.revision = Some(parse_revision(r).map_err(invalid)?);
         }
@@ -856,8 +873,6 @@ impl OSHandler for OsObject {
         }
         let m = &modifiers;
         let layering = [
-            ("install-packages", m.install_packages.is_some()),
-            ("uninstall-packages", m.uninstall_packages.is_some()),
             ("install-local-packages", m.install_local_packages.is_some()),
             (
                 "install-local-fileoverride-packages",
@@ -892,18 +907,8 @@ impl OSHandler for OsObject {
             ("ex-local-repo-remote", m.ex_local_repo_remote.is_some()),
             ("ex-cliwrap", m.ex_cliwrap.is_some()),
             ("apply-live", options.apply_live == Some(true)),
-            ("no-layering", options.no_layering == Some(true)),
             ("no-overrides", options.no_overrides == Some(true)),
             ("no-initramfs", options.no_initramfs == Some(true)),
-            (
-                "idempotent-layering",
-                options.idempotent_layering == Some(true),
-            ),
-            ("allow-inactive", options.allow_inactive == Some(true)),
-            (
-                "allow-inactive-requests",
-                options.allow_inactive_requests == Some(true),
-            ),
         ];
         if let Some((key, _)) = layering.iter().find(|(_, set)| *set) {
             return Err(Error::NotSupported(format!(
@@ -946,10 +951,24 @@ impl OSHandler for OsObject {
         request.allow_downgrade = options.allow_downgrade.unwrap_or(has_refspec);
         request.skip_purge = options.skip_purge.unwrap_or(false);
         request.no_pull_base = options.no_pull_base.unwrap_or(false);
+        let install = m.install_packages.clone().unwrap_or_default();
+        let uninstall = m.uninstall_packages.clone().unwrap_or_default();
+        package_requests("install-packages", &install)?;
+        package_requests("uninstall-packages", &uninstall)?;
+        request.packages = PackageChanges {
+            install,
+            uninstall,
+            uninstall_all: options.no_layering == Some(true),
+            idempotent: options.idempotent_layering == Some(true),
+            allow_inactive: options.allow_inactive == Some(true)
+                || options.allow_inactive_requests == Some(true),
+        };
         let default = if has_refspec {
             "rebase"
         } else if has_revision {
             "deploy"
+        } else if !request.packages.is_empty() {
+            "pkg-change"
         } else {
             "upgrade"
         };
@@ -960,6 +979,51 @@ impl OSHandler for OsObject {
             caller,
             "UpdateDeployment",
             args,
+            &title,
+            request.into(),
+            reboot,
+        )
+        .await
+    }
+
+    async fn pkg_change(
+        &self,
+        ctx: &CallContext<'_>,
+        options: PkgChangeOptions,
+        packages_added: Vec<String>,
+        packages_removed: Vec<String>,
+    ) -> Result<String, Error> {
+        let caller = self.authorize(ctx, OSMethod::PkgChange).await?;
+        self.d.snapshot()?;
+        package_requests("packages_added", &packages_added)?;
+        package_requests("packages_removed", &packages_removed)?;
+        if options.apply_live == Some(true) {
+            return Err(Error::NotSupported(
+                "apply-live is not supported by this rpm-ostreed yet; the change needs a reboot"
+                    .into(),
+            ));
+        }
+        let mut request = self.deploy_request(
+            options.cache_only,
+            options.download_only,
+            options.dry_run,
+            options.lock_finalization,
+        )?;
+        // A package change keeps the current base: it never pulls a new one.
+        request.no_pull_base = true;
+        request.packages = PackageChanges {
+            install: packages_added,
+            uninstall: packages_removed,
+            uninstall_all: false,
+            idempotent: options.idempotent_layering == Some(true),
+            allow_inactive: options.allow_inactive == Some(true),
+        };
+        let title = title(&options.initiating_command_line, "pkg-change");
+        let reboot = options.reboot.unwrap_or(false);
+        self.begin(
+            caller,
+            "PkgChange",
+            canonical(&options),
             &title,
             request.into(),
             reboot,

@@ -26,7 +26,7 @@ pub(crate) struct RepoSetup {
 impl RepoSetup {
     /// The libdnf options: repos from the deployment, metadata in `<cache>/repomd`, solv
     /// files in `<cache>/solv`, `$releasever` from the deployment's os-release.
-    fn options(&self) -> ContextOptions {
+    pub(crate) fn options(&self) -> ContextOptions {
         ContextOptions {
             repos_dir: self.root.join("etc/yum.repos.d"),
             source_root: self.root.clone(),

@@ -49,6 +49,54 @@ pub(crate) struct DeployRequest {
     pub(crate) register_driver: Option<(String, String)>,
     /// Only register the driver; deploy nothing.
     pub(crate) register_only: bool,
+    /// Changes to the layered packages.
+    pub(crate) packages: PackageChanges,
+    /// Install weak dependencies (`rpm-ostreed.conf` `Recommends`).
+    pub(crate) recommends: bool,
+    /// Refuse package layering (`rpm-ostreed.conf` `LockLayering`).
+    pub(crate) lock_layering: bool,
+}
+
+/// Changes to the package requests of the origin (`PkgChange`, `UpdateDeployment`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PackageChanges {
+    /// Requests to add (names, NEVRAs, globs, provides, file paths).
+    pub(crate) install: Vec<String>,
+    /// Requests to remove.
+    pub(crate) uninstall: Vec<String>,
+    /// Remove every request.
+    pub(crate) uninstall_all: bool,
+    /// Adding a request that exists, or removing one that does not, is not an error.
+    pub(crate) idempotent: bool,
+    /// Accept new requests that the base already satisfies.
+    pub(crate) allow_inactive: bool,
+}
+
+impl PackageChanges {
+    /// Whether anything is asked.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.install.is_empty() && self.uninstall.is_empty() && !self.uninstall_all
+    }
+
+    /// Applies the changes to the origin's requests; returns whether they changed. Errors (as
+    /// upstream's) name a request that is already there or is not.
+    fn apply(&self, requested: &mut std::collections::BTreeSet<String>) -> Result<bool> {
+        let before = requested.clone();
+        if self.uninstall_all {
+            requested.clear();
+        }
+        for p in &self.uninstall {
+            if !requested.remove(p) && !self.idempotent && !self.uninstall_all {
+                bail!("Package/capability '{p}' is not currently requested");
+            }
+        }
+        for p in &self.install {
+            if !requested.insert(p.clone()) && !self.idempotent {
+                bail!("Package/capability '{p}' is already requested");
+            }
+        }
+        Ok(*requested != before)
+    }
 }
 
 /// Where the registered update driver is recorded (in the running system's `/run`), read by
@@ -291,6 +339,12 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             .ok_or_else(|| anyhow!("The deployment {} has no origin file", base.csum()))?,
     )?;
     let current = origin_refspec(&origin);
+    // The base of the current deployment: the parent of a layered commit.
+    let base_commit = crate::layering::base_of(&repo, &base.csum())?;
+    let mut requests = super::origin::Origin::from_keyfile(&origin)
+        .map(|o| o.requested)
+        .unwrap_or_default();
+    let requests_changed = req.packages.apply(&mut requests)?;
     let pinned = origin
         .string("origin", "override-commit")
         .ok()
@@ -320,8 +374,10 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
 
     // The commit to deploy.
     let is_kargs = req.kargs.is_some();
-    let target = if is_kargs || req.no_pull_base {
+    let target = if is_kargs {
         base.csum().to_string()
+    } else if req.no_pull_base {
+        base_commit.clone()
     } else {
         match &req.revision {
             Some(Revision::Checksum(c)) => {
@@ -361,8 +417,8 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     };
     op.check_cancelled()?;
 
-    if target != base.csum().as_str() && !req.allow_downgrade {
-        let (old, new) = (timestamp(&repo, &base.csum())?, timestamp(&repo, &target)?);
+    if target != base.csum().as_str() && target != base_commit && !req.allow_downgrade {
+        let (old, new) = (timestamp(&repo, &base_commit)?, timestamp(&repo, &target)?);
         if new < old {
             bail!(
                 "The target commit {target} (timestamp {new}) is older than the current one {} (timestamp {old}); allow a downgrade to deploy it",
@@ -391,7 +447,16 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         Some(_) => pinned.as_deref() != Some(target.as_str()),
         None => pinned.is_some() && req.rebase.is_some(),
     };
-    if target == base.csum().as_str() && req.rebase.is_none() && !revision_changes && !is_kargs {
+    if (target == base.csum().as_str() || target == base_commit)
+        && req.rebase.is_none()
+        && !revision_changes
+        && !is_kargs
+        && !requests_changed
+    {
+        if !req.packages.is_empty() {
+            op.progress.message("No change.");
+            return Ok(Report::unchanged("no change"));
+        }
         // `no-pull-base` alone changes nothing either: the same commit is not deployed twice.
         op.progress.message(if req.no_pull_base {
             "No changes."
@@ -403,6 +468,60 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     if req.download_only {
         op.progress.message("Update downloaded.");
         return Ok(Report::unchanged(format!("downloaded {target}")));
+    }
+    if requests_changed {
+        if requests.is_empty() {
+            let _ = origin.remove_key("packages", "requested");
+        } else {
+            // Upstream's layout: each request followed by the separator.
+            let value: String = requests.iter().map(|r| format!("{r};")).collect();
+            origin.set_value("packages", "requested", &value);
+        }
+    }
+    // Layering: a new tree of the target base plus the requested packages (the layered
+    // commit of the current deployment is kept as is for a change of kernel arguments).
+    let mut deploy_commit = target.clone();
+    if !is_kargs && !requests.is_empty() {
+        if req.lock_layering {
+            bail!("LockLayering=true in the daemon configuration: package layering is disabled");
+        }
+        let layer = crate::layering::Request {
+            base: if target == base.csum().as_str() {
+                base_commit.clone()
+            } else {
+                target.clone()
+            },
+            packages: requests.iter().cloned().collect(),
+            repos: repo_setup_for(op.path, sysroot, osname)?,
+            weak_deps: req.recommends,
+            cache_only: req.cache_only,
+            resolve_only: req.dry_run,
+            new_requests: req
+                .packages
+                .install
+                .iter()
+                .filter(|p| requests.contains(*p))
+                .cloned()
+                .collect(),
+            allow_inactive: req.packages.allow_inactive,
+        };
+        let layered = crate::layering::assemble(op, &repo, &layer)?;
+        if req.dry_run {
+            if layered.installed.is_empty() {
+                op.progress.message("Dry run: no packages to layer");
+            } else {
+                op.progress.message(&format!(
+                    "Dry run: would layer {}",
+                    layered.installed.join(" ")
+                ));
+            }
+            return Ok(Report::unchanged("dry run"));
+        }
+        deploy_commit = layered.commit.unwrap_or_else(|| layer.base.clone());
+        if deploy_commit == base.csum().as_str() && !requests_changed && req.rebase.is_none() {
+            op.progress.message("No change.");
+            return Ok(Report::unchanged("no change"));
+        }
     }
     if req.dry_run {
         op.progress
@@ -443,7 +562,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         op.progress.task_begin("Staging deployment");
         let staged = sysroot.stage_tree_with_options(
             Some(osname),
-            &target,
+            &deploy_commit,
             Some(&origin),
             merge.as_ref(),
             &opts,
@@ -459,7 +578,10 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             }
         };
         op.mark_written();
-        staged_id = Some(format!("{osname}-{target}.{}", staged.deployserial()));
+        staged_id = Some(format!(
+            "{osname}-{deploy_commit}.{}",
+            staged.deployserial()
+        ));
         fault_point("after-stage");
         op.progress.task_end("done");
         if req.lock_finalization {
@@ -472,13 +594,13 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 format!("unlocking the staged deployment ({})", marker.display())
             })?;
         }
-        format!("staged {target}")
+        format!("staged {deploy_commit}")
     } else {
         op.progress.task_begin("Writing deployment");
         let new = sysroot
             .deploy_tree_with_options(
                 Some(osname),
-                &target,
+                &deploy_commit,
                 Some(&origin),
                 merge.as_ref(),
                 Some(&opts),
@@ -502,7 +624,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 "Warning: cleaning up after the deployment failed: {e}"
             ));
         }
-        format!("deployed {target}")
+        format!("deployed {deploy_commit}")
     };
 
     if req.rebase.is_some()
@@ -523,7 +645,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         }
     }
     op.progress
-        .message(&format!("Deployment ready: {refspec} {target}"));
+        .message(&format!("Deployment ready: {refspec} {deploy_commit}"));
     // A plain upgrade of the booted OS leaves what it staged as the cached update, with its
     // package changes (as upstream's `rpm-ostree upgrade` does).
     if let (Some(id), None, None, false) = (&staged_id, &req.rebase, &req.revision, is_kargs)

@@ -1,0 +1,447 @@
+//! Package layering: a new tree made of a base commit plus the packages an origin requests,
+//! rebuilt from scratch on every change and every upgrade, as upstream builds it.
+//!
+//! 1. The base is checked out with hardlinks into a private directory of the repository.
+//! 2. The requests are resolved by libdnf (in the helper process) against the configured
+//!    repositories with every base package locked; requests the base already satisfies are
+//!    inactive and not layered.
+//! 3. Each resolved RPM is imported into the package cache ([`pkgcache`]) unless it is there
+//!    from the same repository data, then checked out over the base (union-identical
+//!    hardlinks: a conflicting file is an error).
+//! 4. The scriptlets run in bubblewrap behind rofiles-fuse ([`scripts`]).
+//! 5. The rpm database is copied to fresh inodes and the packages added by librpm (helper).
+//! 6. The tree is committed with the base as parent and upstream's client-layer metadata.
+
+pub(crate) mod pkgcache;
+pub(crate) mod scripts;
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, anyhow, bail};
+use ostree::{gio, glib, prelude::*};
+use rpmostree_dnf::Package;
+use rpmostree_dnf::protocol::{Message, Reply, Request as HelperRequest};
+use sha2::{Digest, Sha512};
+
+use crate::rpm::{helper, repos::RepoSetup};
+use crate::sysroot::ops::Op;
+use crate::sysroot::packages;
+
+/// `rpmostree.clientlayer_version` of the commits made here (upstream's current value).
+const CLIENTLAYER_VERSION: u32 = 6;
+
+/// What to layer on which base.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    /// The base commit.
+    pub(crate) base: String,
+    /// The package requests of the origin (as typed).
+    pub(crate) packages: Vec<String>,
+    /// The repositories (of the configuration merge deployment).
+    pub(crate) repos: RepoSetup,
+    /// Whether `Recommends` are installed (`rpm-ostreed.conf` `Recommends`).
+    pub(crate) weak_deps: bool,
+    /// Use only cached metadata and packages.
+    pub(crate) cache_only: bool,
+    /// Resolve only: import, assemble and commit nothing.
+    pub(crate) resolve_only: bool,
+    /// Requests new in this change: one the base already satisfies is an error unless
+    /// `allow_inactive` (upstream refuses to add a request that is inactive at once).
+    pub(crate) new_requests: Vec<String>,
+    /// Accept new requests that the base already satisfies.
+    pub(crate) allow_inactive: bool,
+}
+
+/// The outcome of layering.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Layered {
+    /// The layered commit, `None` when nothing is left to layer (the base is deployed as is)
+    /// or only a resolution was asked for.
+    pub(crate) commit: Option<String>,
+    /// Requests the base already satisfies: (request, providing base package).
+    pub(crate) inactive: Vec<(String, String)>,
+    /// The packages layered (NEVRAs), sorted.
+    pub(crate) installed: Vec<String>,
+}
+
+/// A private scratch directory in the repository's `tmp/` (same file system, so checkouts
+/// hardlink), mode 0700 so that world-writable directories of the tree stay unreachable;
+/// removed on drop.
+struct Workdir(PathBuf);
+
+impl Workdir {
+    fn new(repo_path: &Path) -> Result<Self> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = repo_path.join("tmp").join(format!(
+            "rpmostree-layer-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        if dir.exists() {
+            remove_tree(&dir);
+        }
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        remove_tree(&self.0);
+    }
+}
+
+/// Removes a tree that may hold read-only directories (package directories without u+w).
+fn remove_tree(dir: &Path) {
+    if fs::remove_dir_all(dir).is_err() {
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(dir)
+            .status();
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+/// Resolves `requests` against the repositories with the packages of `dbroot` (a tree with
+/// the base's rpm database) locked.
+fn depsolve(op: &Op<'_>, req: &Request, dbroot: &Path) -> Result<rpmostree_dnf::Resolution> {
+    let request = HelperRequest::Depsolve {
+        options: req.repos.options(),
+        root: dbroot.to_owned(),
+        requests: req.packages.clone(),
+        local: Vec::new(),
+        weak_deps: req.weak_deps,
+        cache_only: req.cache_only,
+    };
+    let progress = op.progress.clone();
+    let mut on_message = |m: &Message| match m {
+        Message::Progress { repo, percent } => {
+            progress.percent(&format!("Downloading from '{repo}'"), *percent);
+        }
+        Message::Warning(w) => progress.message(&format!("Warning: {w}")),
+        _ => {}
+    };
+    let cancellable = op.cancellable.clone();
+    match helper::call(&request, &mut on_message, &|| cancellable.is_cancelled())? {
+        Reply::Resolved(r) => Ok(r),
+        other => bail!("the package helper answered with {other:?}"),
+    }
+}
+
+/// Copies every file under `dir` to a fresh inode (librpm rewrites its database in place, and
+/// those files are hardlinks into the repository).
+fn break_hardlinks(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            break_hardlinks(&path)?;
+        } else if meta.is_file() {
+            let tmp = path.with_extension("rpmostree-tmp");
+            fs::copy(&path, &tmp).with_context(|| format!("copying {}", path.display()))?;
+            fs::rename(&tmp, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hardlink checkout of `commit` into `dir/name`, or over an existing tree with `union`.
+fn checkout(
+    repo: &ostree::Repo,
+    commit: &str,
+    dest: &Path,
+    union: bool,
+    devino: &ostree::RepoDevInoCache,
+    cancellable: &gio::Cancellable,
+) -> Result<()> {
+    let opts = ostree::RepoCheckoutAtOptions {
+        overwrite_mode: if union {
+            ostree::RepoCheckoutOverwriteMode::UnionIdentical
+        } else {
+            ostree::RepoCheckoutOverwriteMode::None
+        },
+        devino_to_csum_cache: Some(devino.clone()),
+        // Union-identical needs hardlinks (libostree refuses it otherwise), and the commit at
+        // the end relies on them to skip unchanged files.
+        no_copy_fallback: true,
+        ..Default::default()
+    };
+    repo.checkout_at(Some(&opts), -100, dest, commit, Some(cancellable))
+        .map_err(anyhow::Error::from)
+}
+
+/// Layers `req.packages` on `req.base`. Writes package commits and the layered commit into
+/// the repository; changes no deployment.
+pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Result<Layered> {
+    // libostree may know the repository by a `/proc/self/fd` path, which the helper
+    // processes cannot use: name it from the sysroot.
+    let work = Workdir::new(&op.path.join("ostree/repo"))?;
+    let cancellable = op.cancellable;
+
+    // The base's rpm database, for the resolver.
+    let dbroot = work.0.join("dbroot");
+    fs::create_dir_all(dbroot.join("usr/share"))?;
+    let devino = ostree::RepoDevInoCache::new();
+    let base_rpmdb = ostree::RepoCheckoutAtOptions {
+        subpath: Some(PathBuf::from("/usr/share/rpm")),
+        force_copy: true,
+        ..Default::default()
+    };
+    let has_rpmdb = repo
+        .checkout_at(
+            Some(&base_rpmdb),
+            -100,
+            dbroot.join("usr/share/rpm"),
+            &req.base,
+            Some(cancellable),
+        )
+        .is_ok();
+    if !has_rpmdb {
+        bail!(
+            "The base commit {} has no package database (usr/share/rpm): packages cannot be layered on it",
+            req.base
+        );
+    }
+    op.progress.task_begin("Resolving dependencies");
+    let resolution = depsolve(op, req, &dbroot)?;
+    op.progress.task_end("done");
+    if !req.allow_inactive {
+        for new in &req.new_requests {
+            let providers: Vec<&str> = resolution
+                .inactive
+                .iter()
+                .filter(|(r, _)| r == new)
+                .map(|(_, p)| p.as_str())
+                .collect();
+            if !providers.is_empty() {
+                bail!(
+                    "\"{new}\" is already provided by: {}. Use --allow-inactive to explicitly require it.",
+                    providers.join(" ")
+                );
+            }
+        }
+    }
+    if !resolution.inactive.is_empty() {
+        op.progress.message("Inactive requests:");
+        for (request, provider) in &resolution.inactive {
+            op.progress
+                .message(&format!("  {request} (already provided by {provider})"));
+        }
+    }
+    let installed: Vec<String> = resolution
+        .packages
+        .iter()
+        .map(|p| p.package.nevra())
+        .collect();
+    let mut layered = Layered {
+        commit: None,
+        inactive: resolution.inactive.clone(),
+        installed,
+    };
+    if resolution.packages.is_empty() || req.resolve_only {
+        return Ok(layered);
+    }
+    op.check_cancelled()?;
+
+    // Import.
+    op.progress.task_begin(&format!(
+        "Importing packages ({})",
+        resolution.packages.len()
+    ));
+    let mut cached = Vec::new();
+    for (i, p) in resolution.packages.iter().enumerate() {
+        let staging = work.0.join(format!("import-{i}"));
+        fs::create_dir_all(&staging)?;
+        let c = pkgcache::import(
+            repo,
+            &p.path,
+            &p.repo,
+            &p.checksum,
+            &staging,
+            Some(cancellable),
+        )?;
+        remove_tree(&staging);
+        cached.push(c);
+        op.check_cancelled()?;
+    }
+    op.progress.task_end("done");
+
+    // Assembly.
+    op.progress.task_begin("Checking out tree");
+    let root = work.0.join("root");
+    checkout(repo, &req.base, &root, false, &devino, cancellable)
+        .with_context(|| format!("checking out the base commit {}", req.base))?;
+    op.progress.task_end("done");
+    op.progress.task_begin("Checking out packages");
+    for c in &cached {
+        checkout(repo, &c.commit, &root, true, &devino, cancellable)
+            .with_context(|| format!("checking out {} over the base", c.nevra))?;
+    }
+    op.progress.task_end("done");
+    op.check_cancelled()?;
+
+    // Scripts, with /etc in place for their duration.
+    let mut all_scripts = Vec::new();
+    for c in &cached {
+        all_scripts.extend(scripts::of_package(&c.header, &c.nevra, &c.name)?);
+    }
+    if !all_scripts.is_empty() {
+        op.progress
+            .task_begin("Running pre scripts and post scripts");
+        let usr_etc = root.join("usr/etc");
+        let etc = root.join("etc");
+        fs::rename(&usr_etc, &etc).context("moving usr/etc to etc for the scripts")?;
+        let ran = scripts::run(&root, &work.0, &all_scripts);
+        fs::rename(&etc, &usr_etc).context("moving etc back to usr/etc")?;
+        ran?;
+        op.progress.task_end(&format!("{}", all_scripts.len()));
+    }
+    op.check_cancelled()?;
+
+    // The rpm database.
+    op.progress.task_begin("Writing rpmdb");
+    let rpmdb = root.join("usr/share/rpm");
+    break_hardlinks(&rpmdb)?;
+    let metarpm = work.0.join("metarpm");
+    fs::create_dir_all(&metarpm)?;
+    let mut headers = Vec::new();
+    for c in &cached {
+        let path = metarpm.join(format!("{}.rpm", c.nevra));
+        fs::write(&path, &c.header)?;
+        headers.push(path);
+    }
+    match helper::call_simple(&HelperRequest::WriteRpmdb {
+        root: root.clone(),
+        packages: headers,
+    })? {
+        Reply::Done => {}
+        other => bail!("the package helper answered with {other:?}"),
+    }
+    op.progress.task_end("done");
+
+    // The commit.
+    op.progress.task_begin("Writing OSTree commit");
+    let metadata = commit_metadata(repo, req, &resolution, &root)?;
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let spec = pkgcache::CommitSpec {
+        parent: Some(&req.base),
+        metadata: &metadata,
+        time,
+        refname: None,
+        devino: Some(&devino),
+    };
+    let commit = pkgcache::commit_dir(repo, &root, &spec, Some(cancellable))
+        .context("committing the layered tree")?;
+    op.progress.task_end("done");
+    layered.commit = Some(commit);
+    Ok(layered)
+}
+
+/// The metadata of the layered commit (upstream's client-layer keys).
+fn commit_metadata(
+    repo: &ostree::Repo,
+    req: &Request,
+    resolution: &rpmostree_dnf::Resolution,
+    root: &Path,
+) -> Result<glib::Variant> {
+    let (base, _) = repo.load_commit(&req.base)?;
+    let base_meta = glib::VariantDict::new(Some(&base.child_value(0)));
+    let dict = glib::VariantDict::new(None);
+    if let Some(v) = base_meta.lookup_value("version", None) {
+        dict.insert_value("version", &v);
+    }
+    dict.insert_value("rpmostree.clientlayer", &true.to_variant());
+    dict.insert_value(
+        "rpmostree.clientlayer_version",
+        &CLIENTLAYER_VERSION.to_variant(),
+    );
+    let inactive: Vec<&String> = resolution.inactive.iter().map(|(r, _)| r).collect();
+    let mut active: Vec<String> = req
+        .packages
+        .iter()
+        .filter(|p| !inactive.contains(p))
+        .cloned()
+        .collect();
+    active.sort();
+    dict.insert_value("rpmostree.packages", &active.to_variant());
+    dict.insert_value("rpmostree.modules", &Vec::<String>::new().to_variant());
+    let no_variants: Vec<glib::Variant> = Vec::new();
+    dict.insert_value(
+        "rpmostree.removed-base-packages",
+        &glib::Variant::array_from_iter_with_type(glib::VariantTy::VARIANT, no_variants.clone()),
+    );
+    dict.insert_value(
+        "rpmostree.replaced-base-packages",
+        &glib::Variant::array_from_iter_with_type(
+            glib::VariantTy::new("(vv)").map_err(|e| anyhow!("{e}"))?,
+            no_variants,
+        ),
+    );
+    let mut repos: Vec<String> = resolution.packages.iter().map(|p| p.repo.clone()).collect();
+    repos.sort();
+    repos.dedup();
+    let repo_dicts: Vec<glib::Variant> = repos
+        .iter()
+        .map(|id| {
+            let d = glib::VariantDict::new(None);
+            d.insert_value("id", &id.to_variant());
+            d.insert_value("timestamp", &0u64.to_variant());
+            d.end()
+        })
+        .collect();
+    dict.insert_value(
+        "rpmostree.rpmmd-repos",
+        &glib::Variant::array_from_iter_with_type(glib::VariantTy::VARDICT, repo_dicts),
+    );
+    // The package list of the whole tree: the base's and the layered ones.
+    let mut list: Vec<Package> = packages::for_commit(repo, &req.base)?.unwrap_or_default();
+    list.extend(resolution.packages.iter().map(|p| p.package.clone()));
+    let mut entries: Vec<(String, String, String, String, String)> = list
+        .into_iter()
+        .map(|p| (p.name, p.epoch.to_string(), p.version, p.release, p.arch))
+        .collect();
+    entries.sort();
+    entries.dedup();
+    dict.insert_value(packages::PKGLIST_KEY, &entries.to_variant());
+    // What decides "no change" between two layered commits of the same base.
+    let mut state = Sha512::new();
+    state.update(req.base.as_bytes());
+    for p in &resolution.packages {
+        state.update(p.package.nevra().as_bytes());
+        state.update(p.checksum.as_bytes());
+    }
+    dict.insert_value(
+        "rpmostree.state-sha512",
+        &pkgcache::hex(&state.finalize()).to_variant(),
+    );
+    let root_file = gio::File::for_path(root);
+    ostree::commit_metadata_for_bootable(&root_file, &dict, gio::Cancellable::NONE)
+        .context("reading the kernel of the layered tree")?;
+    Ok(dict.end())
+}
+
+/// The base commit of a deployed commit: its parent when it is a client-layer commit, else
+/// itself.
+pub(crate) fn base_of(repo: &ostree::Repo, commit: &str) -> Result<String> {
+    let (variant, _) = repo.load_commit(commit)?;
+    let meta = glib::VariantDict::new(Some(&variant.child_value(0)));
+    let layered: bool = meta
+        .lookup("rpmostree.clientlayer")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if layered && let Some(parent) = ostree::commit_get_parent(&variant) {
+        return Ok(parent.to_string());
+    }
+    Ok(commit.to_owned())
+}

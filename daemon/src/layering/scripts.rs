@@ -1,0 +1,255 @@
+//! Package scriptlets, run as upstream runs them: `%pre` of every package, then each package's
+//! `%post`, then every `%posttrans`, each in `bwrap` with the new tree as `/`, and `/usr` and
+//! `/etc` behind `rofiles-fuse --copyup` so that a write to a file that is a hardlink into the
+//! repository copies it first and never changes a repository object. Lua scriptlets were
+//! refused at import (unless marked `-- rpm-ostree-skip`, then skipped here).
+
+use std::fs;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// When a scriptlet runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    /// `%pre`.
+    Pre,
+    /// `%post`.
+    Post,
+    /// `%posttrans`.
+    Posttrans,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Pre => "%prein",
+            Phase::Post => "%post",
+            Phase::Posttrans => "%posttrans",
+        }
+    }
+}
+
+/// One scriptlet of one package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Script {
+    /// The package's NEVRA.
+    pub(crate) nevra: String,
+    /// The package's name.
+    pub(crate) name: String,
+    /// When it runs.
+    pub(crate) phase: Phase,
+    /// The interpreter and its arguments (`/bin/sh` by default).
+    pub(crate) interpreter: Vec<String>,
+    /// The script text.
+    pub(crate) body: String,
+}
+
+/// Scriptlets upstream never runs (its ignore list), as `<name>.<phase>`.
+const IGNORED: &[&str] = &[
+    "glibc.%prein",
+    "bash.%post",
+    "systemd.%transfiletriggerin",
+    "kernel-core.%posttrans",
+    "kernel.%posttrans",
+];
+
+/// The scriptlets of a package, from its header (the lead, signature header and header).
+pub(crate) fn of_package(header: &[u8], nevra: &str, name: &str) -> Result<Vec<Script>> {
+    let meta = rpm::PackageMetadata::parse(&mut Cursor::new(header))
+        .map_err(|e| anyhow!("{nevra}: reading the package header: {e}"))?;
+    let mut out = Vec::new();
+    for (phase, script) in [
+        (Phase::Pre, meta.get_pre_install_script()),
+        (Phase::Post, meta.get_post_install_script()),
+        (Phase::Posttrans, meta.get_post_trans_script()),
+    ] {
+        let Ok(script) = script else { continue };
+        if IGNORED.contains(&format!("{name}.{}", phase.name()).as_str()) {
+            continue;
+        }
+        let interpreter = script
+            .program
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".to_owned()]);
+        if interpreter.first().is_some_and(|p| p == "<lua>") {
+            // Import refused lua unless it opted out with `-- rpm-ostree-skip`.
+            continue;
+        }
+        if script.script.trim().is_empty() && interpreter.len() == 1 {
+            continue;
+        }
+        out.push(Script {
+            nevra: nevra.to_owned(),
+            name: name.to_owned(),
+            phase,
+            interpreter,
+            body: script.script,
+        });
+    }
+    Ok(out)
+}
+
+/// A `rofiles-fuse --copyup` mount, unmounted on drop.
+struct Rofiles {
+    mount: PathBuf,
+}
+
+impl Rofiles {
+    fn mount(source: &Path, mount: PathBuf) -> Result<Self> {
+        fs::create_dir_all(&mount).with_context(|| format!("creating {}", mount.display()))?;
+        let out = Command::new("rofiles-fuse")
+            .arg("--copyup")
+            .arg(source)
+            .arg(&mount)
+            .stdin(Stdio::null())
+            .output()
+            .context("running rofiles-fuse (from the ostree package)")?;
+        if !out.status.success() {
+            bail!(
+                "rofiles-fuse {} failed: {}",
+                source.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(Self { mount })
+    }
+}
+
+impl Drop for Rofiles {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.mount)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.mount)
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = fs::remove_dir(&self.mount);
+    }
+}
+
+/// The capabilities a script keeps as root (upstream's list).
+const CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_SYS_CHROOT",
+    "CAP_SETFCAP",
+];
+
+/// Runs `scripts` (already in package order) in the tree `root`, whose `/etc` is at `etc` for
+/// the duration (upstream's "tempetc"); `work` is a private scratch directory. A failing script
+/// fails with its package, phase, exit status and last lines of output.
+pub(crate) fn run(root: &Path, work: &Path, scripts: &[Script]) -> Result<()> {
+    if scripts.is_empty() {
+        return Ok(());
+    }
+    for d in ["var/tmp", "run", "tmp", "proc", "dev", "sys"] {
+        fs::create_dir_all(root.join(d)).with_context(|| format!("creating {d} in the tree"))?;
+    }
+    let usr = Rofiles::mount(&root.join("usr"), work.join("rofiles-usr"))?;
+    let etc = Rofiles::mount(&root.join("etc"), work.join("rofiles-etc"))?;
+    let script_dir = work.join("scripts");
+    fs::create_dir_all(&script_dir)?;
+    let mut ordered: Vec<&Script> = scripts.iter().collect();
+    // Stable: within a phase, the package order given.
+    ordered.sort_by_key(|s| s.phase);
+    for script in ordered {
+        run_one(root, &usr.mount, &etc.mount, &script_dir, script)?;
+    }
+    drop(etc);
+    drop(usr);
+    let _ = fs::remove_dir_all(root.join("var/tmp"));
+    let _ = fs::remove_dir_all(root.join("var/lib/rpm-state"));
+    Ok(())
+}
+
+fn run_one(root: &Path, usr: &Path, etc: &Path, dir: &Path, script: &Script) -> Result<()> {
+    let label = format!("{}.{}", script.name, script.phase.name());
+    let file = dir.join(&label);
+    fs::write(&file, &script.body).with_context(|| format!("writing {}", file.display()))?;
+    let mut cmd = Command::new("bwrap");
+    cmd.arg("--ro-bind").arg(root).arg("/");
+    cmd.arg("--bind").arg(usr).arg("/usr");
+    cmd.arg("--bind").arg(etc).arg("/etc");
+    cmd.args([
+        "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run", "--tmpfs", "/tmp",
+    ]);
+    cmd.args(["--tmpfs", "/var/tmp", "--tmpfs", "/sys"]);
+    for sys in ["block", "bus", "class", "dev", "devices"] {
+        let p = format!("/sys/{sys}");
+        if Path::new(&p).exists() {
+            cmd.args(["--ro-bind", &p, &p]);
+        }
+    }
+    cmd.arg("--ro-bind")
+        .arg(&file)
+        .arg("/run/rpm-ostree-script");
+    cmd.args([
+        "--chdir",
+        "/",
+        "--die-with-parent",
+        "--unshare-pid",
+        "--unshare-uts",
+        "--unshare-ipc",
+        "--unshare-cgroup-try",
+        "--unshare-net",
+        "--cap-drop",
+        "ALL",
+    ]);
+    for cap in CAPS {
+        cmd.args(["--cap-add", cap]);
+    }
+    cmd.args(&script.interpreter);
+    cmd.arg("/run/rpm-ostree-script");
+    // $1: 1 for an install (every layered package is installed fresh on the base).
+    cmd.arg("1");
+    cmd.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin")
+        .env("LANG", "C.UTF-8")
+        .env("SYSTEMD_OFFLINE", "1")
+        .stdin(Stdio::null());
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {label} of {} (bwrap)", script.nevra))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in text.lines() {
+        tracing::info!(target: "rpm-ostree-script", "{label}: {line}");
+    }
+    if !out.status.success() {
+        let tail: Vec<&str> = text.lines().rev().take(10).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let status = out.status.code().map_or_else(
+            || "was killed".to_owned(),
+            |c| format!("exited with code {c}"),
+        );
+        bail!(
+            "Running {} for {}: the script {status}{}",
+            script.phase.name(),
+            script.nevra,
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", tail.join("\n"))
+            }
+        );
+    }
+    Ok(())
+}
