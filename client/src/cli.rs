@@ -69,6 +69,12 @@ pub enum Command {
     /// Refresh the metadata of the configured remotes.
     #[command(visible_alias = "makecache")]
     RefreshMd(RefreshMdArgs),
+    /// Layer packages on top of the base image (a new deployment).
+    #[command(visible_alias = "pkg-add")]
+    Install(InstallArgs),
+    /// Remove layered packages (a new deployment).
+    #[command(visible_alias = "pkg-remove")]
+    Uninstall(UninstallArgs),
     /// Search the package repositories for packages by name and summary.
     Search(SearchArgs),
     /// Query the package databases of commits (no daemon needed).
@@ -225,6 +231,69 @@ pub struct UpgradeArgs {
     /// Run the configured automatic update policy once, as the timer does.
     #[arg(long = "trigger-automatic-update-policy", hide = true)]
     pub trigger_automatic_update_policy: bool,
+}
+
+/// What `install` and `uninstall` share.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PkgChangeArgs {
+    /// Reboot once the new deployment is staged.
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Resolve the change and show it; deploy nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// Use only data already on the machine; do not download.
+    #[arg(short = 'C', long = "cache-only", conflicts_with = "download_only")]
+    pub cache_only: bool,
+    /// Download what the change needs without deploying it.
+    #[arg(long = "download-only")]
+    pub download_only: bool,
+    /// Do not fail when a request is already there (install) or not there (uninstall).
+    #[arg(long)]
+    pub idempotent: bool,
+    /// Exit 77 when nothing changed.
+    #[arg(long = "unchanged-exit-77")]
+    pub unchanged_exit_77: bool,
+    /// Stage the deployment locked: it is applied only by `finalize-deployment`.
+    #[arg(long = "lock-finalization")]
+    pub lock_finalization: bool,
+    /// Apply the change to the running system as well (not supported yet).
+    #[arg(short = 'A', long = "apply-live")]
+    pub apply_live: bool,
+}
+
+/// `rpm-ostree install`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct InstallArgs {
+    /// Packages to layer: names, NEVRAs, globs, provides or file paths.
+    #[arg(value_name = "PACKAGE", required = true)]
+    pub packages: Vec<String>,
+    /// Accept requests that the base image already provides (they stay inactive).
+    #[arg(long = "allow-inactive")]
+    pub allow_inactive: bool,
+    /// Also remove these layered packages.
+    #[arg(long = "uninstall", value_name = "PKG")]
+    pub uninstall: Vec<String>,
+    /// The shared options.
+    #[command(flatten)]
+    pub change: PkgChangeArgs,
+}
+
+/// `rpm-ostree uninstall`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct UninstallArgs {
+    /// Layered package requests to remove.
+    #[arg(value_name = "PACKAGE", required_unless_present = "all")]
+    pub packages: Vec<String>,
+    /// Remove every layered package.
+    #[arg(long)]
+    pub all: bool,
+    /// Also layer these packages.
+    #[arg(long = "install", value_name = "PKG")]
+    pub install: Vec<String>,
+    /// The shared options.
+    #[command(flatten)]
+    pub change: PkgChangeArgs,
 }
 
 /// `rpm-ostree deploy`.

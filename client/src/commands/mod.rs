@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod finalize_deployment;
 pub mod generate;
 pub mod kargs;
+pub mod pkg;
 pub mod rebase;
 pub mod refresh_md;
 pub mod reload;
@@ -57,6 +58,8 @@ pub async fn dispatch(cli: Cli, command_line: String) -> Result<Exit> {
         Command::Cancel => cancel::run(&daemon, &ctx).await,
         Command::Reload => reload::run(&daemon, &ctx).await,
         Command::RefreshMd(args) => refresh_md::run(&daemon, &ctx, &args).await,
+        Command::Install(args) => pkg::install(&daemon, &ctx, &args).await,
+        Command::Uninstall(args) => pkg::uninstall(&daemon, &ctx, &args).await,
         Command::Search(args) => search::run(&daemon, &ctx, &args).await,
         Command::Completions(_) | Command::Man(_) | Command::Db(_) => Ok(Exit::Success),
     }
