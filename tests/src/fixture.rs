@@ -46,7 +46,10 @@ pub(crate) fn packages_for(version: &str) -> Vec<RpmSpec> {
     let release = RpmSpec::new("testos-release", version, "1")
         .summary("TestOS release files")
         .provides("system-release");
-    let base_files = RpmSpec::new("base-files", "1.0", "1").summary("TestOS base files");
+    // The shell every tree has (`/usr/bin/sh`, see `install_shell`): scriptlets require it.
+    let base_files = RpmSpec::new("base-files", "1.0", "1")
+        .summary("TestOS base files")
+        .provides("/bin/sh");
     let mut set = vec![release, base_files];
     match version {
         "1.0" | "1.1" => set.extend([
@@ -93,6 +96,51 @@ pub(crate) fn repo_packages() -> Vec<RpmSpec> {
             .summary("A friendly greeting program")
             .provides("greeting"),
         RpmSpec::new("hello-docs", "1.1", "1").summary("Documentation for hello"),
+    ]
+}
+
+/// The packages for layering tests, also in the rpm-md repository `testos`:
+///
+/// - `layer-a`: requires `(layer-b >= 2.0 or layer-missing)` (a rich dependency) and the file
+///   `/usr/share/base-files/VERSION` (of the base), recommends `layer-c`; its `%post` records
+///   its argument in `/usr/share/layer-a/post-ran`, writes `/etc/layer-a.generated` and
+///   appends to `/usr/share/testos/version`, a base file that is a hardlink into the
+///   repository in the checkout;
+/// - `layer-b` 1.0 and 2.0 (2.0 has `/etc/layer-b.conf` and a `/var/lib/layer-b` directory);
+/// - `layer-c`;
+/// - `needs-new-libfoo`: needs `libfoo-abi = 2.0`, which only a base upgrade brings;
+/// - `bad-post`: its `%post` fails; `lua-post`: a lua `%post`; `srv-files`: a file in `/srv`.
+pub(crate) fn layering_packages() -> Vec<RpmSpec> {
+    vec![
+        RpmSpec::new("layer-a", "1.0", "1")
+            .summary("Layer A")
+            .requires("(layer-b >= 2.0 or layer-missing)")
+            .requires("/usr/share/base-files/VERSION")
+            .recommends("layer-c")
+            .script(
+                "%post",
+                "echo \"layer-a %post ran with arg $1\" > /usr/share/layer-a/post-ran\n\
+                 echo generated > /etc/layer-a.generated\n\
+                 echo \"touched by layer-a\" >> /usr/share/testos/version",
+            ),
+        RpmSpec::new("layer-b", "1.0", "1").summary("Layer B"),
+        RpmSpec::new("layer-b", "2.0", "1")
+            .summary("Layer B")
+            .file("/etc/layer-b.conf", "setting=1\n")
+            .dir("/var/lib/layer-b"),
+        RpmSpec::new("layer-c", "1.0", "1").summary("Layer C"),
+        RpmSpec::new("needs-new-libfoo", "1.0", "1")
+            .summary("Needs the new libfoo")
+            .requires("libfoo-abi = 2.0"),
+        RpmSpec::new("bad-post", "1.0", "1")
+            .summary("A failing scriptlet")
+            .script("%post", "echo 'bad-post is failing on purpose' >&2\nexit 3"),
+        RpmSpec::new("lua-post", "1.0", "1")
+            .summary("A lua scriptlet")
+            .script("%post -p <lua>", "print('hello from lua')"),
+        RpmSpec::new("srv-files", "1.0", "1")
+            .summary("Files in an unsupported place")
+            .file("/srv/srv-files/data", "data\n"),
     ]
 }
 
@@ -181,7 +229,9 @@ impl Fixture {
 
     /// Builds everything: remote history, sysroot, two deployments.
     pub(crate) fn build(&self) -> Result<(), HarnessError> {
-        let rpms = rpms::build_rpms(&repo_packages())?;
+        let mut specs = repo_packages();
+        specs.extend(layering_packages());
+        let rpms = rpms::build_rpms(&specs)?;
         rpms::create_repo(&self.rpmmd, &rpms, &repo_advisories())
             .context("creating the rpm-md repository")?;
         Self::ostree_repo(&self.remote, &["init", "--mode=archive"])
@@ -260,6 +310,33 @@ impl Fixture {
     }
 }
 
+/// The host's `dash` as `/usr/bin/sh`, with the C library and loader it needs, so that
+/// package scriptlets can run in the tree.
+fn install_shell(tree: &Path) -> Result<(), HarnessError> {
+    let copies = [
+        ("/bin/dash", "usr/bin/sh"),
+        (
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "usr/lib/x86_64-linux-gnu/libc.so.6",
+        ),
+        (
+            "/lib64/ld-linux-x86-64.so.2",
+            "usr/lib64/ld-linux-x86-64.so.2",
+        ),
+    ];
+    for (from, to) in copies {
+        let dest = tree.join(to);
+        if dest.exists() {
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            mkdirs(parent)?;
+        }
+        fs::copy(from, &dest).map_err(|e| HarnessError::io("copying", Path::new(from), e))?;
+    }
+    Ok(())
+}
+
 fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
     fs::write(path, text).map_err(|e| HarnessError::io("writing", path, e))
 }
@@ -326,6 +403,7 @@ fn write_tree(tree: &Path, version: &str, rpmmd: &Path) -> Result<(), HarnessErr
             rpmmd.display()
         ),
     )?;
+    install_shell(tree)?;
     let links = [
         ("usr/etc/os-release", "../lib/os-release"),
         ("bin", "usr/bin"),

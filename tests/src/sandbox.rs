@@ -227,6 +227,8 @@ impl Sandbox {
              # pids seen on the bus match; with `--fresh-proc` a new /proc is mounted instead.\n\
              set -e\n\
              D={deployment}\n\
+             # The root of a booted system is a mount point (bubblewrap relies on it).\n\
+             mount --bind \"$D\" \"$D\"\n\
              mount --bind {sysroot} \"$D/sysroot\"\n\
              mount --bind {boot} \"$D/boot\"\n\
              mount --bind {var} \"$D/var\"\n\

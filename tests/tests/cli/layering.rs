@@ -1,0 +1,367 @@
+//! Package layering through the real CLI on a fake-booted system: `install` of a package with
+//! a rich dependency, a file dependency, a Recommends and a `%post` that writes a hardlinked
+//! base file; the refused requests (not found, needing a newer base package, a failing
+//! `%post`, lua, an unsupported path, a request the base already provides); `uninstall`; and
+//! an upgrade that keeps the layering on the new base, where a request the new base ships
+//! becomes inactive. Ground truth: `rpm -qa` on the deployment, its files, the base commit's
+//! file, `ostree fsck`, the origin file and the commit metadata.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use rpmostree_tests::{Sandbox, SandboxOptions};
+
+use crate::common::*;
+
+/// The deployments, staged ones included (seen from inside the fake boot when `booted`).
+fn deployments(sb: &Sandbox, booted: bool) -> Vec<rpmostree_tests::AdminDeployment> {
+    if booted {
+        booted_admin(sb)
+    } else {
+        sb.admin_deployments().unwrap()
+    }
+}
+
+/// The directory and checksum of the first (newest) deployment.
+fn first_deployment(sb: &Sandbox, booted: bool) -> (PathBuf, String) {
+    let deployments = deployments(sb, booted);
+    let d = deployments.first().expect("a deployment");
+    let dir = sb
+        .sysroot()
+        .join("ostree/deploy")
+        .join(&d.osname)
+        .join("deploy")
+        .join(format!("{}.{}", d.checksum, d.serial));
+    (dir, d.checksum.clone())
+}
+
+/// `rpm -qa` (name-version-release) of a deployment, sorted.
+fn rpm_qa(root: &std::path::Path) -> Vec<String> {
+    let out = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args([
+            "--dbpath",
+            "/usr/share/rpm",
+            "-qa",
+            "--qf",
+            "%{NAME}-%{VERSION}-%{RELEASE}\\n",
+        ])
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+fn metadata_key(sb: &Sandbox, commit: &str, key: &str) -> String {
+    sb.ostree(&["show", &format!("--print-metadata-key={key}"), commit])
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn fails_with(sb: &Sandbox, args: &[&str], needles: &[&str]) {
+    let before = booted_admin(sb);
+    let out = cli(sb, args);
+    assert_ne!(out.code, Some(0), "{args:?} must fail: {}", out.describe());
+    for n in needles {
+        assert!(
+            out.stderr.contains(n),
+            "{args:?}: expected {n:?}: {}",
+            out.describe()
+        );
+    }
+    assert_eq!(booted_admin(sb), before, "{args:?} changed the deployments");
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn install_uninstall_and_upgrade_keep_layering_with_real_rpms() {
+    let Some(sb) = sandbox(
+        "install_uninstall_and_upgrade_keep_layering_with_real_rpms",
+        SandboxOptions {
+            fake_booted: true,
+            ..Default::default()
+        },
+    ) else {
+        return;
+    };
+    let (_, booted) = first_deployment(&sb, true);
+
+    // Install: layer-a pulls layer-b 2.0 (rich dependency) and layer-c (Recommends).
+    let out = cli_ok(&sb, &["install", "layer-a"]);
+    assert!(out.contains(QUEUED), "{out}");
+    let (dir, layered) = first_deployment(&sb, true);
+    assert_ne!(layered, booted);
+    let qa = rpm_qa(&dir);
+    for p in [
+        "layer-a-1.0-1",
+        "layer-b-2.0-1",
+        "layer-c-1.0-1",
+        "base-files-1.0-1",
+        "libfoo-1.0-1",
+    ] {
+        assert!(qa.contains(&p.to_owned()), "{p} missing from {qa:?}");
+    }
+    assert!(
+        !qa.iter().any(|p| p.starts_with("libfoo-2")),
+        "the base is locked: {qa:?}"
+    );
+    // %post ran in the new tree with $1 = 1, wrote /etc and changed a hardlinked base file.
+    let post = std::fs::read_to_string(dir.join("usr/share/layer-a/post-ran")).unwrap();
+    assert_eq!(post, "layer-a %post ran with arg 1\n");
+    assert!(dir.join("usr/etc/layer-a.generated").is_file());
+    let version = std::fs::read_to_string(dir.join("usr/share/testos/version")).unwrap();
+    assert_eq!(version, "1.1\ntouched by layer-a\n");
+    let base_version = sb
+        .ostree(&["cat", &booted, "/usr/share/testos/version"])
+        .unwrap();
+    assert_eq!(base_version, "1.1\n", "the base commit is untouched");
+    let tmpfiles =
+        std::fs::read_to_string(dir.join("usr/lib/rpm-ostree/tmpfiles.d/layer-b.conf")).unwrap();
+    assert!(
+        tmpfiles.contains("d /var/lib/layer-b 0755 root root - -"),
+        "{tmpfiles}"
+    );
+    sb.ostree(&["fsck"]).expect("ostree fsck is clean");
+    // The layered commit and the origin.
+    assert_eq!(metadata_key(&sb, &layered, "rpmostree.clientlayer"), "true");
+    assert_eq!(
+        metadata_key(&sb, &layered, "rpmostree.packages"),
+        "['layer-a']"
+    );
+    assert_eq!(
+        sb.ostree(&["rev-parse", &format!("{layered}^")])
+            .unwrap()
+            .trim(),
+        booted,
+        "the base is the layered commit's parent"
+    );
+    assert!(
+        dir.join("usr/etc/layer-b.conf").is_file(),
+        "/etc content goes to /usr/etc"
+    );
+    // The daemon's view.
+    let json = status_json(&sb);
+    let d0 = &json["deployments"][0];
+    assert_eq!(d0["packages"], serde_json::json!(["layer-a"]), "{d0}");
+    assert_eq!(
+        d0["requested-packages"],
+        serde_json::json!(["layer-a"]),
+        "{d0}"
+    );
+    assert_eq!(d0["base-checksum"], booted.as_str(), "{d0}");
+    let out = cli_ok(&sb, &["status"]);
+    assert!(out.contains("LayeredPackages: layer-a"), "{out}");
+    // Shutdown finalizes the staged deployment: its origin file and merged /etc are written.
+    sb.run_fake_booted_pid_ns(&["ostree", "admin", "finalize-staged"])
+        .expect("ostree admin finalize-staged");
+    let (dir, _) = first_deployment(&sb, true);
+    let origin = std::fs::read_to_string(format!("{}.origin", dir.display())).unwrap();
+    assert!(
+        origin.contains("baserefspec=origin:testos/stable"),
+        "{origin}"
+    );
+    assert!(origin.contains("requested=layer-a;"), "{origin}");
+    assert!(
+        dir.join("etc/layer-b.conf").is_file(),
+        "the merged /etc has the package's config"
+    );
+
+    // Refused requests, each leaving the deployments as they were.
+    fails_with(
+        &sb,
+        &["install", "no-such-package"],
+        &["Packages not found: no-such-package"],
+    );
+    fails_with(&sb, &["install", "needs-new-libfoo"], &["libfoo-abi"]);
+    fails_with(
+        &sb,
+        &["install", "bad-post"],
+        &["%post", "bad-post", "failing on purpose"],
+    );
+    fails_with(&sb, &["install", "lua-post"], &["lua-post", "lua"]);
+    fails_with(
+        &sb,
+        &["install", "srv-files"],
+        &["Unsupported path: /srv/srv-files"],
+    );
+    fails_with(
+        &sb,
+        &["install", "base-files"],
+        &["already provided by", "--allow-inactive"],
+    );
+    fails_with(
+        &sb,
+        &["install", "layer-a"],
+        &["'layer-a' is already requested"],
+    );
+    fails_with(
+        &sb,
+        &["uninstall", "layer-c"],
+        &["'layer-c' is not currently requested"],
+    );
+    fails_with(
+        &sb,
+        &["install", "--apply-live", "layer-c"],
+        &["--apply-live"],
+    );
+    sb.ostree(&["fsck"])
+        .expect("ostree fsck is clean after the failures");
+    let out = cli(
+        &sb,
+        &["install", "--idempotent", "--unchanged-exit-77", "layer-a"],
+    );
+    assert_eq!(out.code, Some(77), "{}", out.describe());
+
+    // A dry run resolves and shows, and deploys nothing.
+    let before = booted_admin(&sb);
+    let out = cli_ok(&sb, &["install", "--dry-run", "newtool"]);
+    assert!(out.contains("newtool-1.0-1.noarch"), "{out}");
+    assert_eq!(booted_admin(&sb), before);
+
+    // newtool is layered on 1.1; 2.0 ships it, so after the upgrade it is inactive while
+    // layer-a is layered again on the new base.
+    cli_ok(&sb, &["install", "newtool"]);
+    let out = cli_ok(&sb, &["upgrade"]);
+    assert!(
+        out.contains("Inactive requests") || out.contains(QUEUED),
+        "{out}"
+    );
+    let (dir, upgraded) = first_deployment(&sb, true);
+    let qa = rpm_qa(&dir);
+    for p in [
+        "layer-a-1.0-1",
+        "libfoo-2.0-1",
+        "newtool-1.0-1",
+        "testos-release-2.0-1",
+    ] {
+        assert!(qa.contains(&p.to_owned()), "{p} missing from {qa:?}");
+    }
+    assert_eq!(
+        metadata_key(&sb, &upgraded, "rpmostree.packages"),
+        "['layer-a']"
+    );
+    let json = status_json(&sb);
+    let d0 = &json["deployments"][0];
+    assert_eq!(d0["packages"], serde_json::json!(["layer-a"]), "{d0}");
+    assert_eq!(
+        d0["requested-packages"],
+        serde_json::json!(["layer-a", "newtool"]),
+        "{d0}"
+    );
+    assert_eq!(d0["version"], "2.0", "{d0}");
+    // The new base makes needs-new-libfoo installable.
+    cli_ok(&sb, &["install", "needs-new-libfoo"]);
+    let (dir, _) = first_deployment(&sb, true);
+    assert!(rpm_qa(&dir).contains(&"needs-new-libfoo-1.0-1".to_owned()));
+
+    // uninstall --all goes back to the plain base.
+    cli_ok(&sb, &["uninstall", "--all"]);
+    let (dir, plain) = first_deployment(&sb, true);
+    assert_eq!(metadata_key(&sb, &plain, "rpmostree.clientlayer"), "");
+    assert!(!rpm_qa(&dir).iter().any(|p| p.starts_with("layer-")));
+    let json = status_json(&sb);
+    assert_eq!(
+        json["deployments"][0]["requested-packages"],
+        serde_json::json!([])
+    );
+    sb.ostree(&["fsck"])
+        .expect("ostree fsck is clean at the end");
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
+    let Some(sb) = sandbox(
+        "pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant",
+        SandboxOptions::default(),
+    ) else {
+        return;
+    };
+    // Not booted: the new deployment is written directly.
+    let before = deployments(&sb, false);
+    let out = cli_as_test_user(&sb, &["install", "layer-c"]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains("org.projectatomic.rpmostree1.install-uninstall-packages"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(deployments(&sb, false), before);
+    sb.grant(&["org.projectatomic.rpmostree1.install-uninstall-packages"])
+        .expect("granting install-uninstall-packages");
+    let out = cli_as_test_user(&sb, &["install", "layer-c"]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let (dir, _) = first_deployment(&sb, false);
+    assert!(rpm_qa(&dir).contains(&"layer-c-1.0-1".to_owned()));
+
+    // PkgChange, as Cockpit and scripts call it: dry-run first (nothing changes), then for
+    // real, adding layer-b and removing layer-c.
+    block_on(std::time::Duration::from_secs(170), async {
+        let bus = zbus::connection::Builder::address(sb.bus_address())
+            .build()
+            .await
+            .expect("connecting to the sandbox bus");
+        let os = rpmostree_api::OSProxy::builder(&bus)
+            .path(OS_PATH)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .expect("the OS proxy");
+        let before = deployments(&sb, false);
+        let options = rpmostree_api::PkgChangeOptions::new().dry_run(true);
+        let mut messages = Vec::new();
+        os.pkg_change_transaction(&options, &["layer-b"], &["layer-c"])
+            .await
+            .expect("PkgChange")
+            .run(|e| {
+                if let rpmostree_api::TransactionEvent::Message { text } = e {
+                    messages.push(text.clone());
+                }
+            })
+            .await
+            .expect("the dry run succeeds");
+        assert!(
+            messages.iter().any(|m| m.contains("layer-b-2.0-1.noarch")),
+            "{messages:?}"
+        );
+        assert_eq!(deployments(&sb, false), before);
+        os.pkg_change_transaction(
+            &rpmostree_api::PkgChangeOptions::new(),
+            &["layer-b"],
+            &["layer-c"],
+        )
+        .await
+        .expect("PkgChange")
+        .run(|_| {})
+        .await
+        .expect("the change succeeds");
+        let err = os
+            .pkg_change(&rpmostree_api::PkgChangeOptions::new(), &["bad;name"], &[])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid package request"), "{err}");
+    });
+    let (dir, layered) = first_deployment(&sb, false);
+    let qa = rpm_qa(&dir);
+    assert!(qa.contains(&"layer-b-2.0-1".to_owned()), "{qa:?}");
+    assert!(!qa.contains(&"layer-c-1.0-1".to_owned()), "{qa:?}");
+    assert_eq!(
+        metadata_key(&sb, &layered, "rpmostree.packages"),
+        "['layer-b']"
+    );
+    let origin = std::fs::read_to_string(format!("{}.origin", dir.display())).unwrap();
+    assert!(origin.contains("requested=layer-b;"), "{origin}");
+}
