@@ -231,6 +231,8 @@ const REQUIRED_TOOLS: &[(&str, &str)] = &[
     ("rpmbuild", "rpm"),
     ("createrepo_c", "createrepo-c"),
     ("modifyrepo_c", "createrepo-c"),
+    ("bwrap", "bubblewrap"),
+    ("rofiles-fuse", "ostree"),
 ];
 
 /// Checks that every tool a [`Sandbox`] needs is installed (dbus-daemon, polkitd, ostree,

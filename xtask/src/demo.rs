@@ -19,6 +19,8 @@ const PACKAGES: &[&str] = &[
     "createrepo-c",
     "libdnf-dev",
     "librpm-dev",
+    "bubblewrap",
+    "fuse3",
 ];
 
 /// Whether this process runs as root (effective uid 0).
