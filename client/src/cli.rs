@@ -265,7 +265,7 @@ pub struct PkgChangeArgs {
 /// `rpm-ostree install`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct InstallArgs {
-    /// Packages to layer: names, NEVRAs, globs, provides or file paths.
+    /// Packages to layer: names, NEVRAs, globs, provides, file paths, or local `.rpm` files.
     #[arg(value_name = "PACKAGE", required = true)]
     pub packages: Vec<String>,
     /// Accept requests that the base image already provides (they stay inactive).

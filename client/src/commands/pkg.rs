@@ -57,13 +57,25 @@ async fn change(
 
 /// `rpm-ostree install PACKAGE...`.
 pub async fn install(daemon: &Daemon, ctx: &Context, args: &InstallArgs) -> Result<Exit> {
-    if let Some(local) = args.packages.iter().find(|p| p.ends_with(".rpm")) {
-        return Err(CliError::new(format!(
-            "{local}: installing local RPM files is not supported by this rpm-ostree yet"
-        ))
-        .into());
+    // As upstream: an argument ending in `.rpm` is a local file, passed as a descriptor.
+    let (local, names): (Vec<&String>, Vec<&String>) =
+        args.packages.iter().partition(|p| p.ends_with(".rpm"));
+    let mut modifiers = UpdateDeploymentModifiers::new();
+    if !names.is_empty() {
+        modifiers = modifiers.install_packages(names.into_iter().cloned().collect());
     }
-    let mut modifiers = UpdateDeploymentModifiers::new().install_packages(args.packages.clone());
+    if !local.is_empty() {
+        let mut fds: Vec<std::os::fd::OwnedFd> = Vec::new();
+        for path in local {
+            let file = std::fs::File::open(path)
+                .map_err(|e| CliError::new(format!("Opening {path}: {e}")))?;
+            if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+                return Err(CliError::new(format!("{path} is not a regular file")).into());
+            }
+            fds.push(file.into());
+        }
+        modifiers = modifiers.install_local_packages(fds.into());
+    }
     if !args.uninstall.is_empty() {
         modifiers = modifiers.uninstall_packages(args.uninstall.clone());
     }

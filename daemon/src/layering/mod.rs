@@ -15,6 +15,7 @@
 pub(crate) mod pkgcache;
 pub(crate) mod scripts;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub(crate) struct Request {
     pub(crate) base: String,
     /// The package requests of the origin (as typed).
     pub(crate) packages: Vec<String>,
+    /// The local packages of the origin: NEVRA -> sha256 of the header (in the cache).
+    pub(crate) local: BTreeMap<String, String>,
     /// The repositories (of the configuration merge deployment).
     pub(crate) repos: RepoSetup,
     /// Whether `Recommends` are installed (`rpm-ostreed.conf` `Recommends`).
@@ -110,12 +113,17 @@ fn remove_tree(dir: &Path) {
 
 /// Resolves `requests` against the repositories with the packages of `dbroot` (a tree with
 /// the base's rpm database) locked.
-fn depsolve(op: &Op<'_>, req: &Request, dbroot: &Path) -> Result<rpmostree_dnf::Resolution> {
+fn depsolve(
+    op: &Op<'_>,
+    req: &Request,
+    dbroot: &Path,
+    local: Vec<PathBuf>,
+) -> Result<rpmostree_dnf::Resolution> {
     let request = HelperRequest::Depsolve {
         options: req.repos.options(),
         root: dbroot.to_owned(),
         requests: req.packages.clone(),
-        local: Vec::new(),
+        local,
         weak_deps: req.weak_deps,
         cache_only: req.cache_only,
     };
@@ -209,8 +217,20 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
             req.base
         );
     }
+    // Local packages take part in the resolution by their headers, from the cache.
+    let local_dir = work.0.join("local");
+    fs::create_dir_all(&local_dir)?;
+    let mut local_paths = Vec::new();
+    let mut local_cached: BTreeMap<PathBuf, pkgcache::Cached> = BTreeMap::new();
+    for (nevra, sha256) in &req.local {
+        let cached = pkgcache::find_local(repo, nevra, sha256)?;
+        let path = local_dir.join(format!("{}.rpm", local_paths.len()));
+        fs::write(&path, &cached.header)?;
+        local_paths.push(path.clone());
+        local_cached.insert(path, cached);
+    }
     op.progress.task_begin("Resolving dependencies");
-    let resolution = depsolve(op, req, &dbroot)?;
+    let resolution = depsolve(op, req, &dbroot, local_paths)?;
     op.progress.task_end("done");
     if !req.allow_inactive {
         for new in &req.new_requests {
@@ -257,16 +277,17 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     ));
     let mut cached = Vec::new();
     for (i, p) in resolution.packages.iter().enumerate() {
+        if let Some(c) = local_cached.get(&p.path) {
+            cached.push(c.clone());
+            continue;
+        }
         let staging = work.0.join(format!("import-{i}"));
         fs::create_dir_all(&staging)?;
-        let c = pkgcache::import(
-            repo,
-            &p.path,
-            &p.repo,
-            &p.checksum,
-            &staging,
-            Some(cancellable),
-        )?;
+        let source = pkgcache::Source::Repo {
+            id: &p.repo,
+            checksum: &p.checksum,
+        };
+        let c = pkgcache::import(repo, &p.path, source, &staging, Some(cancellable))?;
         remove_tree(&staging);
         cached.push(c);
         op.check_cancelled()?;

@@ -73,6 +73,83 @@ pub(crate) struct Cached {
     pub(crate) name: String,
     /// The lead, signature header and header of the RPM: what the rpm database needs.
     pub(crate) header: Vec<u8>,
+    /// The sha256 of `header` (`rpmostree.metadata_sha256`): what an origin records for a
+    /// local package.
+    pub(crate) header_sha256: String,
+}
+
+/// Where an imported RPM comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source<'a> {
+    /// An rpm-md repository: its id and upstream's repodata checksum of the package
+    /// (`sha256:<hex>`); the cache is reused when that checksum matches.
+    Repo {
+        /// The repository id.
+        id: &'a str,
+        /// The package's checksum in the repository metadata.
+        checksum: &'a str,
+    },
+    /// A local RPM file: the cache is reused when the header's sha256 matches.
+    Local,
+}
+
+/// Splits `N-[E:]V-R.A` into (name, epoch, version, release, arch).
+pub(crate) fn split_nevra(nevra: &str) -> Option<(String, u32, String, String, String)> {
+    let (rest, arch) = nevra.rsplit_once('.')?;
+    let (rest, release) = rest.rsplit_once('-')?;
+    let (name, ev) = rest.rsplit_once('-')?;
+    let (epoch, version) = match ev.split_once(':') {
+        Some((e, v)) => (e.parse().ok()?, v),
+        None => (0, ev),
+    };
+    if name.is_empty() || version.is_empty() || release.is_empty() || arch.is_empty() {
+        return None;
+    }
+    Some((
+        name.to_owned(),
+        epoch,
+        version.to_owned(),
+        release.to_owned(),
+        arch.to_owned(),
+    ))
+}
+
+/// The cached local package `nevra` whose header has sha256 `sha256` (as an origin's
+/// `requested-local` names it), or an error saying it is gone.
+pub(crate) fn find_local(repo: &ostree::Repo, nevra: &str, sha256: &str) -> Result<Cached> {
+    let (name, epoch, version, release, arch) =
+        split_nevra(nevra).ok_or_else(|| anyhow!("Invalid NEVRA of a local package: {nevra}"))?;
+    let refname = cache_ref(&name, epoch, &version, &release, &arch);
+    let found = match repo.resolve_rev(&refname, true)? {
+        Some(commit) => read_cached(repo, &commit)?,
+        None => None,
+    };
+    match found {
+        Some(c) if c.header_sha256 == sha256 => Ok(c),
+        _ => bail!(
+            "The local package {nevra} (sha256 {sha256}) is no longer in the package cache; install it again from its file"
+        ),
+    }
+}
+
+/// The cached package of `commit`, if it has the package metadata.
+fn read_cached(repo: &ostree::Repo, commit: &str) -> Result<Option<Cached>> {
+    let (variant, _) = repo.load_commit(commit)?;
+    let meta = glib::VariantDict::new(Some(&variant.child_value(0)));
+    let header: Option<Vec<u8>> = meta.lookup("rpmostree.metadata").ok().flatten();
+    let nevra: Option<(String, String, u64, String, String, String)> =
+        meta.lookup("rpmostree.nevra").ok().flatten();
+    let sha256: Option<String> = meta.lookup("rpmostree.metadata_sha256").ok().flatten();
+    Ok(match (header, nevra) {
+        (Some(header), Some((nevra, name, ..))) => Some(Cached {
+            commit: commit.to_owned(),
+            nevra,
+            name,
+            header_sha256: sha256.unwrap_or_else(|| hex(&Sha256::digest(&header))),
+            header,
+        }),
+        _ => None,
+    })
 }
 
 /// Where a translated path goes.
@@ -191,40 +268,39 @@ fn nevra_of(meta: &rpm::PackageMetadata) -> Result<(String, u32, String, String,
     Ok((nevra, epoch, name, version, release, arch))
 }
 
-/// The cached package for `rpm_path` if its commit was imported from the same repository data
-/// (`rpmostree.repodata_checksum` equal to `checksum`).
-fn lookup(repo: &ostree::Repo, cache_ref: &str, checksum: &str) -> Result<Option<Cached>> {
+/// The cached package under `cache_ref` if it was imported from the same data: the same
+/// repodata checksum for a repository package, the same header for a local one.
+fn lookup(
+    repo: &ostree::Repo,
+    cache_ref: &str,
+    source: Source<'_>,
+    header_sha256: &str,
+) -> Result<Option<Cached>> {
     let Some(commit) = repo.resolve_rev(cache_ref, true)? else {
         return Ok(None);
     };
-    let (variant, _) = repo.load_commit(&commit)?;
-    let meta = glib::VariantDict::new(Some(&variant.child_value(0)));
-    let stored: Option<String> = meta.lookup("rpmostree.repodata_checksum").ok().flatten();
-    if stored.as_deref() != Some(checksum) {
+    let Some(cached) = read_cached(repo, &commit)? else {
         return Ok(None);
-    }
-    let header: Option<Vec<u8>> = meta.lookup("rpmostree.metadata").ok().flatten();
-    let nevra: Option<(String, String, u64, String, String, String)> =
-        meta.lookup("rpmostree.nevra").ok().flatten();
-    match (header, nevra) {
-        (Some(header), Some((nevra, name, ..))) => Ok(Some(Cached {
-            commit: commit.to_string(),
-            nevra,
-            name,
-            header,
-        })),
-        _ => Ok(None),
-    }
+    };
+    let same = match source {
+        Source::Repo { checksum, .. } => {
+            let (variant, _) = repo.load_commit(&commit)?;
+            let meta = glib::VariantDict::new(Some(&variant.child_value(0)));
+            let stored: Option<String> = meta.lookup("rpmostree.repodata_checksum").ok().flatten();
+            stored.as_deref() == Some(checksum)
+        }
+        Source::Local => cached.header_sha256 == header_sha256,
+    };
+    Ok(same.then_some(cached))
 }
 
-/// Imports the RPM at `path` (from repository `repo_id`, with upstream's repodata checksum
-/// `checksum`, `sha256:<hex>`) unless the cache already has it from the same data; `staging`
-/// is an empty private directory on the repository's file system. Returns the cached package.
+/// Imports the RPM at `path` unless the cache already has it from the same data (see
+/// [`Source`]); `staging` is an empty private directory on the repository's file system.
+/// Returns the cached package.
 pub(crate) fn import(
     repo: &ostree::Repo,
     path: &Path,
-    repo_id: &str,
-    checksum: &str,
+    source: Source<'_>,
     staging: &Path,
     cancellable: Option<&gio::Cancellable>,
 ) -> Result<Cached> {
@@ -234,16 +310,17 @@ pub(crate) fn import(
     let meta = &package.metadata;
     let (nevra, epoch, name, version, release, arch) = nevra_of(meta)?;
     let refname = cache_ref(&name, epoch, &version, &release, &arch);
-    if let Some(hit) = lookup(repo, &refname, checksum)? {
-        return Ok(hit);
-    }
-    check_scripts(meta, &nevra)?;
     let offsets = meta.get_package_segment_offsets();
     let header_len = usize::try_from(offsets.payload).context("header size")?;
     let header = bytes
         .get(..header_len)
         .ok_or_else(|| anyhow!("{}: truncated RPM", path.display()))?
         .to_vec();
+    let header_sha256 = hex(&Sha256::digest(&header));
+    if let Some(hit) = lookup(repo, &refname, source, &header_sha256)? {
+        return Ok(hit);
+    }
+    check_scripts(meta, &nevra)?;
 
     let root = staging.join("root");
     fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
@@ -259,10 +336,7 @@ pub(crate) fn import(
     let build_time = meta.get_build_time().unwrap_or(0);
     let dict = glib::VariantDict::new(None);
     dict.insert_value("rpmostree.metadata", &header.to_variant());
-    dict.insert_value(
-        "rpmostree.metadata_sha256",
-        &hex(&Sha256::digest(&header)).to_variant(),
-    );
+    dict.insert_value("rpmostree.metadata_sha256", &header_sha256.to_variant());
     dict.insert_value(
         "rpmostree.nevra",
         &(
@@ -275,7 +349,13 @@ pub(crate) fn import(
         )
             .to_variant(),
     );
-    dict.insert_value("rpmostree.repodata_checksum", &checksum.to_variant());
+    let repo_id = match source {
+        Source::Repo { id, checksum } => {
+            dict.insert_value("rpmostree.repodata_checksum", &checksum.to_variant());
+            id
+        }
+        Source::Local => "@commandline",
+    };
     dict.insert_value("rpmostree.unpack_version", &UNPACK_VERSION.to_variant());
     dict.insert_value(
         "rpmostree.unpack_minor_version",
@@ -302,6 +382,7 @@ pub(crate) fn import(
         nevra,
         name,
         header,
+        header_sha256,
     })
 }
 
@@ -477,6 +558,27 @@ mod tests {
             cache_ref("gcc-c++", 2, "1.0~rc1", "1", "noarch"),
             "rpmostree/pkg/gcc-c_2B_2B/2_3A1.0_7Erc1-1.noarch"
         );
+    }
+
+    #[test]
+    fn nevras_split_into_their_parts() {
+        assert_eq!(
+            split_nevra("foo-bar-1.0-1.fc40.x86_64"),
+            Some((
+                "foo-bar".into(),
+                0,
+                "1.0".into(),
+                "1.fc40".into(),
+                "x86_64".into()
+            ))
+        );
+        assert_eq!(
+            split_nevra("clock-2:1.0-1.noarch"),
+            Some(("clock".into(), 2, "1.0".into(), "1".into(), "noarch".into()))
+        );
+        assert_eq!(split_nevra("nope"), None);
+        assert_eq!(split_nevra("a-1.noarch"), None);
+        assert_eq!(split_nevra("a-x:1-1.noarch"), None);
     }
 
     #[test]

@@ -77,6 +77,71 @@ fn package_requests(what: &str, requests: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The most local packages one call may pass.
+const MAX_LOCAL_RPMS: usize = 256;
+
+/// Copies the RPM files a caller passed as descriptors into private files in `dir` (the
+/// repository's `tmp/`), which the transaction imports and removes: the caller's files may
+/// change or go away once the call returns. Only regular files are taken.
+async fn copy_local_rpms(
+    dir: std::path::PathBuf,
+    fds: Vec<std::os::fd::OwnedFd>,
+) -> Result<Vec<std::path::PathBuf>, Error> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    if fds.len() > MAX_LOCAL_RPMS {
+        return Err(Error::InvalidArgs(format!(
+            "install-local-packages has too many descriptors ({}; at most {MAX_LOCAL_RPMS})",
+            fds.len()
+        )));
+    }
+    let copy = move || -> Result<Vec<std::path::PathBuf>, Error> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mut out = Vec::new();
+        let cleanup = |paths: &[std::path::PathBuf]| {
+            for p in paths {
+                let _ = std::fs::remove_file(p);
+            }
+        };
+        for (i, fd) in fds.into_iter().enumerate() {
+            let mut src = std::fs::File::from(fd);
+            let regular = src.metadata().map(|m| m.is_file()).unwrap_or(false);
+            if !regular {
+                cleanup(&out);
+                return Err(Error::InvalidArgs(format!(
+                    "install-local-packages: descriptor {i} is not a regular file"
+                )));
+            }
+            let path = dir.join(format!(
+                "rpmostree-local-{}-{}.rpm",
+                std::process::id(),
+                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let result = (|| -> std::io::Result<()> {
+                src.seek(SeekFrom::Start(0))?;
+                let mut dst = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                std::io::copy(&mut src, &mut dst)?;
+                Ok(())
+            })();
+            out.push(path);
+            if let Err(e) = result {
+                cleanup(&out);
+                return Err(Error::Failed(format!(
+                    "install-local-packages: reading descriptor {i}: {e}"
+                )));
+            }
+        }
+        Ok(out)
+    };
+    tokio::task::spawn_blocking(copy)
+        .await
+        .map_err(|e| Error::Failed(format!("copying local packages: {e}")))?
+}
+
 fn exclusive(a: Option<bool>, an: &str, b: Option<bool>, bn: &str) -> Result<(), Error> {
     if a == Some(true) && b == Some(true) {
         return Err(Error::InvalidArgs(format!(
@@ -873,7 +938,6 @@ impl OSHandler for OsObject {
         }
         let m = &modifiers;
         let layering = [
-            ("install-local-packages", m.install_local_packages.is_some()),
             (
                 "install-local-fileoverride-packages",
                 m.install_local_fileoverride_packages.is_some(),
@@ -955,6 +1019,18 @@ impl OSHandler for OsObject {
         let uninstall = m.uninstall_packages.clone().unwrap_or_default();
         package_requests("install-packages", &install)?;
         package_requests("uninstall-packages", &uninstall)?;
+        let install_local = match &m.install_local_packages {
+            Some(list) => {
+                let fds = list
+                    .0
+                    .iter()
+                    .map(|fd| fd.0.try_clone())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Failed(format!("install-local-packages: {e}")))?;
+                copy_local_rpms(self.d.sysroot_path().join("ostree/repo/tmp"), fds).await?
+            }
+            None => Vec::new(),
+        };
         request.packages = PackageChanges {
             install,
             uninstall,
@@ -962,6 +1038,7 @@ impl OSHandler for OsObject {
             idempotent: options.idempotent_layering == Some(true),
             allow_inactive: options.allow_inactive == Some(true)
                 || options.allow_inactive_requests == Some(true),
+            install_local,
         };
         let default = if has_refspec {
             "rebase"
@@ -975,15 +1052,24 @@ impl OSHandler for OsObject {
         let title = title(&options.initiating_command_line, default);
         let args = format!("{}|{}", canonical(&modifiers), canonical(&options));
         let reboot = options.reboot.unwrap_or(false);
-        self.begin(
-            caller,
-            "UpdateDeployment",
-            args,
-            &title,
-            request.into(),
-            reboot,
-        )
-        .await
+        let copies = request.packages.install_local.clone();
+        let started = self
+            .begin(
+                caller,
+                "UpdateDeployment",
+                args,
+                &title,
+                request.into(),
+                reboot,
+            )
+            .await;
+        if started.is_err() {
+            // No transaction will import (and remove) the copies.
+            for c in copies {
+                let _ = std::fs::remove_file(c);
+            }
+        }
+        started
     }
 
     async fn pkg_change(
@@ -1017,6 +1103,7 @@ impl OSHandler for OsObject {
             uninstall_all: false,
             idempotent: options.idempotent_layering == Some(true),
             allow_inactive: options.allow_inactive == Some(true),
+            install_local: Vec::new(),
         };
         let title = title(&options.initiating_command_line, "pkg-change");
         let reboot = options.reboot.unwrap_or(false);

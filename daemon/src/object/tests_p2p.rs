@@ -202,7 +202,7 @@ async fn reads_need_nothing_and_mutations_are_denied_without_a_grant() {
         .await
         .unwrap_err());
     assert!(e.message().contains("rpmostree1.rebase"), "{e}");
-    // A method whose kind has not landed is authorized first, like the rest.
+    // PkgChange asks for its action before it looks at the packages.
     let e = err(os
         .pkg_change(&Default::default(), &["vim"], &[])
         .await
@@ -255,12 +255,12 @@ async fn bad_input_gets_the_right_wire_error_before_any_work() {
     let e = err(os
         .update_deployment(
             &UpdateDeploymentModifiers::new(),
-            &UpdateDeploymentOptions::new().no_layering(true),
+            &UpdateDeploymentOptions::new().no_initramfs(true),
         )
         .await
         .unwrap_err());
     assert_eq!(e.dbus_name(), "org.freedesktop.DBus.Error.NotSupported");
-    assert!(e.message().contains("'no-layering'"), "{e}");
+    assert!(e.message().contains("'no-initramfs'"), "{e}");
     let e = err(os
         .rebase(&RebaseOptions::new(), &"a".repeat(10_000), &[])
         .await

@@ -70,33 +70,114 @@ pub(crate) struct PackageChanges {
     pub(crate) idempotent: bool,
     /// Accept new requests that the base already satisfies.
     pub(crate) allow_inactive: bool,
+    /// Local RPM files to layer (private copies the daemon made of the caller's files;
+    /// removed once imported).
+    pub(crate) install_local: Vec<PathBuf>,
+}
+
+/// The package requests of an origin: by pattern, and local packages (NEVRA -> header sha256).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Requests {
+    patterns: std::collections::BTreeSet<String>,
+    local: std::collections::BTreeMap<String, String>,
+}
+
+impl Requests {
+    fn is_empty(&self) -> bool {
+        self.patterns.is_empty() && self.local.is_empty()
+    }
 }
 
 impl PackageChanges {
     /// Whether anything is asked.
     pub(crate) fn is_empty(&self) -> bool {
-        self.install.is_empty() && self.uninstall.is_empty() && !self.uninstall_all
+        self.install.is_empty()
+            && self.uninstall.is_empty()
+            && self.install_local.is_empty()
+            && !self.uninstall_all
     }
 
-    /// Applies the changes to the origin's requests; returns whether they changed. Errors (as
-    /// upstream's) name a request that is already there or is not.
-    fn apply(&self, requested: &mut std::collections::BTreeSet<String>) -> Result<bool> {
-        let before = requested.clone();
+    /// Applies the changes to the origin's requests, with `local` the local packages just
+    /// imported (NEVRA, header sha256); returns whether they changed. Errors (as upstream's)
+    /// name a request that is already there or is not. A local package is uninstalled by its
+    /// NEVRA or its name.
+    fn apply(&self, requests: &mut Requests, local: &[(String, String)]) -> Result<bool> {
+        let before = requests.clone();
         if self.uninstall_all {
-            requested.clear();
+            requests.patterns.clear();
+            requests.local.clear();
         }
         for p in &self.uninstall {
-            if !requested.remove(p) && !self.idempotent && !self.uninstall_all {
+            if requests.patterns.remove(p) {
+                continue;
+            }
+            let locals: Vec<String> = requests
+                .local
+                .keys()
+                .filter(|nevra| {
+                    *nevra == p
+                        || crate::layering::pkgcache::split_nevra(nevra)
+                            .is_some_and(|(name, ..)| name == *p)
+                })
+                .cloned()
+                .collect();
+            if locals.is_empty() && !self.idempotent && !self.uninstall_all {
                 bail!("Package/capability '{p}' is not currently requested");
+            }
+            for nevra in locals {
+                requests.local.remove(&nevra);
             }
         }
         for p in &self.install {
-            if !requested.insert(p.clone()) && !self.idempotent {
+            if !requests.patterns.insert(p.clone()) && !self.idempotent {
                 bail!("Package/capability '{p}' is already requested");
             }
         }
-        Ok(*requested != before)
+        for (nevra, sha256) in local {
+            if requests.local.insert(nevra.clone(), sha256.clone()).is_some() && !self.idempotent
+            {
+                bail!("Package '{nevra}' is already requested");
+            }
+        }
+        Ok(*requests != before)
     }
+}
+
+/// Imports the local RPM files of a change into the package cache (and removes the daemon's
+/// copies); returns their (NEVRA, header sha256).
+fn import_local(op: &Op<'_>, repo: &ostree::Repo, files: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    struct Remove<'a>(&'a [PathBuf]);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            for f in self.0 {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+    let _remove = Remove(files);
+    let mut out = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let staging = op
+            .path
+            .join("ostree/repo/tmp")
+            .join(format!("rpmostree-local-{}-{i}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("creating {}", staging.display()))?;
+        let imported = crate::layering::pkgcache::import(
+            repo,
+            file,
+            crate::layering::pkgcache::Source::Local,
+            &staging,
+            Some(op.cancellable),
+        );
+        let _ = std::fs::remove_dir_all(&staging);
+        let cached = imported.with_context(|| format!("importing local package {}", i + 1))?;
+        op.progress
+            .message(&format!("Imported local package {}", cached.nevra));
+        out.push((cached.nevra, cached.header_sha256));
+    }
+    Ok(out)
 }
 
 /// Where the registered update driver is recorded (in the running system's `/run`), read by
@@ -342,9 +423,13 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     // The base of the current deployment: the parent of a layered commit.
     let base_commit = crate::layering::base_of(&repo, &base.csum())?;
     let mut requests = super::origin::Origin::from_keyfile(&origin)
-        .map(|o| o.requested)
+        .map(|o| Requests {
+            patterns: o.requested,
+            local: o.requested_local,
+        })
         .unwrap_or_default();
-    let requests_changed = req.packages.apply(&mut requests)?;
+    let new_local = import_local(op, &repo, &req.packages.install_local)?;
+    let requests_changed = req.packages.apply(&mut requests, &new_local)?;
     let pinned = origin
         .string("origin", "override-commit")
         .ok()
@@ -470,13 +555,24 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         return Ok(Report::unchanged(format!("downloaded {target}")));
     }
     if requests_changed {
-        if requests.is_empty() {
-            let _ = origin.remove_key("packages", "requested");
-        } else {
-            // Upstream's layout: each request followed by the separator.
-            let value: String = requests.iter().map(|r| format!("{r};")).collect();
-            origin.set_value("packages", "requested", &value);
-        }
+        // Upstream's layout: each item followed by the separator.
+        let set = |key: &str, items: Vec<String>| {
+            if items.is_empty() {
+                let _ = origin.remove_key("packages", key);
+            } else {
+                let value: String = items.iter().map(|r| format!("{r};")).collect();
+                origin.set_value("packages", key, &value);
+            }
+        };
+        set("requested", requests.patterns.iter().cloned().collect());
+        set(
+            "requested-local",
+            requests
+                .local
+                .iter()
+                .map(|(nevra, sha256)| format!("{sha256}:{nevra}"))
+                .collect(),
+        );
     }
     // Layering: a new tree of the target base plus the requested packages (the layered
     // commit of the current deployment is kept as is for a change of kernel arguments).
@@ -491,7 +587,8 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             } else {
                 target.clone()
             },
-            packages: requests.iter().cloned().collect(),
+            packages: requests.patterns.iter().cloned().collect(),
+            local: requests.local.clone(),
             repos: repo_setup_for(op.path, sysroot, osname)?,
             weak_deps: req.recommends,
             cache_only: req.cache_only,
@@ -500,7 +597,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 .packages
                 .install
                 .iter()
-                .filter(|p| requests.contains(*p))
+                .filter(|p| requests.patterns.contains(*p))
                 .cloned()
                 .collect(),
             allow_inactive: req.packages.allow_inactive,

@@ -233,6 +233,25 @@ fn install_uninstall_and_upgrade_keep_layering_with_real_rpms() {
     // newtool is layered on 1.1; 2.0 ships it, so after the upgrade it is inactive while
     // layer-a is layered again on the new base.
     cli_ok(&sb, &["install", "newtool"]);
+    // A local RPM (passed to the daemon as a descriptor) whose dependency comes from the
+    // repository.
+    let local = rpmostree_tests::rpms::build_rpms(&[rpmostree_tests::rpms::RpmSpec::new(
+        "local-tool",
+        "1.0",
+        "1",
+    )
+    .summary("A tool from a file")
+    .requires("layer-c")])
+    .unwrap();
+    let local = local[0].to_str().unwrap().to_owned();
+    let out = cli_ok(&sb, &["install", &local]);
+    assert!(out.contains("local-tool-1.0-1.noarch"), "{out}");
+    let (dir, _) = first_deployment(&sb, true);
+    let qa = rpm_qa(&dir);
+    assert!(qa.contains(&"local-tool-1.0-1".to_owned()), "{qa:?}");
+    let out = cli_ok(&sb, &["status"]);
+    assert!(out.contains("LocalPackages: local-tool-1.0-1.noarch"), "{out}");
+    fails_with(&sb, &["install", &local], &["'local-tool-1.0-1.noarch' is already requested"]);
     let out = cli_ok(&sb, &["upgrade"]);
     assert!(
         out.contains("Inactive requests") || out.contains(QUEUED),
@@ -245,6 +264,8 @@ fn install_uninstall_and_upgrade_keep_layering_with_real_rpms() {
         "libfoo-2.0-1",
         "newtool-1.0-1",
         "testos-release-2.0-1",
+        "local-tool-1.0-1",
+        "layer-c-1.0-1",
     ] {
         assert!(qa.contains(&p.to_owned()), "{p} missing from {qa:?}");
     }
@@ -261,6 +282,15 @@ fn install_uninstall_and_upgrade_keep_layering_with_real_rpms() {
         "{d0}"
     );
     assert_eq!(d0["version"], "2.0", "{d0}");
+    assert_eq!(
+        d0["requested-local-packages"],
+        serde_json::json!(["local-tool-1.0-1.noarch"]),
+        "{d0}"
+    );
+    // A local package is uninstalled by its name.
+    cli_ok(&sb, &["uninstall", "local-tool"]);
+    let (dir, _) = first_deployment(&sb, true);
+    assert!(!rpm_qa(&dir).contains(&"local-tool-1.0-1".to_owned()));
     // The new base makes needs-new-libfoo installable.
     cli_ok(&sb, &["install", "needs-new-libfoo"]);
     let (dir, _) = first_deployment(&sb, true);
