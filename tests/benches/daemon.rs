@@ -8,7 +8,9 @@
 //! (`org.freedesktop.DBus.GetId` through the same dbus-daemon) and `ostree admin status` on the
 //! same sysroot. The package side (`GetDeploymentsRpmDiff`, `rpm-ostree db diff`, `RefreshMd`)
 //! runs on images of 50 and 2,000 real packages (see `rpmostree_tests::bench_fixture`);
-//! `RPMOSTREE_BENCH_ONLY=packages` runs only those rows.
+//! `RPMOSTREE_BENCH_ONLY=packages` runs only those rows. Package layering (`rpm-ostree
+//! install` on a base of 20,000 files, warm and cold package cache) is measured against
+//! the same trees built with the ostree CLI; `RPMOSTREE_BENCH_ONLY=layering` runs only that.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -111,10 +113,18 @@ fn main() {
         .build()
         .unwrap();
     let mut rows: Vec<(String, String, String)> = Vec::new();
-    if std::env::var("RPMOSTREE_BENCH_ONLY").as_deref() == Ok("packages") {
-        package_benchmarks(&rt, &mut rows);
-        print_table(rows);
-        return;
+    match std::env::var("RPMOSTREE_BENCH_ONLY").as_deref() {
+        Ok("packages") => {
+            package_benchmarks(&rt, &mut rows);
+            print_table(rows);
+            return;
+        }
+        Ok("layering") => {
+            layering_benchmarks(&mut rows);
+            print_table(rows);
+            return;
+        }
+        _ => {}
     }
 
     // 1. Activation to first reply, and idle RSS.
@@ -288,6 +298,7 @@ fn main() {
 
     cli_benchmarks(&mut rows);
     package_benchmarks(&rt, &mut rows);
+    layering_benchmarks(&mut rows);
     print_table(rows);
 }
 
@@ -753,4 +764,128 @@ fn package_benchmarks(rt: &tokio::runtime::Runtime, rows: &mut Vec<(String, Stri
     drop(server);
     drop(sb);
     eprintln!("[bench] package benchmarks took {:?}", t0.elapsed());
+}
+
+/// How many files the layering benchmark adds to the base image.
+const LAYER_BASE_FILES: usize = 20_000;
+
+/// Keeps only the newest deployment (`ostree admin undeploy` of the older ones).
+fn keep_newest_deployment(sb: &Sandbox) {
+    loop {
+        let n = sb.admin_deployments().unwrap().len();
+        if n <= 1 {
+            break;
+        }
+        sb.ostree_admin(&["undeploy", &(n - 1).to_string()])
+            .unwrap();
+    }
+}
+
+/// Package layering on a base of 20,000 files: `rpm-ostree install` of one small package
+/// without scriptlets, end to end through the CLI, with the package already in the cache
+/// (warm) and with its cache ref deleted before each run (cold: imported again), against the
+/// floor of the same trees built with the ostree CLI in the same run: a hardlink checkout of
+/// the base and of the package's cache commit over it, `ostree commit` with the devino
+/// speedup, and `ostree admin deploy`.
+fn layering_benchmarks(rows: &mut Vec<(String, String, String)>) {
+    use rpmostree_tests::bench_fixture::{self, ImageTree};
+
+    const RUNS: usize = 5;
+    let cli = rpmostree_tests::target_bin("rpm-ostree");
+    let sb = Sandbox::start(SandboxOptions::default()).unwrap();
+    let tree = ImageTree::new(&sb, rpmostree_tests::STABLE_BRANCH).unwrap();
+    let bulk = tree.path().join("usr/share/bench");
+    for i in 0..LAYER_BASE_FILES {
+        let dir = bulk.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        std::fs::write(dir.join(format!("f{i:05}")), format!("bench file {i}\n")).unwrap();
+    }
+    let specs = rpmostree_tests::fixture_packages("1.1");
+    let files = rpmostree_tests::rpms::build_rpms(&specs).unwrap();
+    let base = tree
+        .commit(&sb, "testos/bench-layer", "3.0", &specs, &files, true)
+        .unwrap();
+    bench_fixture::deploy(&sb, "testos/bench-layer").unwrap();
+    keep_newest_deployment(&sb);
+    let repo = sb.sysroot().join("ostree/repo");
+    let run_cli = |args: &[&str]| {
+        let mut cmd = sb.command(cli.to_str().unwrap());
+        cmd.args(args);
+        run_timed(&mut cmd).0
+    };
+    let cache_refs = || {
+        let out = sb.ostree(&["refs", "--list", "rpmostree/pkg"]).unwrap();
+        out.lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    // Warm: one install fills the package cache; every timed run uses it.
+    run_cli(&["install", "layer-c"]);
+    run_cli(&["uninstall", "layer-c"]);
+    let warm = median_of(RUNS, || {
+        let t = run_cli(&["install", "layer-c"]);
+        run_cli(&["uninstall", "layer-c"]);
+        t
+    });
+    let cold = median_of(RUNS, || {
+        for r in cache_refs() {
+            sb.ostree(&["refs", "--delete", &r]).unwrap();
+        }
+        let t = run_cli(&["install", "layer-c"]);
+        run_cli(&["uninstall", "layer-c"]);
+        t
+    });
+
+    // The floor: the same trees with the ostree CLI.
+    run_cli(&["install", "layer-c"]);
+    let package = cache_refs()
+        .into_iter()
+        .find(|r| r.starts_with("rpmostree/pkg/layer-c/"))
+        .expect("the cache ref of layer-c");
+    run_cli(&["uninstall", "layer-c"]);
+    keep_newest_deployment(&sb);
+    let work = sb.dir().join("bench-layer-floor");
+    let floor = median_of(RUNS, || {
+        let _ = std::fs::remove_dir_all(&work);
+        let start = Instant::now();
+        let ostree = |args: &[&str]| {
+            let mut cmd = std::process::Command::new("ostree");
+            cmd.arg(format!("--repo={}", repo.display())).args(args);
+            run_timed(&mut cmd).1
+        };
+        let dir = work.to_str().unwrap();
+        ostree(&["checkout", "-H", &base, dir]);
+        ostree(&["checkout", "-H", "--union-identical", &package, dir]);
+        let commit = ostree(&[
+            "commit",
+            "--link-checkout-speedup",
+            &format!("--parent={base}"),
+            "--orphan",
+            &format!("--tree=dir={dir}"),
+        ]);
+        let commit = commit.trim().to_owned();
+        sb.ostree_admin(&["deploy", &format!("--os={}", sb.osname()), &commit])
+            .unwrap();
+        let t = start.elapsed();
+        sb.ostree_admin(&["undeploy", "0"]).unwrap();
+        t
+    });
+    let ratio = |t: Duration| t.as_secs_f64() / floor.as_secs_f64();
+    rows.push((
+        format!(
+            "`rpm-ostree install` of one package (no scriptlets), warm package cache, base of {LAYER_BASE_FILES} files"
+        ),
+        ms(warm),
+        format!(
+            "{:.2}x the ostree floor (checkout -H of base + package, commit --link-checkout-speedup, admin deploy: {})",
+            ratio(warm),
+            ms(floor)
+        ),
+    ));
+    rows.push((
+        "the same install with a cold package cache (the RPM imported again)".to_owned(),
+        ms(cold),
+        format!("{:.2}x the ostree floor", ratio(cold)),
+    ));
 }

@@ -134,7 +134,11 @@ impl PackageChanges {
             }
         }
         for (nevra, sha256) in local {
-            if requests.local.insert(nevra.clone(), sha256.clone()).is_some() && !self.idempotent
+            if requests
+                .local
+                .insert(nevra.clone(), sha256.clone())
+                .is_some()
+                && !self.idempotent
             {
                 bail!("Package '{nevra}' is already requested");
             }
@@ -145,7 +149,11 @@ impl PackageChanges {
 
 /// Imports the local RPM files of a change into the package cache (and removes the daemon's
 /// copies); returns their (NEVRA, header sha256).
-fn import_local(op: &Op<'_>, repo: &ostree::Repo, files: &[PathBuf]) -> Result<Vec<(String, String)>> {
+fn import_local(
+    op: &Op<'_>,
+    repo: &ostree::Repo,
+    files: &[PathBuf],
+) -> Result<Vec<(String, String)>> {
     struct Remove<'a>(&'a [PathBuf]);
     impl Drop for Remove<'_> {
         fn drop(&mut self) {
@@ -550,7 +558,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         });
         return Ok(Report::unchanged("no upgrade available"));
     }
-    if req.download_only {
+    if req.download_only && (requests.is_empty() || is_kargs) {
         op.progress.message("Update downloaded.");
         return Ok(Report::unchanged(format!("downloaded {target}")));
     }
@@ -592,7 +600,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             repos: repo_setup_for(op.path, sysroot, osname)?,
             weak_deps: req.recommends,
             cache_only: req.cache_only,
-            resolve_only: req.dry_run,
+            resolve_only: req.dry_run || req.download_only,
             new_requests: req
                 .packages
                 .install
@@ -603,6 +611,10 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             allow_inactive: req.packages.allow_inactive,
         };
         let layered = crate::layering::assemble(op, &repo, &layer)?;
+        if req.download_only {
+            op.progress.message("Update downloaded.");
+            return Ok(Report::unchanged(format!("downloaded {target}")));
+        }
         if req.dry_run {
             if layered.installed.is_empty() {
                 op.progress.message("Dry run: no packages to layer");

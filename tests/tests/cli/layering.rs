@@ -250,8 +250,15 @@ fn install_uninstall_and_upgrade_keep_layering_with_real_rpms() {
     let qa = rpm_qa(&dir);
     assert!(qa.contains(&"local-tool-1.0-1".to_owned()), "{qa:?}");
     let out = cli_ok(&sb, &["status"]);
-    assert!(out.contains("LocalPackages: local-tool-1.0-1.noarch"), "{out}");
-    fails_with(&sb, &["install", &local], &["'local-tool-1.0-1.noarch' is already requested"]);
+    assert!(
+        out.contains("LocalPackages: local-tool-1.0-1.noarch"),
+        "{out}"
+    );
+    fails_with(
+        &sb,
+        &["install", &local],
+        &["'local-tool-1.0-1.noarch' is already requested"],
+    );
     let out = cli_ok(&sb, &["upgrade"]);
     assert!(
         out.contains("Inactive requests") || out.contains(QUEUED),

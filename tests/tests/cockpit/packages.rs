@@ -3,7 +3,7 @@
 //! the package tab of the update (`GetCachedUpdateRpmDiff("")`), of the pending deployment
 //! after the update is staged (`GetDeploymentsRpmDiff(booted, pending)`), and of a rebase
 //! (`DownloadRebaseRpmDiff` then `GetCachedRebaseRpmDiff`), each checked against the
-//! fixture's known package changes.
+//! fixture's known package changes; and a package installed and removed through `PkgChange`.
 
 use rpmostree_tests::SandboxOptions;
 use serde_json::{Value, json};
@@ -248,4 +248,117 @@ fn cockpit_ostree_check_for_updates_and_package_lists() {
         &format!("the devel branch's packages against the booted 1.1, as rpm -qa says: {got:?} vs {truth:?}"),
     );
     b.close("d1");
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn cockpit_installs_and_removes_a_package_through_pkg_change() {
+    let Some(sb) = sandbox(
+        "cockpit: PkgChange installs a layered package",
+        SandboxOptions {
+            fake_booted: true,
+            ..Default::default()
+        },
+    ) else {
+        return;
+    };
+    let mut b = root_bridge(&sb);
+    open_like_cockpit_ostree(&mut b, "d1");
+    b.wait_ready("d1");
+    b.add_match(
+        "d1",
+        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
+    );
+    b.watch(
+        "d1",
+        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
+    );
+    b.call_ok(
+        "d1",
+        SYSROOT_PATH,
+        SYSROOT_IFACE,
+        "RegisterClient",
+        json!([{"id": {"t": "s", "v": "cockpit-ostree"}}]),
+    );
+
+    // PkgChange(options, added, removed), as a page or script calls it.
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "PkgChange",
+        json!([{}, ["layer-b"], []]),
+    );
+    let addr = address(&b, "PkgChange", &out);
+    let outcome = follow_transaction(&mut b, "t1", &addr);
+    b.check(outcome.success, &format!("PkgChange finishes: {outcome:?}"));
+    b.wait_cache("d1", "the staged layered deployment", STEP, |cache| {
+        deployments(cache)
+            .first()
+            .is_some_and(|d| d["packages"]["v"] == json!(["layer-b"]))
+    });
+    let listed = deployments(b.cache("d1"));
+    let first = &listed[0];
+    b.check(
+        first["requested-packages"]["v"] == json!(["layer-b"])
+            && first["staged"]["v"] == true
+            && first["base-checksum"]["v"].is_string(),
+        &format!("the new deployment layers layer-b on the booted base: {first:?}"),
+    );
+    let booted = listed
+        .iter()
+        .find(|d| d["booted"]["v"] == true)
+        .map(|d| d["id"]["v"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    let pending = first["id"]["v"].as_str().unwrap_or("").to_owned();
+    // The page's package tab of the pending deployment shows the layered package as added.
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "GetDeploymentsRpmDiff",
+        json!([booted, pending]),
+    );
+    let got = entries(&b, "GetDeploymentsRpmDiff", &out[0]);
+    b.check(
+        got == [(
+            "layer-b".to_owned(),
+            0,
+            None,
+            Some("layer-b-2.0-1.noarch".to_owned()),
+        )],
+        &format!("the pending deployment adds layer-b: {got:?}"),
+    );
+
+    // A request for a package that does not exist fails the transaction with its name.
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "PkgChange",
+        json!([{}, ["no-such-package"], []]),
+    );
+    let addr = address(&b, "PkgChange", &out);
+    let outcome = follow_transaction(&mut b, "t2", &addr);
+    b.check(
+        !outcome.success && outcome.error_message.contains("no-such-package"),
+        &format!("PkgChange of a missing package fails naming it: {outcome:?}"),
+    );
+
+    // Removing it again goes back to the plain base.
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "PkgChange",
+        json!([{}, [], ["layer-b"]]),
+    );
+    let addr = address(&b, "PkgChange", &out);
+    let outcome = follow_transaction(&mut b, "t3", &addr);
+    b.check(outcome.success, &format!("PkgChange finishes: {outcome:?}"));
+    b.wait_cache("d1", "the staged plain deployment", STEP, |cache| {
+        deployments(cache)
+            .first()
+            .is_some_and(|d| d["requested-packages"]["v"] == json!([]))
+    });
 }

@@ -120,6 +120,7 @@ const STARTS_TRANSACTION: &[&str] = &[
     "UpdateDeployment",
     "DownloadUpdateRpmDiff",
     "DownloadRebaseRpmDiff",
+    "PkgChange",
 ];
 
 /// What an authorized call with the test's placeholder arguments answers when it fails: the

@@ -659,22 +659,21 @@ fn package_requests_of_the_origin_show_in_the_deployments_and_survive_an_upgrade
         return;
     };
     let sha = "ab".repeat(32);
-    let origin = sb.dir().join("layered.origin");
-    std::fs::write(
-        &origin,
-        format!(
-            "[origin]\nbaserefspec=origin:testos/stable\n\n[packages]\nrequested=hello;greeting;\n\
-             requested-local={sha}:foo-1.0-1.noarch;\n\n[overrides]\nremove=bar;\n"
-        ),
-    )
-    .unwrap();
-    sb.ostree_admin(&[
-        "deploy",
-        "--os=testos",
-        &format!("--origin-file={}", origin.display()),
-        "origin:testos/stable",
-    ])
-    .unwrap();
+    let deploy_with_origin = |text: &str| {
+        let origin = sb.dir().join("layered.origin");
+        std::fs::write(&origin, text).unwrap();
+        sb.ostree_admin(&[
+            "deploy",
+            "--os=testos",
+            &format!("--origin-file={}", origin.display()),
+            "origin:testos/stable",
+        ])
+        .unwrap();
+    };
+    deploy_with_origin(&format!(
+        "[origin]\nbaserefspec=origin:testos/stable\n\n[packages]\nrequested=hello;greeting;\n\
+         requested-local={sha}:foo-1.0-1.noarch;\n"
+    ));
     run(Duration::from_secs(120), async {
         let bus = bus(&sb).await;
         let sysroot = sysroot(&bus).await;
@@ -688,7 +687,7 @@ fn package_requests_of_the_origin_show_in_the_deployments_and_survive_an_upgrade
             first.requested_local_packages,
             Some(vec!["foo-1.0-1.noarch".to_owned()])
         );
-        assert_eq!(first.requested_base_removals, Some(vec!["bar".to_owned()]));
+        assert_eq!(first.requested_base_removals, Some(Vec::new()));
         assert_eq!(
             first.packages,
             Some(Vec::new()),
@@ -697,7 +696,33 @@ fn package_requests_of_the_origin_show_in_the_deployments_and_survive_an_upgrade
         assert_eq!(first.base_checksum, None);
         assert_eq!(first.origin.as_deref(), Some("origin:testos/stable"));
 
-        // An upgrade keeps the requests, and the refspec as `baserefspec`, as upstream.
+        // An upgrade layers the requests again on the new base: a local package that is not
+        // in the package cache fails it, naming the package, and nothing changes.
+        let before = sb.admin_deployments().unwrap();
+        let err = os
+            .upgrade_transaction(&UpgradeOptions::new())
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("foo-1.0-1.noarch")
+                && err.to_string().contains("package cache"),
+            "{err}"
+        );
+        assert_eq!(sb.admin_deployments().unwrap(), before);
+    });
+
+    // Without it, the upgrade keeps the requests and the refspec as `baserefspec`, as
+    // upstream, and layers hello (which also provides greeting) on 2.0.
+    deploy_with_origin(
+        "[origin]\nbaserefspec=origin:testos/stable\n\n[packages]\nrequested=hello;greeting;\n",
+    );
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
         os.upgrade_transaction(&UpgradeOptions::new())
             .await
             .unwrap()
@@ -721,5 +746,12 @@ fn package_requests_of_the_origin_show_in_the_deployments_and_survive_an_upgrade
             first.requested_packages,
             Some(vec!["greeting".to_owned(), "hello".to_owned()])
         );
+        assert_eq!(
+            first.packages,
+            Some(vec!["greeting".to_owned(), "hello".to_owned()]),
+            "both requests are active: hello is layered and provides greeting"
+        );
+        assert_eq!(first.version.as_deref(), Some("2.0"));
+        assert!(first.base_checksum.is_some());
     });
 }
