@@ -118,19 +118,57 @@ pub struct Resolved {
 /// What a depsolve found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resolution {
-    /// The packages to install, sorted by name (then arch).
+    /// The packages to install, sorted by name (then arch); never a replacement (those are in
+    /// [`Resolution::replaced`]).
     pub packages: Vec<Resolved>,
     /// `(request, NEVRA)` for every request that a base package (or a given local package)
     /// already satisfies, in request order (upstream's inactive requests): not installed.
     pub inactive: Vec<(String, String)>,
+    /// The base packages erased by [`Overrides::remove`] (reponame `@System`), sorted.
+    #[serde(default)]
+    pub removed: Vec<Package>,
+    /// `(base package, replacement)` for each [`Overrides::replace_local`] package, sorted by
+    /// name: the replaced base package (reponame `@System`) and the local package that
+    /// upgrades or downgrades it (repo `@commandline`, its given path and sha256).
+    #[serde(default)]
+    pub replaced: Vec<(Package, Resolved)>,
+}
+
+/// Base-package overrides for [`Context::depsolve_with_overrides`] (upstream's `[overrides]`
+/// of the origin: `rpm-ostree override remove` and `override replace` with local RPMs). The
+/// base packages they name are not locked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Overrides {
+    /// Names of base packages to erase (`[overrides] remove`); every installed package of
+    /// such a name goes.
+    pub remove: Vec<String>,
+    /// Local RPM files that replace the base package of the same name (`replace-local`),
+    /// newer or older: installed as an upgrade or downgrade of it.
+    pub replace_local: Vec<PathBuf>,
 }
 
 /// A local package added to the sack for a depsolve.
 struct LocalPackage {
     pkg: GObj<DnfPackage>,
     nevra: String,
+    name: String,
     path: PathBuf,
     checksum: String,
+}
+
+impl LocalPackage {
+    /// The package as a depsolve result (repo `@commandline`).
+    fn resolved(&self) -> Resolved {
+        // SAFETY: a live package (owned by `self`).
+        let package = unsafe { package_from(self.pkg.as_ptr()) };
+        Resolved {
+            package,
+            repo: ffi::HY_CMDLINE_REPO_NAME.to_owned(),
+            path: self.path.clone(),
+            checksum: self.checksum.clone(),
+            from_base: false,
+        }
+    }
 }
 
 /// An owned `HySelector`, freed with `hy_selector_free`.
@@ -1074,6 +1112,38 @@ impl Context {
         options: DepsolveOptions,
         progress: &mut dyn FnMut(&str, u32),
     ) -> Result<Resolution, Error> {
+        self.depsolve_with_overrides(requests, local, &Overrides::default(), options, progress)
+    }
+
+    /// [`Context::depsolve`] with base overrides (upstream's `rpmostree_context_prepare` with
+    /// `[overrides]`). The base packages that `overrides` names are not locked:
+    ///
+    /// - every installed package named in [`Overrides::remove`] is erased (`hy_goal_erase`);
+    ///   they come back in [`Resolution::removed`];
+    /// - each [`Overrides::replace_local`] file is added to the sack as a command-line package
+    ///   and installed (`hy_goal_install`), which libsolv turns into an upgrade or downgrade
+    ///   of the base package of the same name; the pairs come back in
+    ///   [`Resolution::replaced`], not in [`Resolution::packages`].
+    ///
+    /// Upstream's `check_goal_solution` then allows exactly these: any other base package the
+    /// solution would remove or obsolete, or replace (also a reinstall), is an error.
+    ///
+    /// Errors, besides those of [`Context::depsolve`]: `Package "<name>" not found` (a removal
+    /// that names no base package; upstream's text); `Package '<name>' is not in the base; use
+    /// install to layer it` and `Package '<nevra>' is already in the base` (a replacement);
+    /// `Package '<name>' is both removed and replaced`; `Package '<name>' is replaced twice:
+    /// <nevra>, <nevra>`; `Cannot request '<request>' provided by removed package '<nevra>'`
+    /// (upstream's text: a request only a removed base package satisfies); `Base packages
+    /// would be removed: …` (e.g. a base package that requires a removed one: libsolv reports
+    /// that as an unsatisfiable lock, which is rephrased so).
+    pub fn depsolve_with_overrides(
+        &mut self,
+        requests: &[String],
+        local: &[PathBuf],
+        overrides: &Overrides,
+        options: DepsolveOptions,
+        progress: &mut dyn FnMut(&str, u32),
+    ) -> Result<Resolution, Error> {
         ffi::locked(|| {
             check_dbpath(&self.install_root).map_err(|e| {
                 Error::new(format!(
@@ -1092,14 +1162,48 @@ impl Context {
             // Reading the database (twice: the context's sack and the inactive-request sack)
             // leaves sqlite's -shm/-wal files behind.
             let _restore = Restore(DirSnapshot::take(&self.install_root.join(RPMDB_DIR)));
-            self.depsolve_locked(requests, local, options, progress)
+            self.depsolve_locked(requests, local, overrides, options, progress)
         })
+    }
+
+    /// Adds local RPM files to the sack as command-line packages (before anything is marked
+    /// for install: libdnf issue 700).
+    fn add_locals(sack: *mut ffi::DnfSack, paths: &[PathBuf]) -> Result<Vec<LocalPackage>, Error> {
+        let mut locals = Vec::new();
+        for path in paths {
+            let checksum = sha256_file(path).map_err(|e| {
+                Error::new(format!("Reading local package {}: {e}", path.display()))
+            })?;
+            let path_c = path_c("local package path", path)?;
+            // SAFETY: a live sack; a valid path; the result is a new owned package (or NULL).
+            let pkg = unsafe {
+                GObj::from_owned(ffi::dnf_sack_add_cmdline_package(sack, path_c.as_ptr()))
+            }
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "Reading local package {}: not a readable RPM file",
+                    path.display()
+                ))
+            })?;
+            // SAFETY: a live package.
+            let (nevra, name) =
+                unsafe { (nevra_of(pkg.as_ptr()), package_from(pkg.as_ptr()).name) };
+            locals.push(LocalPackage {
+                pkg,
+                nevra,
+                name,
+                path: path.clone(),
+                checksum,
+            });
+        }
+        Ok(locals)
     }
 
     fn depsolve_locked(
         &mut self,
         requests: &[String],
         local: &[PathBuf],
+        overrides: &Overrides,
         options: DepsolveOptions,
         progress: &mut dyn FnMut(&str, u32),
     ) -> Result<Resolution, Error> {
@@ -1128,50 +1232,74 @@ impl Context {
         let base = unsafe { PtrArray::from_owned(ffi::hy_query_run(base_query.as_ptr())) }
             .ok_or_else(|| Error::new("Querying the base packages failed"))?;
         let base_pkgs = base.items::<DnfPackage>();
-        // SAFETY: live packages owned by `base`.
-        let base_nevras: HashSet<String> =
-            base_pkgs.iter().map(|&p| unsafe { nevra_of(p) }).collect();
+        // (name, NEVRA, package) of each base package.
+        let base_named: Vec<(String, String, *mut DnfPackage)> = base_pkgs
+            .iter()
+            // SAFETY: live packages owned by `base`.
+            .map(|&p| unsafe { (package_from(p).name, nevra_of(p), p) })
+            .collect();
+        let base_nevras: HashSet<&str> = base_named.iter().map(|(_, n, _)| n.as_str()).collect();
+        let base_names: HashSet<&str> = base_named.iter().map(|(n, _, _)| n.as_str()).collect();
 
-        // Local packages go into the sack before anything is marked for install (libdnf
-        // issue 700).
-        let mut locals = Vec::new();
-        for path in local {
-            let checksum = sha256_file(path).map_err(|e| {
-                Error::new(format!("Reading local package {}: {e}", path.display()))
-            })?;
-            let path_c = path_c("local package path", path)?;
-            // SAFETY: a live sack; a valid path; the result is a new owned package (or NULL).
-            let pkg = unsafe {
-                GObj::from_owned(ffi::dnf_sack_add_cmdline_package(sack, path_c.as_ptr()))
-            }
-            .ok_or_else(|| {
-                Error::new(format!(
-                    "Reading local package {}: not a readable RPM file",
-                    path.display()
-                ))
-            })?;
-            // SAFETY: a live package.
-            let nevra = unsafe { nevra_of(pkg.as_ptr()) };
-            if base_nevras.contains(&nevra) {
-                return Err(Error::new(format!(
-                    "Package '{nevra}' is already in the base"
-                )));
-            }
-            locals.push(LocalPackage {
-                pkg,
-                nevra,
-                path: path.clone(),
-                checksum,
-            });
+        // Removals: names of base packages (upstream canonicalizes to names before this).
+        let remove: BTreeSet<&str> = overrides.remove.iter().map(String::as_str).collect();
+        if let Some(name) = remove.iter().find(|n| !base_names.contains(**n)) {
+            return Err(Error::new(format!("Package \"{name}\" not found")));
         }
 
-        let inactive = self.inactive_requests(requests, local)?;
+        // Replacements first, then the other local packages (as upstream orders them).
+        let replacements = Self::add_locals(sack, &overrides.replace_local)?;
+        let mut replaced_names: BTreeMap<&str, &str> = BTreeMap::new();
+        for r in &replacements {
+            if !base_names.contains(r.name.as_str()) {
+                return Err(Error::new(format!(
+                    "Package '{}' is not in the base; use install to layer it",
+                    r.name
+                )));
+            }
+            if base_nevras.contains(r.nevra.as_str()) {
+                return Err(Error::new(format!(
+                    "Package '{}' is already in the base",
+                    r.nevra
+                )));
+            }
+            if remove.contains(r.name.as_str()) {
+                return Err(Error::new(format!(
+                    "Package '{}' is both removed and replaced",
+                    r.name
+                )));
+            }
+            if let Some(other) = replaced_names.insert(&r.name, &r.nevra) {
+                return Err(Error::new(format!(
+                    "Package '{}' is replaced twice: {other}, {}",
+                    r.name, r.nevra
+                )));
+            }
+        }
+        let locals = Self::add_locals(sack, local)?;
+        if let Some(l) = locals
+            .iter()
+            .find(|l| base_nevras.contains(l.nevra.as_str()))
+        {
+            return Err(Error::new(format!(
+                "Package '{}' is already in the base",
+                l.nevra
+            )));
+        }
+
+        let inactive = self.inactive_requests(requests, local, &remove)?;
         let active: Vec<&String> = requests
             .iter()
             .filter(|r| !inactive.iter().any(|(q, _)| q == *r))
             .collect();
 
-        for l in &locals {
+        for (name, _, pkg) in &base_named {
+            if remove.contains(name.as_str()) {
+                // SAFETY: a live goal; a live package owned by `base`.
+                unsafe { ffi::hy_goal_erase(goal, *pkg) };
+            }
+        }
+        for l in replacements.iter().chain(&locals) {
             // SAFETY: a live goal and package.
             unsafe { ffi::hy_goal_install(goal, l.pkg.as_ptr()) };
         }
@@ -1201,23 +1329,26 @@ impl Context {
             )));
         }
 
-        for &pkg in &base_pkgs {
+        for (name, nevra, pkg) in &base_named {
+            if remove.contains(name.as_str()) || replaced_names.contains_key(name.as_str()) {
+                continue;
+            }
             let mut error: *mut GError = std::ptr::null_mut();
             // SAFETY: a live goal; a live package owned by `base`; an out-pointer.
-            if unsafe { ffi::hy_goal_lock(goal, pkg, &mut error) } != 0 {
-                // SAFETY: a live package; `error` was set by the failed call.
-                let nevra = unsafe { nevra_of(pkg) };
+            if unsafe { ffi::hy_goal_lock(goal, *pkg, &mut error) } != 0 {
+                // SAFETY: `error` was set by the failed call.
                 return Err(unsafe {
                     gerror(format_args!("Locking base package '{nevra}'"), error)
                 });
             }
         }
 
-        if active.is_empty() && locals.is_empty() {
-            return Ok(Resolution {
-                packages: Vec::new(),
-                inactive,
-            });
+        let nothing = || Resolution {
+            inactive: inactive.clone(),
+            ..Resolution::default()
+        };
+        if active.is_empty() && locals.is_empty() && replacements.is_empty() && remove.is_empty() {
+            return Ok(nothing());
         }
         let mut actions = ffi::DNF_INSTALL | ffi::DNF_ALLOW_UNINSTALL;
         if !options.weak_deps {
@@ -1230,30 +1361,115 @@ impl Context {
             if unsafe { ffi::is_dnf_error(error, ffi::DNF_ERROR_NO_PACKAGES_TO_UPDATE) } {
                 // SAFETY: as above.
                 let _ = unsafe { ffi::take_error(error) };
-                return Ok(Resolution {
-                    packages: Vec::new(),
-                    inactive,
-                });
+                return Ok(nothing());
             }
             // SAFETY: as above.
-            return Err(Error::new(unsafe { ffi::take_error(error) }));
+            let message = unsafe { ffi::take_error(error) };
+            if !remove.is_empty() {
+                let dependents =
+                    Self::removal_dependents(sack, &base_named, &remove, &replacements)?;
+                if !dependents.is_empty() {
+                    return Err(Error::new(format!(
+                        "Base packages would be removed: {}",
+                        dependents.join(", ")
+                    )));
+                }
+            }
+            return Err(Error::new(message));
         }
         // SAFETY: a live, solved goal.
-        unsafe { check_solution(goal)? };
+        let Overridden { removed, replaced } =
+            unsafe { check_solution(goal, &remove, &replaced_names)? };
 
         // SAFETY: as above.
         let installs = unsafe { goal_list(goal, ffi::hy_goal_list_installs, "installs")? };
+        let replacement_nevras: HashSet<&str> =
+            replaced.iter().map(|(_, new)| new.as_str()).collect();
+        let installs: Vec<*mut DnfPackage> = installs
+            .items::<DnfPackage>()
+            .into_iter()
+            // SAFETY: live packages owned by `installs`.
+            .filter(|&p| !replacement_nevras.contains(unsafe { nevra_of(p) }.as_str()))
+            .collect();
         let packages = self.resolved(&installs, &locals, options.cache_only, progress)?;
-        Ok(Resolution { packages, inactive })
+        let mut replaced = replaced
+            .into_iter()
+            .map(|(old, new)| {
+                let r = replacements
+                    .iter()
+                    .find(|r| r.nevra == new)
+                    .ok_or_else(|| {
+                        Error::new(format!("Local package '{new}' went missing from the sack"))
+                    })?;
+                Ok((old, r.resolved()))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        replaced.sort_by(|a, b| (&a.0.name, &a.0.arch).cmp(&(&b.0.name, &b.0.arch)));
+        Ok(Resolution {
+            packages,
+            inactive,
+            removed,
+            replaced,
+        })
+    }
+
+    /// The base packages that need a removed one (transitively), other than the removed and
+    /// replaced ones: why libsolv could not keep them locked. Found by solving a second goal
+    /// over the same sack without locks and listing what it would erase besides the removals.
+    fn removal_dependents(
+        sack: *mut ffi::DnfSack,
+        base_named: &[(String, String, *mut DnfPackage)],
+        remove: &BTreeSet<&str>,
+        replacements: &[LocalPackage],
+    ) -> Result<Vec<String>, Error> {
+        /// An owned `HyGoal`, freed with `hy_goal_free`.
+        struct Goal(HyGoal);
+        impl Drop for Goal {
+            fn drop(&mut self) {
+                // SAFETY: a goal we own.
+                unsafe { ffi::hy_goal_free(self.0) }
+            }
+        }
+        // SAFETY: a live sack (owned by the context), which outlives the goal; the goal is ours.
+        let goal = Goal(unsafe { ffi::hy_goal_create(sack) });
+        for (name, _, pkg) in base_named {
+            if remove.contains(name.as_str()) {
+                // SAFETY: a live goal and package.
+                unsafe { ffi::hy_goal_erase(goal.0, *pkg) };
+            }
+        }
+        for r in replacements {
+            // SAFETY: as above.
+            unsafe { ffi::hy_goal_install(goal.0, r.pkg.as_ptr()) };
+        }
+        // SAFETY: a live goal.
+        if unsafe { ffi::hy_goal_run_flags(goal.0, ffi::DNF_ALLOW_UNINSTALL) } != 0 {
+            return Ok(Vec::new());
+        }
+        // SAFETY: a live, solved goal.
+        let erased = unsafe { goal_list(goal.0, ffi::hy_goal_list_erasures, "erasures")? };
+        let mut dependents: Vec<String> = erased
+            .items::<DnfPackage>()
+            .into_iter()
+            // SAFETY: live packages owned by `erased`.
+            .map(|p| unsafe { (package_from(p).name, nevra_of(p)) })
+            .filter(|(name, _)| !remove.contains(name.as_str()))
+            .map(|(_, nevra)| nevra)
+            .collect();
+        dependents.sort();
+        dependents.dedup();
+        Ok(dependents)
     }
 
     /// Upstream's `finalize_overlays`: `(request, NEVRA)` for each request that libdnf's subject
     /// matching (`hy_subject_get_best_selector`, as `dnf_context_install` uses it) finds on a
-    /// sack of only the base rpmdb and the local packages.
+    /// sack of only the base rpmdb and the local packages. A request matching a base package
+    /// named in `remove` is an error (upstream's: use a replacement, not remove + install).
     fn inactive_requests(
         &self,
         requests: &[String],
         local: &[PathBuf],
+        remove: &BTreeSet<&str>,
     ) -> Result<Vec<(String, String)>, Error> {
         if requests.is_empty() {
             return Ok(Vec::new());
@@ -1299,19 +1515,33 @@ impl Context {
             else {
                 continue;
             };
-            if let Some(&first) = matches.items::<DnfPackage>().first() {
+            let matches = matches.items::<DnfPackage>();
+            for &pkg in &matches {
                 // SAFETY: a live package owned by `matches`.
+                let package = unsafe { package_from(pkg) };
+                if package.reponame != ffi::HY_CMDLINE_REPO_NAME
+                    && remove.contains(package.name.as_str())
+                {
+                    return Err(Error::new(format!(
+                        "Cannot request '{request}' provided by removed package '{}'",
+                        package.nevra()
+                    )));
+                }
+            }
+            if let Some(&first) = matches.first() {
+                // SAFETY: as above.
                 inactive.push((request.clone(), unsafe { nevra_of(first) }));
             }
         }
         Ok(inactive)
     }
 
-    /// The chosen packages with their repo, checksum and a local file holding each (remote
-    /// ones downloaded, grouped per repo), sorted by name.
+    /// The chosen packages (borrowed from a list the caller owns) with their repo, checksum
+    /// and a local file holding each (remote ones downloaded, grouped per repo), sorted by
+    /// name.
     fn resolved(
         &self,
-        installs: &PtrArray,
+        installs: &[*mut DnfPackage],
         locals: &[LocalPackage],
         cache_only: bool,
         progress: &mut dyn FnMut(&str, u32),
@@ -1321,8 +1551,8 @@ impl Context {
         let mut out = Vec::new();
         // Remote packages per repo id: (index in `out`, package).
         let mut downloads: BTreeMap<String, Vec<(usize, *mut DnfPackage)>> = BTreeMap::new();
-        for pkg in installs.items::<DnfPackage>() {
-            // SAFETY: a live package owned by `installs`.
+        for &pkg in installs {
+            // SAFETY: a live package (owned by the caller's list).
             let (package, nevra) = unsafe { (package_from(pkg), nevra_of(pkg)) };
             let repo_id = package.reponame.clone();
             if repo_id == ffi::HY_CMDLINE_REPO_NAME {
@@ -1331,13 +1561,7 @@ impl Context {
                         "Local package '{nevra}' went missing from the sack"
                     ))
                 })?;
-                out.push(Resolved {
-                    package,
-                    repo: repo_id,
-                    path: l.path.clone(),
-                    checksum: l.checksum.clone(),
-                    from_base: false,
-                });
+                out.push(l.resolved());
                 continue;
             }
             let repo = *repos.get(&repo_id).ok_or_else(|| {
@@ -1492,12 +1716,26 @@ impl Context {
     }
 }
 
-/// Upstream's `check_goal_solution`, for a goal without removals or overrides: no base package
-/// may be removed, obsoleted, reinstalled, updated or downgraded.
+/// The base overrides a solution carries out (see [`check_solution`]).
+struct Overridden {
+    /// The removed base packages, sorted.
+    removed: Vec<Package>,
+    /// `(base package, NEVRA of its local replacement)`.
+    replaced: Vec<(Package, String)>,
+}
+
+/// Upstream's `check_goal_solution`: the base packages the solution removes or obsoletes must
+/// be exactly those named in `remove`, and those it replaces (upgrades or downgrades) exactly
+/// those named in `replace` (`name -> NEVRA of the local replacement`); nothing is
+/// reinstalled.
 ///
 /// # Safety
 /// `goal` must be a live goal that was solved.
-unsafe fn check_solution(goal: HyGoal) -> Result<(), Error> {
+unsafe fn check_solution(
+    goal: HyGoal,
+    remove: &BTreeSet<&str>,
+    replace: &BTreeMap<&str, &str>,
+) -> Result<Overridden, Error> {
     let nevras = |array: &PtrArray| -> Vec<String> {
         array
             .items::<DnfPackage>()
@@ -1513,16 +1751,43 @@ unsafe fn check_solution(goal: HyGoal) -> Result<(), Error> {
             goal_list(goal, ffi::hy_goal_list_obsoleted, "obsoleted packages")?,
         )
     };
-    let mut removed = nevras(&erasures);
-    removed.extend(nevras(&obsoleted));
-    if !removed.is_empty() {
-        removed.sort();
-        removed.dedup();
+    let mut removed = Vec::new();
+    let mut forbidden = Vec::new();
+    for pkg in erasures
+        .items::<DnfPackage>()
+        .into_iter()
+        .chain(obsoleted.items::<DnfPackage>())
+    {
+        // SAFETY: a live package owned by one of the lists.
+        let package = unsafe { package_from(pkg) };
+        if remove.contains(package.name.as_str()) {
+            removed.push(package);
+        } else {
+            forbidden.push(package.nevra());
+        }
+    }
+    if !forbidden.is_empty() {
+        forbidden.sort();
+        forbidden.dedup();
         return Err(Error::new(format!(
             "Base packages would be removed: {}",
-            removed.join(", ")
+            forbidden.join(", ")
         )));
     }
+    removed.sort();
+    removed.dedup();
+    let kept: Vec<&str> = remove
+        .iter()
+        .copied()
+        .filter(|name| !removed.iter().any(|p| p.name == *name))
+        .collect();
+    if !kept.is_empty() {
+        return Err(Error::new(format!(
+            "Base packages not marked to be removed: {}",
+            kept.join(", ")
+        )));
+    }
+
     // SAFETY: per the caller.
     let (reinstalls, upgrades, downgrades) = unsafe {
         (
@@ -1531,7 +1796,8 @@ unsafe fn check_solution(goal: HyGoal) -> Result<(), Error> {
             goal_list(goal, ffi::hy_goal_list_downgrades, "downgrades")?,
         )
     };
-    let mut replaced = nevras(&reinstalls);
+    let mut forbidden = nevras(&reinstalls);
+    let mut replaced = Vec::new();
     for pkg in upgrades
         .items::<DnfPackage>()
         .into_iter()
@@ -1541,26 +1807,45 @@ unsafe fn check_solution(goal: HyGoal) -> Result<(), Error> {
         let old =
             unsafe { PtrArray::from_owned(ffi::hy_goal_list_obsoleted_by_package(goal, pkg)) };
         // SAFETY: a live package.
-        let (name, nevra) = unsafe { (package_from(pkg).name, nevra_of(pkg)) };
+        let (new, nevra) = unsafe { (package_from(pkg), nevra_of(pkg)) };
         let same_name = old.as_ref().and_then(|old| {
             old.items::<DnfPackage>()
                 .into_iter()
                 // SAFETY: live packages owned by `old`.
-                .find(|&o| unsafe { package_from(o).name } == name)
-                // SAFETY: as above.
-                .map(|o| unsafe { nevra_of(o) })
+                .map(|o| unsafe { package_from(o) })
+                .find(|o| o.name == new.name)
         });
-        replaced.push(same_name.unwrap_or(nevra));
+        match same_name {
+            Some(old)
+                if new.reponame == ffi::HY_CMDLINE_REPO_NAME
+                    && replace.get(new.name.as_str()) == Some(&nevra.as_str()) =>
+            {
+                replaced.push((old, nevra));
+            }
+            Some(old) => forbidden.push(old.nevra()),
+            None => forbidden.push(nevra),
+        }
     }
-    if !replaced.is_empty() {
-        replaced.sort();
-        replaced.dedup();
+    if !forbidden.is_empty() {
+        forbidden.sort();
+        forbidden.dedup();
         return Err(Error::new(format!(
             "Some base packages would be replaced: {}",
-            replaced.join(", ")
+            forbidden.join(", ")
         )));
     }
-    Ok(())
+    let kept: Vec<&str> = replace
+        .keys()
+        .copied()
+        .filter(|name| !replaced.iter().any(|(p, _)| p.name == *name))
+        .collect();
+    if !kept.is_empty() {
+        return Err(Error::new(format!(
+            "Base packages not marked to be replaced: {}",
+            kept.join(", ")
+        )));
+    }
+    Ok(Overridden { removed, replaced })
 }
 
 /// Reads one advisory (upstream's `advisory_variant_new`, minus the packages).

@@ -4,9 +4,9 @@
 //! Provenance: the signatures are transcribed from the Debian 12 headers
 //! (`/usr/include/libdnf/*.h` from libdnf-dev 0.69.0, `/usr/include/glib-2.0`,
 //! `/usr/include/rpm/{rpmlib,rpmmacro,rpmver,rpmts,rpmps,rpmprob,rpmio,header,rpmcallback}.h`
-//! from librpm-dev 4.18.0); enum values are copied from the same headers. Nothing outside
-//! this module and the wrapper modules (`context`, `rpmdb`, `rpmdb_write`) touches a raw
-//! pointer.
+//! and `/usr/include/rpm/{rpmdb,rpmfi,rpmfiles,rpmtag}.h` from librpm-dev 4.18.0); enum values
+//! are copied from the same headers. Nothing outside this module and the wrapper modules
+//! (`context`, `rpmdb`, `rpmdb_write`) touches a raw pointer.
 //!
 //! libdnf, libsolv and librpm keep process-global state (rpm macros, libdnf's main config,
 //! the metadata lock) and are not thread-safe: every entry point of the safe API runs inside
@@ -68,6 +68,10 @@ opaque! {
     RpmPsi;
     /// librpm's `struct rpmProblem_s` (`rpmProblem` points to one).
     RpmProblem;
+    /// librpm's `struct rpmdbMatchIterator_s` (`rpmdbMatchIterator` points to one).
+    RpmDbMatchIterator;
+    /// librpm's `struct rpmfi_s` (`rpmfi` points to one).
+    RpmFi;
 }
 
 /// `GError`.
@@ -163,6 +167,16 @@ pub(crate) const RPMCALLBACK_INST_CLOSE_FILE: c_int = 1 << 3;
 pub(crate) const RPMRC_OK: c_int = 0;
 pub(crate) const RPMRC_NOTTRUSTED: c_int = 3;
 pub(crate) const RPMRC_NOKEY: c_int = 4;
+// rpmtag.h: rpmTag_e and rpmDbiTag_e
+pub(crate) const RPMTAG_NAME: i32 = 1000;
+pub(crate) const RPMTAG_VERSION: i32 = 1001;
+pub(crate) const RPMTAG_RELEASE: i32 = 1002;
+pub(crate) const RPMTAG_EPOCH: i32 = 1003;
+pub(crate) const RPMTAG_ARCH: i32 = 1022;
+pub(crate) const RPMTAG_BASENAMES: i32 = 1117;
+pub(crate) const RPMDBI_PACKAGES: i32 = 0;
+// rpmfiles.h: RPMFI_FLAGS_QUERY
+pub(crate) const RPMFI_FLAGS_QUERY: u32 = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 15) | (1 << 16);
 
 /// `rpmCallbackFunction`: librpm's transaction notification callback.
 pub(crate) type RpmCallbackFn = unsafe extern "C" fn(
@@ -341,6 +355,10 @@ unsafe extern "C" {
 
     // hy-goal.h, dnf-goal.h
     pub(crate) fn hy_goal_install(goal: HyGoal, pkg: *mut DnfPackage) -> c_int;
+    pub(crate) fn hy_goal_create(sack: *mut DnfSack) -> HyGoal;
+    pub(crate) fn hy_goal_free(goal: HyGoal);
+    pub(crate) fn hy_goal_erase(goal: HyGoal, pkg: *mut DnfPackage) -> c_int;
+    pub(crate) fn hy_goal_run_flags(goal: HyGoal, flags: c_int) -> c_int;
     pub(crate) fn hy_goal_lock(
         goal: HyGoal,
         pkg: *mut DnfPackage,
@@ -440,6 +458,14 @@ unsafe extern "C" {
         upgrade: c_int,
         relocs: *mut c_void,
     ) -> c_int;
+    pub(crate) fn rpmtsAddEraseElement(ts: *mut RpmTs, h: *mut RpmHeader, dboffset: c_int)
+    -> c_int;
+    pub(crate) fn rpmtsInitIterator(
+        ts: *mut RpmTs,
+        rpmtag: i32,
+        keyp: *const c_void,
+        keylen: usize,
+    ) -> *mut RpmDbMatchIterator;
     pub(crate) fn rpmtsOrder(ts: *mut RpmTs) -> c_int;
     pub(crate) fn rpmtsRun(ts: *mut RpmTs, ok_probs: *mut RpmPs, ignore_set: u32) -> c_int;
     pub(crate) fn rpmtsProblems(ts: *mut RpmTs) -> *mut RpmPs;
@@ -459,6 +485,21 @@ unsafe extern "C" {
         hdrp: *mut *mut RpmHeader,
     ) -> c_int;
     pub(crate) fn headerFree(h: *mut RpmHeader) -> *mut RpmHeader;
+    pub(crate) fn headerGetString(h: *mut RpmHeader, tag: i32) -> *const c_char;
+    pub(crate) fn headerGetNumber(h: *mut RpmHeader, tag: i32) -> u64;
+
+    // rpmdb.h
+    pub(crate) fn rpmdbNextIterator(mi: *mut RpmDbMatchIterator) -> *mut RpmHeader;
+    pub(crate) fn rpmdbGetIteratorOffset(mi: *mut RpmDbMatchIterator) -> c_uint;
+    pub(crate) fn rpmdbFreeIterator(mi: *mut RpmDbMatchIterator) -> *mut RpmDbMatchIterator;
+
+    // rpmfi.h
+    pub(crate) fn rpmfiNew(ts: *mut RpmTs, h: *mut RpmHeader, tag_n: i32, flags: u32)
+    -> *mut RpmFi;
+    pub(crate) fn rpmfiNext(fi: *mut RpmFi) -> c_int;
+    pub(crate) fn rpmfiFN(fi: *mut RpmFi) -> *const c_char;
+    pub(crate) fn rpmfiFMode(fi: *mut RpmFi) -> u16;
+    pub(crate) fn rpmfiFree(fi: *mut RpmFi) -> *mut RpmFi;
 
     // rpmio.h
     pub(crate) fn Fopen(path: *const c_char, fmode: *const c_char) -> *mut RpmFd;

@@ -2,7 +2,8 @@
 //! returns plain Rust data: the rpmdb of a tree (reading, and writing layered packages into
 //! it), `.repo` files, rpm-md refresh into a cache, the queries behind `ListRepos`,
 //! `RefreshMd`, `ModifyYumRepo`, `GetPackages`, `WhatProvides`, `Search` and update
-//! advisories, and the layering depsolve against a base rpmdb.
+//! advisories, and the layering depsolve against a base rpmdb, with base overrides (removals
+//! and local replacements) and the file lists of base packages.
 //!
 //! All unsafe code lives in `ffi` (declarations and owning handles) and the wrappers
 //! `context`, `rpmdb` and `rpmdb_write`. libdnf, libsolv and rpm macros are process-global and not
@@ -27,11 +28,11 @@ mod tmp;
 mod version;
 
 pub use context::{
-    Advisory, CachePolicy, Context, ContextOptions, DepsolveOptions, RepoInfo, RepoUpdate,
-    Resolution, Resolved,
+    Advisory, CachePolicy, Context, ContextOptions, DepsolveOptions, Overrides, RepoInfo,
+    RepoUpdate, Resolution, Resolved,
 };
 pub use rpmdb::{librpm_evr_cmp, librpm_vercmp, rpmdb_packages};
-pub use rpmdb_write::write_rpmdb;
+pub use rpmdb_write::{edit_rpmdb, package_files, write_rpmdb};
 pub use tmp::sweep_orphaned_temp_dirs;
 pub use version::{evr_cmp, vercmp};
 

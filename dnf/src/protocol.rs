@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Advisory, CachePolicy, Context, ContextOptions, DepsolveOptions, Error, Package, RepoInfo,
-    RepoUpdate, Resolution,
+    Advisory, CachePolicy, Context, ContextOptions, DepsolveOptions, Error, Overrides, Package,
+    RepoInfo, RepoUpdate, Resolution,
 };
 
 /// What the helper is asked to do.
@@ -78,13 +78,38 @@ pub enum Request {
         weak_deps: bool,
         /// Never go to the network.
         cache_only: bool,
+        /// Names of base packages to remove (upstream's `[overrides] remove`); see
+        /// [`Overrides::remove`].
+        #[serde(default)]
+        remove: Vec<String>,
+        /// Local RPM files that replace the base package of the same name, newer or older
+        /// (upstream's `replace-local`); see [`Overrides::replace_local`].
+        #[serde(default)]
+        replace_local: Vec<PathBuf>,
     },
-    /// Adds packages to the rpmdb of `root` ([`crate::write_rpmdb`]).
+    /// Changes the rpmdb of `root` in one librpm transaction ([`crate::edit_rpmdb`]).
     WriteRpmdb {
         /// The tree: its `usr/share/rpm` (already private copies) gets the packages.
         root: PathBuf,
-        /// Full or header-only RPM files.
+        /// Full or header-only RPM files to add (installs: nothing else goes away).
         packages: Vec<PathBuf>,
+        /// Full or header-only RPM files to add as upgrades: every installed package of the
+        /// same name (older or newer) is erased (the replacements of
+        /// [`Resolution::replaced`]).
+        #[serde(default)]
+        upgrades: Vec<PathBuf>,
+        /// NEVRAs (`N-[E:]V-R.A`, the epoch only when not 0) of installed packages to erase
+        /// (the removals of [`Resolution::removed`]); each must be installed.
+        #[serde(default)]
+        erase: Vec<String>,
+    },
+    /// The files of installed packages ([`crate::package_files`]), read-only.
+    PackageFiles {
+        /// The tree whose `usr/share/rpm` is read (sqlite files the read creates are removed
+        /// again).
+        root: PathBuf,
+        /// NEVRAs (`N-[E:]V-R.A`, the epoch only when not 0); each must be installed.
+        nevras: Vec<String>,
     },
 }
 
@@ -108,6 +133,9 @@ pub enum Reply {
     Repos(Vec<RepoInfo>),
     /// `SetEnabled`, `WriteRpmdb`.
     Done,
+    /// `PackageFiles`: per requested NEVRA, in request order, the absolute paths of the
+    /// regular files, directories and symlinks the package owns.
+    Files(Vec<(String, Vec<String>)>),
     /// `Refresh`.
     Updates(Vec<RepoUpdate>),
     /// `Query`: (key, package) pairs; the key is the queried name (`Names`), the match group
@@ -223,18 +251,36 @@ fn answer(request: &Request, emit: &mut dyn FnMut(&Message)) -> Result<Reply, Er
             local,
             weak_deps,
             cache_only,
+            remove,
+            replace_local,
         } => {
             let mut ctx = Context::with_install_root(options, root)?;
             let flags = DepsolveOptions {
                 weak_deps: *weak_deps,
                 cache_only: *cache_only,
             };
-            Reply::Resolved(ctx.depsolve(requests, local, flags, &mut progress(emit))?)
+            let overrides = Overrides {
+                remove: remove.clone(),
+                replace_local: replace_local.clone(),
+            };
+            Reply::Resolved(ctx.depsolve_with_overrides(
+                requests,
+                local,
+                &overrides,
+                flags,
+                &mut progress(emit),
+            )?)
         }
-        Request::WriteRpmdb { root, packages } => {
-            crate::write_rpmdb(root, packages)?;
+        Request::WriteRpmdb {
+            root,
+            packages,
+            upgrades,
+            erase,
+        } => {
+            crate::edit_rpmdb(root, packages, upgrades, erase)?;
             Reply::Done
         }
+        Request::PackageFiles { root, nevras } => Reply::Files(crate::package_files(root, nevras)?),
     })
 }
 
@@ -278,6 +324,39 @@ mod tests {
         };
         let text = serde_json::to_string(&m).unwrap_or_default();
         assert_eq!(serde_json::from_str::<Message>(&text).ok(), Some(m));
+    }
+
+    #[test]
+    fn requests_and_replies_without_the_override_fields_still_parse() {
+        let options = r#"{"repos_dir":"/r","source_root":"/","cache_dir":"/c","solv_dir":"/s","lock_dir":"/l","releasever":null}"#;
+        let depsolve = format!(
+            r#"{{"Depsolve":{{"options":{options},"root":"/t","requests":["a"],"local":[],"weak_deps":true,"cache_only":false}}}}"#
+        );
+        let parsed = serde_json::from_str::<Request>(&depsolve).ok();
+        assert!(
+            matches!(&parsed, Some(Request::Depsolve { remove, replace_local, .. })
+                if remove.is_empty() && replace_local.is_empty()),
+            "{parsed:?}"
+        );
+        let write = r#"{"WriteRpmdb":{"root":"/t","packages":["/p.rpm"]}}"#;
+        assert_eq!(
+            serde_json::from_str::<Request>(write).ok(),
+            Some(Request::WriteRpmdb {
+                root: "/t".into(),
+                packages: vec!["/p.rpm".into()],
+                upgrades: vec![],
+                erase: vec![],
+            })
+        );
+        let resolved =
+            r#"{"Reply":{"Resolved":{"packages":[],"inactive":[["a","a-1-1.noarch"]]}}}"#;
+        assert_eq!(
+            serde_json::from_str::<Message>(resolved).ok(),
+            Some(Message::Reply(Reply::Resolved(Resolution {
+                inactive: vec![("a".into(), "a-1-1.noarch".into())],
+                ..Resolution::default()
+            })))
+        );
     }
 
     #[test]

@@ -1,14 +1,18 @@
-//! Writing packages into the rpmdb of a tree with a librpm `--justdb` transaction (upstream's
-//! `write_rpmdb`), from full RPMs or from header-only files (lead + signature + header, no
-//! payload: upstream's "metarpm" files).
+//! librpm transaction sets over the rpmdb of a tree: changing it with a `--justdb`
+//! transaction (upstream's `write_rpmdb`: packages added from full RPMs or from header-only
+//! files, i.e. lead + signature + header without payload, upstream's "metarpm" files;
+//! replacements added as upgrades; removals as erasures), and reading the file lists of
+//! installed packages.
 
-use std::ffi::{CString, c_char, c_int, c_void};
+use std::collections::BTreeMap;
+use std::ffi::{CString, c_char, c_int, c_uint, c_void};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
-use crate::ffi::{self, RpmFd, RpmHeader, RpmTs};
+use crate::ffi::{self, RpmDbMatchIterator, RpmFd, RpmHeader, RpmTs};
 use crate::rpmdb::RPMDB_DIR;
+use crate::tmp::DirSnapshot;
 
 /// What librpm leaves next to a database after a write (upstream's
 /// `postprocess_cleanup_rpmdb`).
@@ -31,22 +35,28 @@ const LEFTOVERS: [&str; 4] = [
 ///
 /// Errors name the package file librpm could not read, or carry librpm's problem texts.
 pub fn write_rpmdb(root: &Path, packages: &[PathBuf]) -> Result<(), Error> {
-    let dbdir = root.join(RPMDB_DIR);
-    let dbdir = fs::canonicalize(&dbdir).map_err(|e| {
-        Error::new(format!(
-            "Writing the rpmdb of {}: {}: {e}",
-            root.display(),
-            dbdir.display()
-        ))
-    })?;
-    if !dbdir.is_dir() {
-        return Err(Error::new(format!(
-            "Writing the rpmdb of {}: {} is not a directory",
-            root.display(),
-            dbdir.display()
-        )));
-    }
-    let result = ffi::locked(|| write_locked(&dbdir, packages));
+    edit_rpmdb(root, packages, &[], &[])
+}
+
+/// [`write_rpmdb`] with base overrides, all in one transaction: `packages` are added as
+/// installs (`rpmtsAddInstallElement(.., upgrade = 0, ..)`), `upgrades` as upgrades (`upgrade
+/// = 1`: librpm also erases every installed package of the same name, older or newer, so a
+/// replacement's base version goes away; upstream's `replace-local`), and the installed
+/// packages whose NEVRA (`N-[E:]V-R.A`, the epoch only when not 0, as libdnf spells it; an
+/// explicit `0:` is accepted too) is in `erase` are erased (`rpmtsAddEraseElement`;
+/// upstream's `[overrides] remove`). Erasing also drops the packages' file records; nothing
+/// outside the database directory is touched.
+///
+/// Errors: as [`write_rpmdb`], and `Packages not in the rpmdb: <nevra>, …` naming every
+/// `erase` entry that no installed package matches (the database is then left unchanged).
+pub fn edit_rpmdb(
+    root: &Path,
+    packages: &[PathBuf],
+    upgrades: &[PathBuf],
+    erase: &[String],
+) -> Result<(), Error> {
+    let dbdir = db_dir(root, "Writing")?;
+    let result = ffi::locked(|| write_locked(&dbdir, packages, upgrades, erase));
     // Also after a failure: a failed run leaves the same files behind.
     for leftover in LEFTOVERS {
         let _ = fs::remove_file(dbdir.join(leftover));
@@ -60,6 +70,27 @@ pub fn write_rpmdb(root: &Path, packages: &[PathBuf]) -> Result<(), Error> {
     })
 }
 
+/// The canonical `root/usr/share/rpm`, which must be a directory; errors start with
+/// `<verb> the rpmdb of <root>`.
+fn db_dir(root: &Path, verb: &str) -> Result<PathBuf, Error> {
+    let dbdir = root.join(RPMDB_DIR);
+    let dbdir = fs::canonicalize(&dbdir).map_err(|e| {
+        Error::new(format!(
+            "{verb} the rpmdb of {}: {}: {e}",
+            root.display(),
+            dbdir.display()
+        ))
+    })?;
+    if !dbdir.is_dir() {
+        return Err(Error::new(format!(
+            "{verb} the rpmdb of {}: {} is not a directory",
+            root.display(),
+            dbdir.display()
+        )));
+    }
+    Ok(dbdir)
+}
+
 /// An owned `rpmts`, freed with `rpmtsFree` (which also closes its database).
 struct Ts(*mut RpmTs);
 
@@ -67,6 +98,114 @@ impl Drop for Ts {
     fn drop(&mut self) {
         // SAFETY: a transaction set from rpmtsCreate that we own.
         unsafe { ffi::rpmtsFree(self.0) };
+    }
+}
+
+impl Ts {
+    /// `rpmtsCreate` with root `/` and signature and digest checks off (the database's
+    /// headers were checked when they were written).
+    fn new() -> Result<Self, Error> {
+        // SAFETY: rpmtsCreate returns a new transaction set that we own (rpmtsFree accepts
+        // NULL).
+        let ts = Ts(unsafe { ffi::rpmtsCreate() });
+        if ts.0.is_null() {
+            return Err(Error::new("rpmtsCreate failed"));
+        }
+        // SAFETY: a live transaction set; "/" is a valid string (copied).
+        unsafe {
+            ffi::rpmtsSetRootDir(ts.0, c"/".as_ptr());
+            ffi::rpmtsSetVSFlags(
+                ts.0,
+                ffi::RPMVSF_MASK_NOSIGNATURES | ffi::RPMVSF_MASK_NODIGESTS,
+            );
+        }
+        Ok(ts)
+    }
+
+    /// Every installed package, in database order: `(header, database offset)` with the
+    /// header borrowed until the next call. An unreadable or empty database gives none.
+    fn installed(&self) -> Installed<'_> {
+        // SAFETY: a live transaction set; a NULL key with length 0 selects sequential access
+        // over all headers; the iterator is owned by the result.
+        let mi =
+            unsafe { ffi::rpmtsInitIterator(self.0, ffi::RPMDBI_PACKAGES, std::ptr::null(), 0) };
+        Installed {
+            mi,
+            _ts: std::marker::PhantomData,
+        }
+    }
+}
+
+/// An owned `rpmdbMatchIterator` over a transaction set's database, freed with
+/// `rpmdbFreeIterator`.
+struct Installed<'a> {
+    /// NULL when the database could not be opened (or is empty).
+    mi: *mut RpmDbMatchIterator,
+    _ts: std::marker::PhantomData<&'a Ts>,
+}
+
+impl Installed<'_> {
+    /// The next header (borrowed from the iterator until the following call) and its
+    /// database offset (`rpmdbGetIteratorOffset`).
+    fn next(&mut self) -> Option<(*mut RpmHeader, c_uint)> {
+        if self.mi.is_null() {
+            return None;
+        }
+        // SAFETY: a live iterator; the header is owned by it.
+        let h = unsafe { ffi::rpmdbNextIterator(self.mi) };
+        // SAFETY: as above.
+        (!h.is_null()).then(|| (h, unsafe { ffi::rpmdbGetIteratorOffset(self.mi) }))
+    }
+}
+
+impl Drop for Installed<'_> {
+    fn drop(&mut self) {
+        if !self.mi.is_null() {
+            // SAFETY: an iterator we own; its transaction set is still alive (borrowed).
+            unsafe { ffi::rpmdbFreeIterator(self.mi) };
+        }
+    }
+}
+
+/// The NEVRAs a header answers to: as libdnf spells it (`N-[E:]V-R.A`, the epoch only when
+/// not 0), and with an explicit `0:` epoch when the epoch is 0.
+struct HeaderNevra {
+    nevra: String,
+    zero_epoch: Option<String>,
+}
+
+impl HeaderNevra {
+    /// Reads the header's name, epoch, version, release and arch.
+    ///
+    /// # Safety
+    /// `h` must be a live header.
+    unsafe fn of(h: *mut RpmHeader) -> Self {
+        // SAFETY: per the caller; the strings are borrowed from the header (or NULL).
+        let (name, epoch, version, release, arch) = unsafe {
+            (
+                ffi::string(ffi::headerGetString(h, ffi::RPMTAG_NAME)),
+                ffi::headerGetNumber(h, ffi::RPMTAG_EPOCH),
+                ffi::string(ffi::headerGetString(h, ffi::RPMTAG_VERSION)),
+                ffi::string(ffi::headerGetString(h, ffi::RPMTAG_RELEASE)),
+                ffi::string(ffi::headerGetString(h, ffi::RPMTAG_ARCH)),
+            )
+        };
+        if epoch == 0 {
+            Self {
+                nevra: format!("{name}-{version}-{release}.{arch}"),
+                zero_epoch: Some(format!("{name}-0:{version}-{release}.{arch}")),
+            }
+        } else {
+            Self {
+                nevra: format!("{name}-{epoch}:{version}-{release}.{arch}"),
+                zero_epoch: None,
+            }
+        }
+    }
+
+    /// Whether `wanted` names this header.
+    fn is(&self, wanted: &str) -> bool {
+        wanted == self.nevra || self.zero_epoch.as_deref() == Some(wanted)
     }
 }
 
@@ -183,13 +322,23 @@ impl Drop for DbPath {
 }
 
 /// The transaction proper; runs inside [`ffi::locked`].
-fn write_locked(dbdir: &Path, packages: &[PathBuf]) -> Result<(), Error> {
+fn write_locked(
+    dbdir: &Path,
+    packages: &[PathBuf],
+    upgrades: &[PathBuf],
+    erase: &[String],
+) -> Result<(), Error> {
     // rpmReadConfigFiles runs once per process here (dnf_context_globals_init); reading the
     // config again would put Debian's `~/.rpmdb` `_dbpath` back on top of the macro stack.
     ffi::global_init().map_err(|e| Error::new(format!("initializing librpm: {e}")))?;
-    let paths = packages
+    let elements: Vec<(&Path, bool)> = packages
         .iter()
-        .map(|p| {
+        .map(|p| (p.as_path(), false))
+        .chain(upgrades.iter().map(|p| (p.as_path(), true)))
+        .collect();
+    let paths = elements
+        .iter()
+        .map(|(p, _)| {
             let absolute = std::path::absolute(p)
                 .map_err(|e| Error::new(format!("Resolving {}: {e}", p.display())))?;
             ffi::cstring("package path", &absolute.to_string_lossy()).map_err(Error::new)
@@ -202,20 +351,11 @@ fn write_locked(dbdir: &Path, packages: &[PathBuf]) -> Result<(), Error> {
     let mut data = Box::new(Notify {
         current: std::ptr::null_mut(),
     });
-    // SAFETY: rpmtsCreate returns a new transaction set that we own (rpmtsFree accepts NULL).
-    let ts = Ts(unsafe { ffi::rpmtsCreate() });
-    if ts.0.is_null() {
-        return Err(Error::new("rpmtsCreate failed"));
-    }
+    let ts = Ts::new()?;
     let data_ptr: *mut Notify = &mut *data;
-    // SAFETY: a live transaction set; "/" is a valid string (copied); the callback matches
-    // rpmCallbackFunction and its data outlives the set.
+    // SAFETY: a live transaction set; the callback matches rpmCallbackFunction and its data
+    // outlives the set.
     unsafe {
-        ffi::rpmtsSetRootDir(ts.0, c"/".as_ptr());
-        ffi::rpmtsSetVSFlags(
-            ts.0,
-            ffi::RPMVSF_MASK_NOSIGNATURES | ffi::RPMVSF_MASK_NODIGESTS,
-        );
         ffi::rpmtsSetVfyLevel(ts.0, 0);
         ffi::rpmtsSetFlags(
             ts.0,
@@ -227,7 +367,7 @@ fn write_locked(dbdir: &Path, packages: &[PathBuf]) -> Result<(), Error> {
         );
         ffi::rpmtsSetNotifyCallback(ts.0, Some(notify), data_ptr.cast());
     }
-    let result = add_and_run(&ts, packages, &paths);
+    let result = add_erasures(&ts, erase).and_then(|()| add_and_run(&ts, &elements, &paths));
     // Free the set (closing the database and any file the callback still holds) while the
     // paths and the callback data are alive.
     drop(ts);
@@ -239,8 +379,56 @@ fn write_locked(dbdir: &Path, packages: &[PathBuf]) -> Result<(), Error> {
     result
 }
 
-fn add_and_run(ts: &Ts, packages: &[PathBuf], paths: &[CString]) -> Result<(), Error> {
-    for (shown, path) in packages.iter().zip(paths) {
+/// Adds an erase element for each installed package named in `erase`; all of them must be
+/// installed.
+fn add_erasures(ts: &Ts, erase: &[String]) -> Result<(), Error> {
+    if erase.is_empty() {
+        return Ok(());
+    }
+    let mut found = vec![false; erase.len()];
+    let mut installed = ts.installed();
+    while let Some((h, offset)) = installed.next() {
+        // SAFETY: a live header, borrowed from the iterator.
+        let header = unsafe { HeaderNevra::of(h) };
+        let mut hit = false;
+        for (f, e) in found.iter_mut().zip(erase) {
+            if header.is(e) {
+                *f = true;
+                hit = true;
+            }
+        }
+        if !hit {
+            continue;
+        }
+        let nevra = &header.nevra;
+        let offset = c_int::try_from(offset)
+            .map_err(|_| Error::new(format!("Erasing {nevra}: database offset {offset}")))?;
+        // SAFETY: a live set and a header read from its database (the element takes its own
+        // reference).
+        let rc = unsafe { ffi::rpmtsAddEraseElement(ts.0, h, offset) };
+        if rc != 0 {
+            return Err(Error::new(format!(
+                "Adding the erasure of {nevra} to the transaction (rpmtsAddEraseElement returned {rc})"
+            )));
+        }
+    }
+    let missing: Vec<&str> = erase
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| !**f)
+        .map(|(e, _)| e.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::new(format!(
+            "Packages not in the rpmdb: {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn add_and_run(ts: &Ts, elements: &[(&Path, bool)], paths: &[CString]) -> Result<(), Error> {
+    for (&(shown, upgrade), path) in elements.iter().zip(paths) {
         let fd = Fd::open(path, shown)?;
         let mut h: *mut RpmHeader = std::ptr::null_mut();
         // SAFETY: a live transaction set and fd; a valid name; `h` is a valid out-pointer
@@ -263,7 +451,7 @@ fn add_and_run(ts: &Ts, packages: &[PathBuf], paths: &[CString]) -> Result<(), E
                 ts.0,
                 header.0,
                 path.as_ptr().cast(),
-                0,
+                c_int::from(upgrade),
                 std::ptr::null_mut(),
             )
         };
@@ -325,4 +513,125 @@ fn problems(ts: &Ts) -> Vec<String> {
         ffi::rpmpsFree(ps);
     }
     out
+}
+
+/// `S_IFMT`: the file type bits of a mode.
+const S_IFMT: u16 = 0o170_000;
+/// `S_IFDIR`, one of the file types [`package_files`] keeps.
+const S_IFDIR: u16 = 0o040_000;
+/// `S_IFREG`, one of the file types [`package_files`] keeps.
+const S_IFREG: u16 = 0o100_000;
+/// `S_IFLNK`, one of the file types [`package_files`] keeps.
+const S_IFLNK: u16 = 0o120_000;
+
+/// For each NEVRA (`N-[E:]V-R.A`, the epoch only when not 0, as libdnf spells it; an explicit
+/// `0:` is accepted too), in the given order, the absolute paths of the regular files,
+/// directories and symlinks the installed package owns in the rpm database at
+/// `root/usr/share/rpm` (`rpm -ql`, in the header's order, without other file types),
+/// including `%ghost` entries and paths other packages own too: what upstream's
+/// `delete_package_from_root` walks before it skips shared paths and keeps only `/usr`.
+///
+/// Read-only, like [`crate::rpmdb_packages`]: the host's rpmdb is never opened, and the
+/// sqlite `-shm`/`-wal` (and lock) files the open creates are removed again.
+///
+/// Errors: `Reading the rpmdb of <root>: …` for a root without a database directory, and
+/// `Reading the rpmdb of <root>: packages not in it: <nevra>, …` naming every NEVRA that no
+/// installed package matches.
+pub fn package_files(root: &Path, nevras: &[String]) -> Result<Vec<(String, Vec<String>)>, Error> {
+    let dbdir = db_dir(root, "Reading")?;
+    let result = ffi::locked(|| {
+        let snapshot = DirSnapshot::take(&dbdir);
+        let result = files_locked(&dbdir, nevras);
+        snapshot.restore();
+        result
+    });
+    result.map_err(|e| {
+        Error::new(format!(
+            "Reading the rpmdb of {}: {}",
+            root.display(),
+            e.message()
+        ))
+    })
+}
+
+/// The reading proper; runs inside [`ffi::locked`].
+fn files_locked(dbdir: &Path, nevras: &[String]) -> Result<Vec<(String, Vec<String>)>, Error> {
+    ffi::global_init().map_err(|e| Error::new(format!("initializing librpm: {e}")))?;
+    let _dbpath = DbPath::push(dbdir)?;
+    let ts = Ts::new()?;
+    let mut files: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    if !nevras.is_empty() {
+        let mut installed = ts.installed();
+        while let Some((h, _)) = installed.next() {
+            // SAFETY: a live header, borrowed from the iterator.
+            let header = unsafe { HeaderNevra::of(h) };
+            let wanted: Vec<&str> = nevras
+                .iter()
+                .map(String::as_str)
+                .filter(|n| header.is(n))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            // SAFETY: as above.
+            let paths = unsafe { header_files(&ts, h) }.ok_or_else(|| {
+                Error::new(format!(
+                    "the file list of {} is broken (rpmfiNew failed)",
+                    header.nevra
+                ))
+            })?;
+            for n in wanted {
+                files.insert(n, paths.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for nevra in nevras {
+        // A NEVRA given twice is answered twice.
+        match files.get(nevra.as_str()) {
+            Some(paths) => out.push((nevra.clone(), paths.clone())),
+            None => missing.push(nevra.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::new(format!(
+            "packages not in it: {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+/// The regular files, directories and symlinks of a header's file list, or `None` when
+/// librpm finds the list broken.
+///
+/// # Safety
+/// `h` must be a live header.
+unsafe fn header_files(ts: &Ts, h: *mut RpmHeader) -> Option<Vec<String>> {
+    /// An owned `rpmfi`, freed with `rpmfiFree`.
+    struct Fi(*mut ffi::RpmFi);
+    impl Drop for Fi {
+        fn drop(&mut self) {
+            // SAFETY: a file iterator we own (rpmfiFree accepts NULL).
+            unsafe { ffi::rpmfiFree(self.0) };
+        }
+    }
+    // SAFETY: a live set (librpm 4.18 does not even look at it) and header (per the caller);
+    // the iterator copies what it needs from the header.
+    let fi = Fi(unsafe { ffi::rpmfiNew(ts.0, h, ffi::RPMTAG_BASENAMES, ffi::RPMFI_FLAGS_QUERY) });
+    if fi.0.is_null() {
+        // Broken file data (a package without files gives an empty iterator).
+        return None;
+    }
+    let mut paths = Vec::new();
+    // SAFETY: a live file iterator; the path is borrowed from it until the next call.
+    while unsafe { ffi::rpmfiNext(fi.0) } >= 0 {
+        // SAFETY: as above.
+        let (path, mode) = unsafe { (ffi::string(ffi::rpmfiFN(fi.0)), ffi::rpmfiFMode(fi.0)) };
+        if matches!(mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK) {
+            paths.push(path);
+        }
+    }
+    Some(paths)
 }

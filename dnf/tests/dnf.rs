@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use rpmostree_dnf::{
-    CachePolicy, Context, ContextOptions, DepsolveOptions, Package, Resolution, evr_cmp,
+    CachePolicy, Context, ContextOptions, DepsolveOptions, Overrides, Package, Resolution, evr_cmp,
     rpmdb_packages, vercmp,
 };
 use rpmostree_tests::rpms::{RpmSpec, UpdateAdvisory, build_rpms, create_repo, install_rpmdb};
@@ -1252,6 +1252,8 @@ fn depsolve_downloads_remote_packages_over_the_helper_protocol() -> TestResult {
         local: vec![],
         weak_deps: true,
         cache_only,
+        remove: vec![],
+        replace_local: vec![],
     };
     let run = |request: &Request| -> (i32, Vec<Message>) {
         let input = serde_json::to_vec(request).expect("serialising the request");
@@ -1429,6 +1431,8 @@ fn write_rpmdb_adds_full_and_header_only_packages() -> TestResult {
             let request = Request::WriteRpmdb {
                 root: root.clone(),
                 packages: packages.clone(),
+                upgrades: vec![],
+                erase: vec![],
             };
             let mut out = Vec::new();
             assert_eq!(serve(&serde_json::to_vec(&request)?[..], &mut out), 0);
@@ -1474,5 +1478,488 @@ fn write_rpmdb_adds_full_and_header_only_packages() -> TestResult {
         "{err}"
     );
     assert_eq!(rpm_qa(&root).len(), 4);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base overrides: removals and local replacements, in the depsolve and in the rpmdb.
+
+/// The packages of the overrides fixture.
+struct OverrideRpms {
+    /// The base image: ov-lib 1.0 (with a directory of its own), ov-app 1.0 (requires ov-lib),
+    /// ov-leaf 1.0 (nothing needs it), ov-epoch 3:1.0.
+    base: Vec<PathBuf>,
+    /// The repo: ov-extra (requires ov-lib >= 2.0).
+    repo: Vec<PathBuf>,
+    /// ov-lib 2.0, in no repo.
+    lib_newer: PathBuf,
+    /// ov-lib 0.9, in no repo.
+    lib_older: PathBuf,
+    /// ov-new 1.0 (no base package of that name), in no repo.
+    new: PathBuf,
+}
+
+fn override_rpms() -> &'static OverrideRpms {
+    static RPMS: OnceLock<OverrideRpms> = OnceLock::new();
+    RPMS.get_or_init(|| {
+        let lib = |version: &str| {
+            RpmSpec::new("ov-lib", version, "1")
+                .file("/usr/lib/ov-lib/libov.so", &format!("ov-lib {version}\n"))
+                .dir("/usr/lib/ov-lib")
+                .provides(&format!("ov-capability = {version}"))
+        };
+        let base = build_rpms(&[
+            lib("1.0"),
+            RpmSpec::new("ov-app", "1.0", "1").requires("ov-lib"),
+            RpmSpec::new("ov-leaf", "1.0", "1"),
+            RpmSpec::new("ov-epoch", "1.0", "1").epoch(3),
+        ])
+        .expect("building the base packages");
+        let repo = build_rpms(&[RpmSpec::new("ov-extra", "1.0", "1").requires("ov-lib >= 2.0")])
+            .expect("building the repo packages");
+        let mut local = build_rpms(&[lib("2.0"), lib("0.9"), RpmSpec::new("ov-new", "1.0", "1")])
+            .expect("building the local packages");
+        let new = local.remove(2);
+        let lib_older = local.remove(1);
+        let lib_newer = local.remove(0);
+        OverrideRpms {
+            base,
+            repo,
+            lib_newer,
+            lib_older,
+            new,
+        }
+    })
+}
+
+/// A base root with the overrides fixture's base in its rpmdb and its repo (`testos`).
+fn override_env(name: &str) -> Env {
+    let env = Env::new(name);
+    install_rpmdb(&env.root(), &override_rpms().base).expect("writing the base rpmdb");
+    let repo = env.dir.path().join("served/testos");
+    create_repo(&repo, &override_rpms().repo, &[]).expect("creating the repo");
+    env.write_repo_file(
+        "testos.repo",
+        &repo_section("testos", &format!("file://{}", repo.display())),
+    );
+    env
+}
+
+fn depsolve_overrides(
+    env: &Env,
+    requests: &[&str],
+    remove: &[&str],
+    replace_local: &[PathBuf],
+) -> Result<Resolution, rpmostree_dnf::Error> {
+    let requests: Vec<String> = requests.iter().map(|r| (*r).to_owned()).collect();
+    let overrides = Overrides {
+        remove: remove.iter().map(|r| (*r).to_owned()).collect(),
+        replace_local: replace_local.to_vec(),
+    };
+    Context::with_install_root(&env.options(), &env.root())?.depsolve_with_overrides(
+        &requests,
+        &[],
+        &overrides,
+        DepsolveOptions {
+            weak_deps: true,
+            cache_only: false,
+        },
+        &mut no_progress(),
+    )
+}
+
+/// `(old NEVRA, new NEVRA)` of each replacement.
+fn replaced_nevras(resolution: &Resolution) -> Vec<(String, String)> {
+    resolution
+        .replaced
+        .iter()
+        .map(|(old, new)| (old.nevra(), new.package.nevra()))
+        .collect()
+}
+
+#[test]
+fn depsolve_removes_base_packages() -> TestResult {
+    let env = override_env("override-remove");
+    let dbdir = env.root().join("usr/share/rpm");
+    let before = listing(&dbdir);
+
+    let resolution = depsolve_overrides(&env, &[], &["ov-leaf"], &[])?;
+    assert_eq!(names(&resolution.removed), ["ov-leaf-1.0-1.noarch"]);
+    assert_eq!(resolution.removed[0].reponame, "@System");
+    assert_eq!(resolution.packages, []);
+    assert_eq!(resolution.replaced, []);
+
+    // A package and everything that needs it: both named, both removed.
+    let resolution = depsolve_overrides(&env, &[], &["ov-app", "ov-lib"], &[])?;
+    assert_eq!(
+        names(&resolution.removed),
+        ["ov-app-1.0-1.noarch", "ov-lib-1.0-1.noarch"]
+    );
+
+    // A removal next to a layered package.
+    let resolution = depsolve_overrides(
+        &env,
+        &["ov-extra"],
+        &["ov-leaf"],
+        &[override_rpms().lib_newer.clone()],
+    )?;
+    assert_eq!(names(&resolution.removed), ["ov-leaf-1.0-1.noarch"]);
+    assert_eq!(resolved_nevras(&resolution), ["ov-extra-1.0-1.noarch"]);
+    assert_eq!(listing(&dbdir), before, "depsolve changed the base rpmdb");
+    Ok(())
+}
+
+#[test]
+fn depsolve_refuses_removals_the_base_cannot_do_without() -> TestResult {
+    let env = override_env("override-remove-errors");
+    // ov-app requires ov-lib: it would have to go too.
+    let err = depsolve_overrides(&env, &[], &["ov-lib"], &[]).expect_err("ov-app needs it");
+    assert_eq!(
+        err.to_string(),
+        "Base packages would be removed: ov-app-1.0-1.noarch"
+    );
+    let err = depsolve_overrides(&env, &[], &["ov-nope"], &[]).expect_err("unknown");
+    assert_eq!(err.to_string(), "Package \"ov-nope\" not found");
+    // Removing a package and requesting it (or what it provides) again.
+    let err = depsolve_overrides(&env, &["ov-capability"], &["ov-app", "ov-lib"], &[])
+        .expect_err("remove and request");
+    assert_eq!(
+        err.to_string(),
+        "Cannot request 'ov-capability' provided by removed package 'ov-lib-1.0-1.noarch'"
+    );
+    // A layered package needing what is removed.
+    let err = depsolve_overrides(&env, &["ov-extra"], &["ov-app", "ov-lib"], &[])
+        .expect_err("ov-extra needs ov-lib");
+    assert!(
+        err.to_string()
+            .starts_with("Could not depsolve transaction"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn depsolve_replaces_base_packages_with_local_ones() -> TestResult {
+    let env = override_env("override-replace");
+    let dbdir = env.root().join("usr/share/rpm");
+    let before = listing(&dbdir);
+    let rpms = override_rpms();
+
+    // Newer.
+    let resolution = depsolve_overrides(&env, &[], &[], std::slice::from_ref(&rpms.lib_newer))?;
+    assert_eq!(
+        replaced_nevras(&resolution),
+        [(
+            "ov-lib-1.0-1.noarch".to_owned(),
+            "ov-lib-2.0-1.noarch".to_owned()
+        )]
+    );
+    let (old, new) = &resolution.replaced[0];
+    assert_eq!(old.reponame, "@System");
+    assert_eq!(
+        (new.repo.as_str(), new.package.reponame.as_str(), &new.path),
+        ("@commandline", "@commandline", &rpms.lib_newer)
+    );
+    assert_eq!(new.checksum, sha256_of(&rpms.lib_newer));
+    assert_eq!(resolution.packages, []);
+    assert_eq!(resolution.removed, []);
+
+    // Older.
+    let resolution = depsolve_overrides(&env, &[], &[], std::slice::from_ref(&rpms.lib_older))?;
+    assert_eq!(
+        replaced_nevras(&resolution),
+        [(
+            "ov-lib-1.0-1.noarch".to_owned(),
+            "ov-lib-0.9-1.noarch".to_owned()
+        )]
+    );
+    assert_eq!(resolution.packages, []);
+
+    // ov-extra needs ov-lib 2.0: refused on the locked base, fine with the replacement.
+    let err = depsolve_overrides(&env, &["ov-extra"], &[], &[]).expect_err("locked base");
+    assert!(
+        err.to_string()
+            .starts_with("Could not depsolve transaction"),
+        "{err}"
+    );
+    let resolution = depsolve_overrides(
+        &env,
+        &["ov-extra"],
+        &[],
+        std::slice::from_ref(&rpms.lib_newer),
+    )?;
+    assert_eq!(resolved_nevras(&resolution), ["ov-extra-1.0-1.noarch"]);
+    assert_eq!(resolution.replaced.len(), 1);
+
+    // And over the helper protocol, with a removal.
+    use rpmostree_dnf::protocol::{Message, Reply, Request, serve};
+    let request = Request::Depsolve {
+        options: env.options(),
+        root: env.root(),
+        requests: vec![],
+        local: vec![],
+        weak_deps: true,
+        cache_only: false,
+        remove: vec!["ov-leaf".into()],
+        replace_local: vec![rpms.lib_older.clone()],
+    };
+    let mut out = Vec::new();
+    assert_eq!(serve(&serde_json::to_vec(&request)?[..], &mut out), 0);
+    let text = String::from_utf8_lossy(&out);
+    let Message::Reply(Reply::Resolved(resolution)) =
+        serde_json::from_str(text.lines().last().unwrap_or_default())?
+    else {
+        panic!("{text}");
+    };
+    assert_eq!(names(&resolution.removed), ["ov-leaf-1.0-1.noarch"]);
+    assert_eq!(
+        replaced_nevras(&resolution),
+        [(
+            "ov-lib-1.0-1.noarch".to_owned(),
+            "ov-lib-0.9-1.noarch".to_owned()
+        )]
+    );
+    assert_eq!(listing(&dbdir), before, "depsolve changed the base rpmdb");
+    Ok(())
+}
+
+#[test]
+fn depsolve_refuses_replacements_that_are_no_replacements() -> TestResult {
+    let env = override_env("override-replace-errors");
+    let rpms = override_rpms();
+    let err = depsolve_overrides(&env, &[], &[], std::slice::from_ref(&rpms.new))
+        .expect_err("not in the base");
+    assert_eq!(
+        err.to_string(),
+        "Package 'ov-new' is not in the base; use install to layer it"
+    );
+    let leaf = rpms
+        .base
+        .iter()
+        .find(|p| p.ends_with("ov-leaf-1.0-1.noarch.rpm"))
+        .expect("ov-leaf");
+    let err = depsolve_overrides(&env, &[], &[], std::slice::from_ref(leaf))
+        .expect_err("the base version");
+    assert_eq!(
+        err.to_string(),
+        "Package 'ov-leaf-1.0-1.noarch' is already in the base"
+    );
+    let err = depsolve_overrides(
+        &env,
+        &[],
+        &["ov-lib"],
+        std::slice::from_ref(&rpms.lib_newer),
+    )
+    .expect_err("removed and replaced");
+    assert_eq!(
+        err.to_string(),
+        "Package 'ov-lib' is both removed and replaced"
+    );
+    let err = depsolve_overrides(
+        &env,
+        &[],
+        &[],
+        &[rpms.lib_newer.clone(), rpms.lib_older.clone()],
+    )
+    .expect_err("two replacements");
+    assert_eq!(
+        err.to_string(),
+        "Package 'ov-lib' is replaced twice: ov-lib-2.0-1.noarch, ov-lib-0.9-1.noarch"
+    );
+    Ok(())
+}
+
+/// A private copy of the database of `base` under `root`.
+fn copy_rpmdb(base: &Path, root: &Path) -> std::io::Result<()> {
+    let db = root.join("usr/share/rpm");
+    fs::create_dir_all(&db)?;
+    for entry in fs::read_dir(base.join("usr/share/rpm"))? {
+        let entry = entry?;
+        fs::copy(entry.path(), db.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn write_rpmdb_erases_and_upgrades_base_packages() -> TestResult {
+    use rpmostree_dnf::protocol::{Message, Reply, Request, serve};
+    let tmp = TempDir::new("edit-rpmdb");
+    let base = tmp.path().join("base");
+    install_rpmdb(&base, &override_rpms().base)?;
+    let rpms = override_rpms();
+    let headers = tmp.path().join("metarpm");
+    fs::create_dir_all(&headers)?;
+    let newer = headers.join("ov-lib-2.0-1.noarch.rpm");
+    header_only(&rpms.lib_newer, &newer);
+
+    // Over the protocol: a removal, an upgrade from a header-only file and a new package.
+    let root = tmp.path().join("upgrade");
+    copy_rpmdb(&base, &root)?;
+    let request = Request::WriteRpmdb {
+        root: root.clone(),
+        packages: vec![rpms.new.clone()],
+        upgrades: vec![newer.clone()],
+        erase: vec!["ov-leaf-1.0-1.noarch".into()],
+    };
+    let mut out = Vec::new();
+    assert_eq!(serve(&serde_json::to_vec(&request)?[..], &mut out), 0);
+    let text = String::from_utf8_lossy(&out);
+    let last: Message = serde_json::from_str(text.lines().last().unwrap_or_default())?;
+    assert_eq!(last, Message::Reply(Reply::Done));
+    let leftovers: Vec<String> = fs::read_dir(root.join("usr/share/rpm"))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    assert!(
+        leftovers
+            .iter()
+            .all(|f| !f.ends_with("-shm") && !f.ends_with("-wal") && !f.ends_with(".lock")),
+        "{leftovers:?}"
+    );
+    assert_eq!(
+        rpm_qa(&root),
+        [
+            "ov-app-1.0-1.noarch",
+            "ov-epoch-1.0-1.noarch",
+            "ov-lib-2.0-1.noarch",
+            "ov-new-1.0-1.noarch"
+        ]
+    );
+
+    // A downgrade from a full RPM, and an erasure by a NEVRA with an epoch.
+    let root = tmp.path().join("downgrade");
+    copy_rpmdb(&base, &root)?;
+    rpmostree_dnf::edit_rpmdb(
+        &root,
+        &[],
+        std::slice::from_ref(&rpms.lib_older),
+        &["ov-epoch-3:1.0-1.noarch".to_owned()],
+    )?;
+    assert_eq!(
+        rpm_qa(&root),
+        [
+            "ov-app-1.0-1.noarch",
+            "ov-leaf-1.0-1.noarch",
+            "ov-lib-0.9-1.noarch"
+        ]
+    );
+    assert_eq!(rpmdb_packages(&root)?.len(), 3);
+
+    // Erasing what is not there names it and changes nothing.
+    let err = rpmostree_dnf::edit_rpmdb(
+        &root,
+        std::slice::from_ref(&rpms.new),
+        &[],
+        &["ov-leaf-1.0-1.noarch".into(), "ov-gone-1-1.noarch".into()],
+    )
+    .expect_err("not installed");
+    assert!(
+        err.to_string()
+            .ends_with("Packages not in the rpmdb: ov-gone-1-1.noarch"),
+        "{err}"
+    );
+    assert_eq!(rpm_qa(&root).len(), 3);
+    Ok(())
+}
+
+/// `rpm -ql` of one package in the rpmdb of `root`.
+fn rpm_ql(root: &Path, name: &str) -> Vec<String> {
+    let out = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/usr/share/rpm", "-ql", name])
+        .output()
+        .expect("running rpm -ql");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn package_files_lists_what_rpm_lists() -> TestResult {
+    use rpmostree_dnf::protocol::{Message, Reply, Request, serve};
+    let tmp = TempDir::new("package-files");
+    let root = tmp.path().join("root");
+    install_rpmdb(&root, &override_rpms().base)?;
+    let dbdir = root.join("usr/share/rpm");
+    let before = listing(&dbdir);
+
+    let nevras = vec![
+        "ov-lib-1.0-1.noarch".to_owned(),
+        "ov-epoch-3:1.0-1.noarch".to_owned(),
+    ];
+    let files = rpmostree_dnf::package_files(&root, &nevras)?;
+    assert_eq!(
+        listing(&dbdir),
+        before,
+        "reading changed the rpmdb directory"
+    );
+    assert_eq!(
+        files[0],
+        (
+            nevras[0].clone(),
+            vec![
+                "/usr/lib/ov-lib".to_owned(),
+                "/usr/lib/ov-lib/libov.so".to_owned(),
+                "/usr/share/ov-lib/VERSION".to_owned()
+            ]
+        )
+    );
+
+    // Over the protocol; an unknown NEVRA is named.
+    let run = |nevras: Vec<String>| -> Result<Message, Box<dyn std::error::Error>> {
+        let request = Request::PackageFiles {
+            root: root.clone(),
+            nevras,
+        };
+        let mut out = Vec::new();
+        serve(&serde_json::to_vec(&request)?[..], &mut out);
+        let text = String::from_utf8_lossy(&out);
+        Ok(serde_json::from_str(
+            text.lines().last().unwrap_or_default(),
+        )?)
+    };
+    let leaf = run(vec!["ov-leaf-1.0-1.noarch".into()])?;
+    let Message::Error(e) = run(vec![
+        "ov-leaf-1.0-1.noarch".into(),
+        "ov-leaf-2.0-1.noarch".into(),
+    ])?
+    else {
+        panic!("an unknown NEVRA was accepted");
+    };
+    assert!(
+        e.ends_with("packages not in it: ov-leaf-2.0-1.noarch"),
+        "{e}"
+    );
+    assert_eq!(
+        listing(&dbdir),
+        before,
+        "reading changed the rpmdb directory"
+    );
+
+    // A root without a database.
+    let err = rpmostree_dnf::package_files(&tmp.path().join("nothing"), &nevras)
+        .expect_err("no database");
+    assert!(
+        err.to_string().starts_with("Reading the rpmdb of "),
+        "{err}"
+    );
+
+    // rpm itself agrees (last: it leaves sqlite files behind).
+    assert_eq!(
+        files,
+        [
+            (nevras[0].clone(), rpm_ql(&root, "ov-lib")),
+            (nevras[1].clone(), rpm_ql(&root, "ov-epoch")),
+        ]
+    );
+    assert_eq!(
+        leaf,
+        Message::Reply(Reply::Files(vec![(
+            "ov-leaf-1.0-1.noarch".into(),
+            rpm_ql(&root, "ov-leaf")
+        )]))
+    );
     Ok(())
 }
