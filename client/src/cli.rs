@@ -75,6 +75,10 @@ pub enum Command {
     /// Remove layered packages (a new deployment).
     #[command(visible_alias = "pkg-remove")]
     Uninstall(UninstallArgs),
+    /// Remove or replace packages of the base image, or drop those overrides.
+    Override(OverrideArgs),
+    /// Remove all layered packages and overrides (a new deployment of the plain base).
+    Reset(ResetArgs),
     /// Search the package repositories for packages by name and summary.
     Search(SearchArgs),
     /// Query the package databases of commits (no daemon needed).
@@ -291,6 +295,87 @@ pub struct UninstallArgs {
     /// Also layer these packages.
     #[arg(long = "install", value_name = "PKG")]
     pub install: Vec<String>,
+    /// The shared options.
+    #[command(flatten)]
+    pub change: PkgChangeArgs,
+}
+
+/// `rpm-ostree override`.
+#[derive(Debug, Clone, Args)]
+pub struct OverrideArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: OverrideCommand,
+}
+
+/// The `override` verbs.
+#[derive(Debug, Clone, Subcommand)]
+pub enum OverrideCommand {
+    /// Remove packages from the base image.
+    Remove(OverrideRemoveArgs),
+    /// Replace packages of the base image with local RPM files.
+    Replace(OverrideReplaceArgs),
+    /// Drop overrides (by package name or NEVRA), or all of them.
+    Reset(OverrideResetArgs),
+}
+
+/// `rpm-ostree override remove`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OverrideRemoveArgs {
+    /// Names of base packages to remove.
+    #[arg(value_name = "PACKAGE", required = true)]
+    pub packages: Vec<String>,
+    /// Also replace base packages with these local RPM files.
+    #[arg(long = "replace", value_name = "RPM")]
+    pub replace: Vec<String>,
+    /// Also layer these packages.
+    #[arg(long = "install", value_name = "PKG")]
+    pub install: Vec<String>,
+    /// The shared options.
+    #[command(flatten)]
+    pub change: PkgChangeArgs,
+}
+
+/// `rpm-ostree override replace`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OverrideReplaceArgs {
+    /// Local RPM files replacing the base packages of the same names.
+    #[arg(value_name = "RPM", required = true)]
+    pub packages: Vec<String>,
+    /// Also remove these base packages.
+    #[arg(long = "remove", value_name = "PKG")]
+    pub remove: Vec<String>,
+    /// The shared options.
+    #[command(flatten)]
+    pub change: PkgChangeArgs,
+}
+
+/// `rpm-ostree override reset`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OverrideResetArgs {
+    /// Packages (names or NEVRAs) whose override is dropped.
+    #[arg(value_name = "PACKAGE", required_unless_present = "all")]
+    pub packages: Vec<String>,
+    /// Drop every override.
+    #[arg(short, long)]
+    pub all: bool,
+    /// The shared options.
+    #[command(flatten)]
+    pub change: PkgChangeArgs,
+}
+
+/// `rpm-ostree reset`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ResetArgs {
+    /// Only remove the layered packages.
+    #[arg(short = 'l', long = "overlays")]
+    pub overlays: bool,
+    /// Only drop the base overrides.
+    #[arg(short = 'o', long = "overrides")]
+    pub overrides: bool,
+    /// Only stop regenerating the initramfs.
+    #[arg(short = 'i', long = "initramfs")]
+    pub initramfs: bool,
     /// The shared options.
     #[command(flatten)]
     pub change: PkgChangeArgs,

@@ -279,6 +279,7 @@ impl Fixture {
     pub(crate) fn commit(&self, branch: &str, version: &str) -> Result<String, HarnessError> {
         write_tree(&self.tree, version, &self.rpmmd)?;
         let packages = packages_for(version);
+        write_package_files(&self.tree, &packages)?;
         let rpms = rpms::build_rpms(&packages)?;
         rpms::install_rpmdb(&self.tree, &rpms)?;
         let mut args = vec![
@@ -308,6 +309,34 @@ impl Fixture {
         }
         Ok(checksum)
     }
+}
+
+/// The files of the base packages `packages` in the tree (what `rpm --justdb` records but does
+/// not write), `/etc` as `/usr/etc`; those of the fixture's other versions are removed first.
+fn write_package_files(tree: &Path, packages: &[RpmSpec]) -> Result<(), HarnessError> {
+    for version in ["1.0", "2.0", "10.0"] {
+        for p in packages_for(version) {
+            let dir = tree.join("usr/share").join(&p.name);
+            if dir.exists() {
+                fs::remove_dir_all(&dir).map_err(|e| HarnessError::io("removing", &dir, e))?;
+            }
+        }
+    }
+    for p in packages {
+        for (path, content) in &p.files {
+            let rel = path.trim_start_matches('/');
+            let rel = match rel.strip_prefix("etc/") {
+                Some(rest) => format!("usr/etc/{rest}"),
+                None => rel.to_owned(),
+            };
+            let dest = tree.join(rel);
+            if let Some(parent) = dest.parent() {
+                mkdirs(parent)?;
+            }
+            write(&dest, content)?;
+        }
+    }
+    Ok(())
 }
 
 /// The host's `dash` as `/usr/bin/sh`, with the C library and loader it needs, so that

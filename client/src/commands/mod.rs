@@ -60,6 +60,8 @@ pub async fn dispatch(cli: Cli, command_line: String) -> Result<Exit> {
         Command::RefreshMd(args) => refresh_md::run(&daemon, &ctx, &args).await,
         Command::Install(args) => pkg::install(&daemon, &ctx, &args).await,
         Command::Uninstall(args) => pkg::uninstall(&daemon, &ctx, &args).await,
+        Command::Override(args) => pkg::override_(&daemon, &ctx, &args).await,
+        Command::Reset(args) => pkg::reset(&daemon, &ctx, &args).await,
         Command::Search(args) => search::run(&daemon, &ctx, &args).await,
         Command::Completions(_) | Command::Man(_) | Command::Db(_) => Ok(Exit::Success),
     }

@@ -1,13 +1,15 @@
-//! `rpm-ostree install` and `uninstall`: change the layered package requests through
-//! `UpdateDeployment` (as upstream's CLI does), keeping the current base, then show the
-//! package changes of the new deployment.
+//! `rpm-ostree install`, `uninstall`, `override remove|replace|reset` and `reset`: change the
+//! layered packages and base overrides through `UpdateDeployment` (as upstream's CLI does),
+//! keeping the current base, then show the package changes of the new deployment.
 
 use anyhow::Result;
 use rpmostree_api::{UpdateDeploymentModifiers, UpdateDeploymentOptions};
 
 use super::Context;
 use crate::Exit;
-use crate::cli::{InstallArgs, PkgChangeArgs, UninstallArgs};
+use crate::cli::{
+    InstallArgs, OverrideArgs, OverrideCommand, PkgChangeArgs, ResetArgs, UninstallArgs,
+};
 use crate::connection::Daemon;
 use crate::error::CliError;
 use crate::transaction;
@@ -65,16 +67,7 @@ pub async fn install(daemon: &Daemon, ctx: &Context, args: &InstallArgs) -> Resu
         modifiers = modifiers.install_packages(names.into_iter().cloned().collect());
     }
     if !local.is_empty() {
-        let mut fds: Vec<std::os::fd::OwnedFd> = Vec::new();
-        for path in local {
-            let file = std::fs::File::open(path)
-                .map_err(|e| CliError::new(format!("Opening {path}: {e}")))?;
-            if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-                return Err(CliError::new(format!("{path} is not a regular file")).into());
-            }
-            fds.push(file.into());
-        }
-        modifiers = modifiers.install_local_packages(fds.into());
+        modifiers = modifiers.install_local_packages(open_rpms(&local)?.into());
     }
     if !args.uninstall.is_empty() {
         modifiers = modifiers.uninstall_packages(args.uninstall.clone());
@@ -97,4 +90,86 @@ pub async fn uninstall(daemon: &Daemon, ctx: &Context, args: &UninstallArgs) -> 
         options = options.no_layering(true);
     }
     change(daemon, ctx, &args.change, modifiers, options).await
+}
+
+/// Opens local RPM files to pass as descriptors.
+fn open_rpms(paths: &[&String]) -> Result<Vec<std::os::fd::OwnedFd>> {
+    let mut fds = Vec::new();
+    for path in paths {
+        let file =
+            std::fs::File::open(path).map_err(|e| CliError::new(format!("Opening {path}: {e}")))?;
+        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            return Err(CliError::new(format!("{path} is not a regular file")).into());
+        }
+        fds.push(file.into());
+    }
+    Ok(fds)
+}
+
+/// `rpm-ostree override remove|replace|reset`.
+pub async fn override_(daemon: &Daemon, ctx: &Context, args: &OverrideArgs) -> Result<Exit> {
+    let mut modifiers = UpdateDeploymentModifiers::new();
+    let (change_args, no_overrides) = match &args.command {
+        OverrideCommand::Remove(a) => {
+            modifiers = modifiers.override_remove_packages(a.packages.clone());
+            if !a.replace.is_empty() {
+                let paths: Vec<&String> = a.replace.iter().collect();
+                modifiers = modifiers.override_replace_local_packages(open_rpms(&paths)?.into());
+            }
+            if !a.install.is_empty() {
+                modifiers = modifiers.install_packages(a.install.clone());
+            }
+            (&a.change, false)
+        }
+        OverrideCommand::Replace(a) => {
+            if let Some(p) = a.packages.iter().find(|p| !p.ends_with(".rpm")) {
+                return Err(CliError::new(format!(
+                    "{p}: only local RPM files can replace base packages (replacing from repositories is not supported yet)"
+                ))
+                .into());
+            }
+            let paths: Vec<&String> = a.packages.iter().collect();
+            modifiers = modifiers.override_replace_local_packages(open_rpms(&paths)?.into());
+            if !a.remove.is_empty() {
+                modifiers = modifiers.override_remove_packages(a.remove.clone());
+            }
+            (&a.change, false)
+        }
+        OverrideCommand::Reset(a) => {
+            if !a.packages.is_empty() {
+                modifiers = modifiers.override_reset_packages(a.packages.clone());
+            }
+            (&a.change, a.all)
+        }
+    };
+    let mut options = options(change_args, false, &ctx.command_line);
+    if no_overrides {
+        options = options.no_overrides(true);
+    }
+    change(daemon, ctx, change_args, modifiers, options).await
+}
+
+/// `rpm-ostree reset`: without options, removes the layered packages and the overrides.
+pub async fn reset(daemon: &Daemon, ctx: &Context, args: &ResetArgs) -> Result<Exit> {
+    let all = !args.overlays && !args.overrides && !args.initramfs;
+    let mut options = options(&args.change, false, &ctx.command_line);
+    if all || args.overlays {
+        options = options.no_layering(true);
+    }
+    if all || args.overrides {
+        options = options.no_overrides(true);
+    }
+    // Local initramfs regeneration does not exist here: only an explicit -i asks for it (and
+    // the daemon then says it is not supported).
+    if args.initramfs {
+        options = options.no_initramfs(true);
+    }
+    change(
+        daemon,
+        ctx,
+        &args.change,
+        UpdateDeploymentModifiers::new(),
+        options,
+    )
+    .await
 }

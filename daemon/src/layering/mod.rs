@@ -43,6 +43,11 @@ pub(crate) struct Request {
     pub(crate) packages: Vec<String>,
     /// The local packages of the origin: NEVRA -> sha256 of the header (in the cache).
     pub(crate) local: BTreeMap<String, String>,
+    /// Base packages to remove (`[overrides] remove`), by name.
+    pub(crate) remove: Vec<String>,
+    /// Local packages replacing the base package of the same name (`[overrides]
+    /// replace-local`): NEVRA -> sha256 of the header (in the cache).
+    pub(crate) replace_local: BTreeMap<String, String>,
     /// The repositories (of the configuration merge deployment).
     pub(crate) repos: RepoSetup,
     /// Whether `Recommends` are installed (`rpm-ostreed.conf` `Recommends`).
@@ -116,8 +121,10 @@ fn remove_tree(dir: &Path) {
 fn depsolve(
     op: &Op<'_>,
     req: &Request,
+    remove: &[String],
     dbroot: &Path,
     local: Vec<PathBuf>,
+    replace_local: Vec<PathBuf>,
 ) -> Result<rpmostree_dnf::Resolution> {
     let request = HelperRequest::Depsolve {
         options: req.repos.options(),
@@ -126,6 +133,8 @@ fn depsolve(
         local,
         weak_deps: req.weak_deps,
         cache_only: req.cache_only,
+        remove: remove.to_vec(),
+        replace_local,
     };
     let progress = op.progress.clone();
     let mut on_message = |m: &Message| match m {
@@ -220,17 +229,54 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     // Local packages take part in the resolution by their headers, from the cache.
     let local_dir = work.0.join("local");
     fs::create_dir_all(&local_dir)?;
-    let mut local_paths = Vec::new();
     let mut local_cached: BTreeMap<PathBuf, pkgcache::Cached> = BTreeMap::new();
-    for (nevra, sha256) in &req.local {
-        let cached = pkgcache::find_local(repo, nevra, sha256)?;
-        let path = local_dir.join(format!("{}.rpm", local_paths.len()));
-        fs::write(&path, &cached.header)?;
-        local_paths.push(path.clone());
-        local_cached.insert(path, cached);
+    let mut header_files = |set: &BTreeMap<String, String>| -> Result<Vec<PathBuf>> {
+        let mut paths = Vec::new();
+        for (nevra, sha256) in set {
+            let cached = pkgcache::find_local(repo, nevra, sha256)?;
+            let path = local_dir.join(format!("{}.rpm", local_cached.len()));
+            fs::write(&path, &cached.header)?;
+            paths.push(path.clone());
+            local_cached.insert(path, cached);
+        }
+        Ok(paths)
+    };
+    // Overrides that no longer apply to this base (after an upgrade) are inactive, as
+    // upstream says: a removal of a package the base no longer has, a replacement of one it
+    // does not have or already has in that very version.
+    let base_packages = packages::for_commit(repo, &req.base)?.unwrap_or_default();
+    let in_base = |name: &str| base_packages.iter().any(|p| p.name == name);
+    let (remove, inactive_removals): (Vec<String>, Vec<String>) =
+        req.remove.iter().cloned().partition(|n| in_base(n));
+    if !inactive_removals.is_empty() {
+        op.progress.message(&format!(
+            "Inactive base removals:\n  {}",
+            inactive_removals.join("\n  ")
+        ));
     }
+    let mut replace_local = BTreeMap::new();
+    let mut inactive_replacements = Vec::new();
+    for (nevra, sha256) in &req.replace_local {
+        let name = pkgcache::split_nevra(nevra)
+            .map(|(n, ..)| n)
+            .unwrap_or_default();
+        let already = base_packages.iter().any(|p| p.nevra() == *nevra);
+        if in_base(&name) && !already {
+            replace_local.insert(nevra.clone(), sha256.clone());
+        } else {
+            inactive_replacements.push(nevra.clone());
+        }
+    }
+    if !inactive_replacements.is_empty() {
+        op.progress.message(&format!(
+            "Inactive base replacements:\n  {}",
+            inactive_replacements.join("\n  ")
+        ));
+    }
+    let local_paths = header_files(&req.local)?;
+    let replace_paths = header_files(&replace_local)?;
     op.progress.task_begin("Resolving dependencies");
-    let resolution = depsolve(op, req, &dbroot, local_paths)?;
+    let resolution = depsolve(op, req, &remove, &dbroot, local_paths, replace_paths)?;
     op.progress.task_end("done");
     if !req.allow_inactive {
         for new in &req.new_requests {
@@ -265,7 +311,21 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
         inactive: resolution.inactive.clone(),
         installed,
     };
-    if resolution.packages.is_empty() || req.resolve_only {
+    for p in &resolution.removed {
+        op.progress
+            .message(&format!("Removing base package {}", p.nevra()));
+    }
+    for (old, new) in &resolution.replaced {
+        op.progress.message(&format!(
+            "Replacing base package {} with {}",
+            old.nevra(),
+            new.package.nevra()
+        ));
+    }
+    let nothing = resolution.packages.is_empty()
+        && resolution.removed.is_empty()
+        && resolution.replaced.is_empty();
+    if nothing || req.resolve_only {
         return Ok(layered);
     }
     op.check_cancelled()?;
@@ -292,6 +352,16 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
         cached.push(c);
         op.check_cancelled()?;
     }
+    let mut replacements = Vec::new();
+    for (_, new) in &resolution.replaced {
+        let c = local_cached.get(&new.path).ok_or_else(|| {
+            anyhow!(
+                "the replacement {} is not a cached local package",
+                new.package.nevra()
+            )
+        })?;
+        replacements.push(c.clone());
+    }
     op.progress.task_end("done");
 
     // Assembly.
@@ -300,8 +370,23 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     checkout(repo, &req.base, &root, false, &devino, cancellable)
         .with_context(|| format!("checking out the base commit {}", req.base))?;
     op.progress.task_end("done");
+    // The files of removed and replaced base packages go first.
+    let gone: Vec<String> = resolution
+        .removed
+        .iter()
+        .chain(resolution.replaced.iter().map(|(old, _)| old))
+        .map(Package::nevra)
+        .collect();
+    if !gone.is_empty() {
+        let kept: Vec<String> = base_packages
+            .iter()
+            .map(Package::nevra)
+            .filter(|n| !gone.contains(n))
+            .collect();
+        delete_package_files(&dbroot, &root, &gone, &kept)?;
+    }
     op.progress.task_begin("Checking out packages");
-    for c in &cached {
+    for c in cached.iter().chain(&replacements) {
         checkout(repo, &c.commit, &root, true, &devino, cancellable)
             .with_context(|| format!("checking out {} over the base", c.nevra))?;
     }
@@ -311,7 +396,10 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     // Scripts, with /etc in place for their duration.
     let mut all_scripts = Vec::new();
     for c in &cached {
-        all_scripts.extend(scripts::of_package(&c.header, &c.nevra, &c.name)?);
+        all_scripts.extend(scripts::of_package(&c.header, &c.nevra, &c.name, 1)?);
+    }
+    for c in &replacements {
+        all_scripts.extend(scripts::of_package(&c.header, &c.nevra, &c.name, 2)?);
     }
     if !all_scripts.is_empty() {
         op.progress
@@ -332,15 +420,20 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     break_hardlinks(&rpmdb)?;
     let metarpm = work.0.join("metarpm");
     fs::create_dir_all(&metarpm)?;
-    let mut headers = Vec::new();
-    for c in &cached {
-        let path = metarpm.join(format!("{}.rpm", c.nevra));
-        fs::write(&path, &c.header)?;
-        headers.push(path);
-    }
+    let write = |set: &[pkgcache::Cached]| -> Result<Vec<PathBuf>> {
+        let mut paths = Vec::new();
+        for c in set {
+            let path = metarpm.join(format!("{}.rpm", c.nevra));
+            fs::write(&path, &c.header)?;
+            paths.push(path);
+        }
+        Ok(paths)
+    };
     match helper::call_simple(&HelperRequest::WriteRpmdb {
         root: root.clone(),
-        packages: headers,
+        packages: write(&cached)?,
+        upgrades: write(&replacements)?,
+        erase: resolution.removed.iter().map(Package::nevra).collect(),
     })? {
         Reply::Done => {}
         other => bail!("the package helper answered with {other:?}"),
@@ -396,19 +489,38 @@ fn commit_metadata(
     active.sort();
     dict.insert_value("rpmostree.packages", &active.to_variant());
     dict.insert_value("rpmostree.modules", &Vec::<String>::new().to_variant());
-    let no_variants: Vec<glib::Variant> = Vec::new();
+    let removed: Vec<glib::Variant> = resolution
+        .removed
+        .iter()
+        .map(|p| glib::Variant::from_variant(&nevra_tuple(p)))
+        .collect();
     dict.insert_value(
         "rpmostree.removed-base-packages",
-        &glib::Variant::array_from_iter_with_type(glib::VariantTy::VARIANT, no_variants.clone()),
+        &glib::Variant::array_from_iter_with_type(glib::VariantTy::VARIANT, removed),
     );
+    let replaced: Vec<glib::Variant> = resolution
+        .replaced
+        .iter()
+        .map(|(old, new)| {
+            glib::Variant::tuple_from_iter([
+                glib::Variant::from_variant(&nevra_tuple(&new.package)),
+                glib::Variant::from_variant(&nevra_tuple(old)),
+            ])
+        })
+        .collect();
     dict.insert_value(
         "rpmostree.replaced-base-packages",
         &glib::Variant::array_from_iter_with_type(
             glib::VariantTy::new("(vv)").map_err(|e| anyhow!("{e}"))?,
-            no_variants,
+            replaced,
         ),
     );
-    let mut repos: Vec<String> = resolution.packages.iter().map(|p| p.repo.clone()).collect();
+    let mut repos: Vec<String> = resolution
+        .packages
+        .iter()
+        .map(|p| p.repo.clone())
+        .filter(|r| r != "@commandline")
+        .collect();
     repos.sort();
     repos.dedup();
     let repo_dicts: Vec<glib::Variant> = repos
@@ -425,8 +537,24 @@ fn commit_metadata(
         &glib::Variant::array_from_iter_with_type(glib::VariantTy::VARDICT, repo_dicts),
     );
     // The package list of the whole tree: the base's and the layered ones.
-    let mut list: Vec<Package> = packages::for_commit(repo, &req.base)?.unwrap_or_default();
+    let gone: Vec<String> = resolution
+        .removed
+        .iter()
+        .chain(resolution.replaced.iter().map(|(old, _)| old))
+        .map(Package::nevra)
+        .collect();
+    let mut list: Vec<Package> = packages::for_commit(repo, &req.base)?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !gone.contains(&p.nevra()))
+        .collect();
     list.extend(resolution.packages.iter().map(|p| p.package.clone()));
+    list.extend(
+        resolution
+            .replaced
+            .iter()
+            .map(|(_, new)| new.package.clone()),
+    );
     let mut entries: Vec<(String, String, String, String, String)> = list
         .into_iter()
         .map(|p| (p.name, p.epoch.to_string(), p.version, p.release, p.arch))
@@ -437,9 +565,17 @@ fn commit_metadata(
     // What decides "no change" between two layered commits of the same base.
     let mut state = Sha512::new();
     state.update(req.base.as_bytes());
-    for p in &resolution.packages {
+    for p in resolution
+        .packages
+        .iter()
+        .chain(resolution.replaced.iter().map(|(_, new)| new))
+    {
         state.update(p.package.nevra().as_bytes());
         state.update(p.checksum.as_bytes());
+    }
+    for p in &resolution.removed {
+        state.update(b"-");
+        state.update(p.nevra().as_bytes());
     }
     dict.insert_value(
         "rpmostree.state-sha512",
@@ -449,6 +585,78 @@ fn commit_metadata(
     ostree::commit_metadata_for_bootable(&root_file, &dict, gio::Cancellable::NONE)
         .context("reading the kernel of the layered tree")?;
     Ok(dict.end())
+}
+
+/// Upstream's package tuple of the override metadata: `(nevra, name, epoch, version,
+/// release, arch)`, `(sstsss)`.
+fn nevra_tuple(p: &Package) -> glib::Variant {
+    (
+        p.nevra(),
+        p.name.clone(),
+        p.epoch,
+        p.version.clone(),
+        p.release.clone(),
+        p.arch.clone(),
+    )
+        .to_variant()
+}
+
+/// Deletes from the tree `root` the files the base packages `nevras` own according to the rpm
+/// database in `dbroot` (their paths translated as the package cache translates them; content
+/// under `/var` and `/run` is not in the tree), except those a package of `kept` owns too.
+/// Only files and symlinks are deleted, then the directories this left empty; a path whose
+/// parent is a symlink in the tree is left alone, so nothing outside `root` is reached.
+fn delete_package_files(
+    dbroot: &Path,
+    root: &Path,
+    nevras: &[String],
+    kept: &[String],
+) -> Result<()> {
+    let files_of = |list: &[String]| -> Result<Vec<(String, Vec<String>)>> {
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        match helper::call_simple(&HelperRequest::PackageFiles {
+            root: dbroot.to_owned(),
+            nevras: list.to_vec(),
+        })? {
+            Reply::Files(f) => Ok(f),
+            other => bail!("the package helper answered with {other:?}"),
+        }
+    };
+    let shared: std::collections::HashSet<String> = files_of(kept)?
+        .into_iter()
+        .flat_map(|(_, paths)| paths)
+        .collect();
+    let mut dirs = Vec::new();
+    for (_, paths) in files_of(nevras)? {
+        for path in paths.into_iter().filter(|p| !shared.contains(p)) {
+            let Ok(pkgcache::Dest::Tree(rel)) = pkgcache::translate(&path) else {
+                continue;
+            };
+            let target = root.join(&rel);
+            let inside = rel
+                .ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .all(|a| fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()));
+            if !inside {
+                continue;
+            }
+            match fs::symlink_metadata(&target) {
+                Ok(m) if m.is_dir() => dirs.push(target),
+                Ok(_) => fs::remove_file(&target)
+                    .with_context(|| format!("removing {}", target.display()))?,
+                Err(_) => {}
+            }
+        }
+    }
+    // Deepest first; a directory another package still uses is not empty and stays.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in dirs {
+        let _ = fs::remove_dir(d);
+    }
+    Ok(())
 }
 
 /// The base commit of a deployed commit: its parent when it is a client-layer commit, else

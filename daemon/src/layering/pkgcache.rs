@@ -154,7 +154,7 @@ fn read_cached(repo: &ostree::Repo, commit: &str) -> Result<Option<Cached>> {
 
 /// Where a translated path goes.
 #[derive(Debug, PartialEq, Eq)]
-enum Dest {
+pub(crate) enum Dest {
     /// Into the tree at this relative path.
     Tree(PathBuf),
     /// Only as a tmpfiles line (`/var`, `/run`).
@@ -164,7 +164,7 @@ enum Dest {
 }
 
 /// Translates an absolute RPM path; `Err` for paths upstream refuses.
-fn translate(path: &str) -> Result<Dest> {
+pub(crate) fn translate(path: &str) -> Result<Dest> {
     let rel = path.trim_start_matches('/');
     if rel.is_empty() {
         return Ok(Dest::Skip);

@@ -45,6 +45,8 @@ pub(crate) struct Script {
     pub(crate) interpreter: Vec<String>,
     /// The script text.
     pub(crate) body: String,
+    /// `$1`: 1 for an install, 2 for a replacement (upgrade or downgrade) of a base package.
+    pub(crate) arg: u32,
 }
 
 /// Scriptlets upstream never runs (its ignore list), as `<name>.<phase>`.
@@ -56,8 +58,9 @@ const IGNORED: &[&str] = &[
     "kernel.%posttrans",
 ];
 
-/// The scriptlets of a package, from its header (the lead, signature header and header).
-pub(crate) fn of_package(header: &[u8], nevra: &str, name: &str) -> Result<Vec<Script>> {
+/// The scriptlets of a package, from its header (the lead, signature header and header);
+/// `arg` is their `$1`.
+pub(crate) fn of_package(header: &[u8], nevra: &str, name: &str, arg: u32) -> Result<Vec<Script>> {
     let meta = rpm::PackageMetadata::parse(&mut Cursor::new(header))
         .map_err(|e| anyhow!("{nevra}: reading the package header: {e}"))?;
     let mut out = Vec::new();
@@ -87,6 +90,7 @@ pub(crate) fn of_package(header: &[u8], nevra: &str, name: &str) -> Result<Vec<S
             phase,
             interpreter,
             body: script.script,
+            arg,
         });
     }
     Ok(out)
@@ -215,8 +219,7 @@ fn run_one(root: &Path, usr: &Path, etc: &Path, dir: &Path, script: &Script) -> 
     }
     cmd.args(&script.interpreter);
     cmd.arg("/run/rpm-ostree-script");
-    // $1: 1 for an install (every layered package is installed fresh on the base).
-    cmd.arg("1");
+    cmd.arg(script.arg.to_string());
     cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin")
         .env("LANG", "C.UTF-8")

@@ -43,8 +43,8 @@ pub(crate) fn deployment(d: &DeploymentInfo) -> Deployment {
                 .or(d.commit_meta.as_ref()),
         ))
         .packages(d.packages.clone())
-        .base_removals(Vec::new())
-        .base_local_replacements(Vec::new())
+        .base_removals(base_removals(d.commit_meta.as_ref()))
+        .base_local_replacements(base_local_replacements(d.commit_meta.as_ref()))
         .base_remote_replacements(HashMap::new());
     if d.timestamp > 0 {
         out = out.timestamp(d.timestamp);
@@ -254,6 +254,45 @@ pub(crate) fn boot_config(d: &DeploymentInfo) -> BootConfig {
 pub(crate) fn signatures(sigs: &[glib::Variant]) -> Vec<OwnedVariant> {
     sigs.iter()
         .filter_map(|s| to_zbus(s).and_then(|z| z.try_into_owned().ok()))
+        .collect()
+}
+
+/// A value of the commit metadata `meta`, unboxed.
+fn meta_value(meta: Option<&glib::Variant>, key: &str) -> Option<glib::Variant> {
+    let dict = glib::VariantDict::new(meta);
+    dict.lookup_value(key, None)
+}
+
+/// `base-removals`: `rpmostree.removed-base-packages` (`av` of package tuples) of a layered
+/// commit.
+fn base_removals(meta: Option<&glib::Variant>) -> Vec<OwnedVariant> {
+    let Some(list) = meta_value(meta, "rpmostree.removed-base-packages") else {
+        return Vec::new();
+    };
+    (0..list.n_children())
+        .filter_map(|i| {
+            let v = list.child_value(i);
+            let inner = v.as_variant().unwrap_or(v);
+            to_zbus(&inner)?.try_into_owned().ok()
+        })
+        .collect()
+}
+
+/// `base-local-replacements`: `rpmostree.replaced-base-packages` (`a(vv)` of (new, old)
+/// package tuples) of a layered commit.
+fn base_local_replacements(meta: Option<&glib::Variant>) -> Vec<(OwnedVariant, OwnedVariant)> {
+    let Some(list) = meta_value(meta, "rpmostree.replaced-base-packages") else {
+        return Vec::new();
+    };
+    let side = |v: glib::Variant| -> Option<OwnedVariant> {
+        let inner = v.as_variant().unwrap_or(v);
+        to_zbus(&inner)?.try_into_owned().ok()
+    };
+    (0..list.n_children())
+        .filter_map(|i| {
+            let pair = list.child_value(i);
+            Some((side(pair.child_value(0))?, side(pair.child_value(1))?))
+        })
         .collect()
 }
 

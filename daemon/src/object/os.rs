@@ -77,6 +77,23 @@ fn package_requests(what: &str, requests: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The daemon's private copies (in `tmp`) of the RPM files a modifier passes, if any.
+async fn local_rpms(
+    tmp: &std::path::Path,
+    list: Option<&rpmostree_api::dict::UnixFdList>,
+) -> Result<Vec<std::path::PathBuf>, Error> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    let fds = list
+        .0
+        .iter()
+        .map(|fd| fd.0.try_clone())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Failed(format!("duplicating a local package descriptor: {e}")))?;
+    copy_local_rpms(tmp.to_owned(), fds).await
+}
+
 /// The most local packages one call may pass.
 const MAX_LOCAL_RPMS: usize = 256;
 
@@ -91,7 +108,7 @@ async fn copy_local_rpms(
     use std::os::unix::fs::OpenOptionsExt;
     if fds.len() > MAX_LOCAL_RPMS {
         return Err(Error::InvalidArgs(format!(
-            "install-local-packages has too many descriptors ({}; at most {MAX_LOCAL_RPMS})",
+            "too many local package descriptors ({}; at most {MAX_LOCAL_RPMS})",
             fds.len()
         )));
     }
@@ -109,7 +126,7 @@ async fn copy_local_rpms(
             if !regular {
                 cleanup(&out);
                 return Err(Error::InvalidArgs(format!(
-                    "install-local-packages: descriptor {i} is not a regular file"
+                    "local packages: descriptor {i} is not a regular file"
                 )));
             }
             let path = dir.join(format!(
@@ -131,7 +148,7 @@ async fn copy_local_rpms(
             if let Err(e) = result {
                 cleanup(&out);
                 return Err(Error::Failed(format!(
-                    "install-local-packages: reading descriptor {i}: {e}"
+                    "local packages: reading descriptor {i}: {e}"
                 )));
             }
         }
@@ -951,27 +968,14 @@ impl OSHandler for OsObject {
             ("enable-modules", m.enable_modules.is_some()),
             ("disable-modules", m.disable_modules.is_some()),
             (
-                "override-remove-packages",
-                m.override_remove_packages.is_some(),
-            ),
-            (
-                "override-reset-packages",
-                m.override_reset_packages.is_some(),
-            ),
-            (
                 "override-replace-packages",
                 m.override_replace_packages.is_some(),
-            ),
-            (
-                "override-replace-local-packages",
-                m.override_replace_local_packages.is_some(),
             ),
             ("custom-origin", m.custom_origin.is_some()),
             ("treefile", m.treefile.is_some()),
             ("ex-local-repo-remote", m.ex_local_repo_remote.is_some()),
             ("ex-cliwrap", m.ex_cliwrap.is_some()),
             ("apply-live", options.apply_live == Some(true)),
-            ("no-overrides", options.no_overrides == Some(true)),
             ("no-initramfs", options.no_initramfs == Some(true)),
         ];
         if let Some((key, _)) = layering.iter().find(|(_, set)| *set) {
@@ -1019,18 +1023,22 @@ impl OSHandler for OsObject {
         let uninstall = m.uninstall_packages.clone().unwrap_or_default();
         package_requests("install-packages", &install)?;
         package_requests("uninstall-packages", &uninstall)?;
-        let install_local = match &m.install_local_packages {
-            Some(list) => {
-                let fds = list
-                    .0
-                    .iter()
-                    .map(|fd| fd.0.try_clone())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| Error::Failed(format!("install-local-packages: {e}")))?;
-                copy_local_rpms(self.d.sysroot_path().join("ostree/repo/tmp"), fds).await?
-            }
-            None => Vec::new(),
-        };
+        let override_remove = m.override_remove_packages.clone().unwrap_or_default();
+        let override_reset = m.override_reset_packages.clone().unwrap_or_default();
+        package_requests("override-remove-packages", &override_remove)?;
+        package_requests("override-reset-packages", &override_reset)?;
+        let tmp = self.d.sysroot_path().join("ostree/repo/tmp");
+        let install_local = local_rpms(&tmp, m.install_local_packages.as_ref()).await?;
+        let override_replace_local =
+            match local_rpms(&tmp, m.override_replace_local_packages.as_ref()).await {
+                Ok(files) => files,
+                Err(e) => {
+                    for f in &install_local {
+                        let _ = std::fs::remove_file(f);
+                    }
+                    return Err(e);
+                }
+            };
         request.packages = PackageChanges {
             install,
             uninstall,
@@ -1039,6 +1047,10 @@ impl OSHandler for OsObject {
             allow_inactive: options.allow_inactive == Some(true)
                 || options.allow_inactive_requests == Some(true),
             install_local,
+            override_remove,
+            override_replace_local,
+            override_reset,
+            no_overrides: options.no_overrides == Some(true),
         };
         let default = if has_refspec {
             "rebase"
@@ -1052,7 +1064,13 @@ impl OSHandler for OsObject {
         let title = title(&options.initiating_command_line, default);
         let args = format!("{}|{}", canonical(&modifiers), canonical(&options));
         let reboot = options.reboot.unwrap_or(false);
-        let copies = request.packages.install_local.clone();
+        let copies: Vec<_> = request
+            .packages
+            .install_local
+            .iter()
+            .chain(&request.packages.override_replace_local)
+            .cloned()
+            .collect();
         let started = self
             .begin(
                 caller,
@@ -1103,7 +1121,7 @@ impl OSHandler for OsObject {
             uninstall_all: false,
             idempotent: options.idempotent_layering == Some(true),
             allow_inactive: options.allow_inactive == Some(true),
-            install_local: Vec::new(),
+            ..Default::default()
         };
         let title = title(&options.initiating_command_line, "pkg-change");
         let reboot = options.reboot.unwrap_or(false);

@@ -73,19 +73,39 @@ pub(crate) struct PackageChanges {
     /// Local RPM files to layer (private copies the daemon made of the caller's files;
     /// removed once imported).
     pub(crate) install_local: Vec<PathBuf>,
+    /// Base packages to remove, by name.
+    pub(crate) override_remove: Vec<String>,
+    /// Local RPM files replacing base packages of the same name (private copies, as
+    /// `install_local`).
+    pub(crate) override_replace_local: Vec<PathBuf>,
+    /// Overrides to drop, by package name or NEVRA.
+    pub(crate) override_reset: Vec<String>,
+    /// Drop every override.
+    pub(crate) no_overrides: bool,
 }
 
-/// The package requests of an origin: by pattern, and local packages (NEVRA -> header sha256).
+/// The package requests of an origin: by pattern, local packages (NEVRA -> header sha256),
+/// and the base overrides (removals by name; local replacements, NEVRA -> header sha256).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Requests {
     patterns: std::collections::BTreeSet<String>,
     local: std::collections::BTreeMap<String, String>,
+    remove: std::collections::BTreeSet<String>,
+    replace_local: std::collections::BTreeMap<String, String>,
 }
 
 impl Requests {
     fn is_empty(&self) -> bool {
-        self.patterns.is_empty() && self.local.is_empty()
+        self.patterns.is_empty()
+            && self.local.is_empty()
+            && self.remove.is_empty()
+            && self.replace_local.is_empty()
     }
+}
+
+/// The name of a NEVRA (the NEVRA itself when it does not parse).
+fn name_of(nevra: &str) -> String {
+    crate::layering::pkgcache::split_nevra(nevra).map_or_else(|| nevra.to_owned(), |(n, ..)| n)
 }
 
 impl PackageChanges {
@@ -95,14 +115,68 @@ impl PackageChanges {
             && self.uninstall.is_empty()
             && self.install_local.is_empty()
             && !self.uninstall_all
+            && self.override_remove.is_empty()
+            && self.override_replace_local.is_empty()
+            && self.override_reset.is_empty()
+            && !self.no_overrides
+    }
+
+    /// Applies the override changes, in upstream's order (drop all, reset, then remove and
+    /// replace); `replace` are the local replacements just imported (NEVRA, header sha256).
+    fn apply_overrides(&self, requests: &mut Requests, replace: &[(String, String)]) -> Result<()> {
+        if self.no_overrides {
+            requests.remove.clear();
+            requests.replace_local.clear();
+        }
+        for p in &self.override_reset {
+            if requests.remove.remove(p) {
+                continue;
+            }
+            let matching: Vec<String> = requests
+                .replace_local
+                .keys()
+                .filter(|nevra| *nevra == p || name_of(nevra) == *p)
+                .cloned()
+                .collect();
+            if matching.is_empty() {
+                bail!("No overrides for package '{p}'");
+            }
+            for nevra in matching {
+                requests.replace_local.remove(&nevra);
+            }
+        }
+        let replaced = |requests: &Requests, name: &str| {
+            requests.remove.contains(name)
+                || requests.replace_local.keys().any(|n| name_of(n) == name)
+        };
+        for p in &self.override_remove {
+            if replaced(requests, p) {
+                bail!("Override already exists for package '{p}'");
+            }
+            requests.remove.insert(p.clone());
+        }
+        for (nevra, sha256) in replace {
+            let name = name_of(nevra);
+            if replaced(requests, &name) {
+                bail!("Override already exists for package '{name}'");
+            }
+            requests.replace_local.insert(nevra.clone(), sha256.clone());
+        }
+        Ok(())
     }
 
     /// Applies the changes to the origin's requests, with `local` the local packages just
     /// imported (NEVRA, header sha256); returns whether they changed. Errors (as upstream's)
     /// name a request that is already there or is not. A local package is uninstalled by its
     /// NEVRA or its name.
-    fn apply(&self, requests: &mut Requests, local: &[(String, String)]) -> Result<bool> {
+    fn apply(
+        &self,
+        requests: &mut Requests,
+        local: &[(String, String)],
+        replace: &[(String, String)],
+    ) -> Result<bool> {
         let before = requests.clone();
+        self.apply_overrides(requests, replace)?;
         if self.uninstall_all {
             requests.patterns.clear();
             requests.local.clear();
@@ -430,14 +504,24 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     let current = origin_refspec(&origin);
     // The base of the current deployment: the parent of a layered commit.
     let base_commit = crate::layering::base_of(&repo, &base.csum())?;
+    if super::origin::Origin::from_keyfile(&origin).is_ok_and(|o| !o.override_replace.is_empty()) {
+        bail!(
+            "The origin replaces base packages from repositories ([overrides] replace), which this rpm-ostreed does not support yet"
+        );
+    }
     let mut requests = super::origin::Origin::from_keyfile(&origin)
         .map(|o| Requests {
             patterns: o.requested,
             local: o.requested_local,
+            remove: o.override_remove,
+            replace_local: o.override_replace_local,
         })
         .unwrap_or_default();
     let new_local = import_local(op, &repo, &req.packages.install_local)?;
-    let requests_changed = req.packages.apply(&mut requests, &new_local)?;
+    let new_replace = import_local(op, &repo, &req.packages.override_replace_local)?;
+    let requests_changed = req
+        .packages
+        .apply(&mut requests, &new_local, &new_replace)?;
     let pinned = origin
         .string("origin", "override-commit")
         .ok()
@@ -564,22 +648,34 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     }
     if requests_changed {
         // Upstream's layout: each item followed by the separator.
-        let set = |key: &str, items: Vec<String>| {
+        let set = |group: &str, key: &str, items: Vec<String>| {
             if items.is_empty() {
-                let _ = origin.remove_key("packages", key);
+                let _ = origin.remove_key(group, key);
             } else {
                 let value: String = items.iter().map(|r| format!("{r};")).collect();
-                origin.set_value("packages", key, &value);
+                origin.set_value(group, key, &value);
             }
         };
-        set("requested", requests.patterns.iter().cloned().collect());
-        set(
-            "requested-local",
-            requests
-                .local
-                .iter()
+        let sha_nevra = |set: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+            set.iter()
                 .map(|(nevra, sha256)| format!("{sha256}:{nevra}"))
-                .collect(),
+                .collect()
+        };
+        set(
+            "packages",
+            "requested",
+            requests.patterns.iter().cloned().collect(),
+        );
+        set("packages", "requested-local", sha_nevra(&requests.local));
+        set(
+            "overrides",
+            "remove",
+            requests.remove.iter().cloned().collect(),
+        );
+        set(
+            "overrides",
+            "replace-local",
+            sha_nevra(&requests.replace_local),
         );
     }
     // Layering: a new tree of the target base plus the requested packages (the layered
@@ -597,6 +693,8 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             },
             packages: requests.patterns.iter().cloned().collect(),
             local: requests.local.clone(),
+            remove: requests.remove.iter().cloned().collect(),
+            replace_local: requests.replace_local.clone(),
             repos: repo_setup_for(op.path, sysroot, osname)?,
             weak_deps: req.recommends,
             cache_only: req.cache_only,

@@ -402,3 +402,122 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
     let origin = std::fs::read_to_string(format!("{}.origin", dir.display())).unwrap();
     assert!(origin.contains("requested=layer-b;"), "{origin}");
 }
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn override_remove_replace_reset_and_reset_on_a_booted_system() {
+    let Some(sb) = sandbox(
+        "override_remove_replace_reset_and_reset_on_a_booted_system",
+        SandboxOptions {
+            fake_booted: true,
+            ..Default::default()
+        },
+    ) else {
+        return;
+    };
+    let (booted_dir, booted) = first_deployment(&sb, true);
+    assert!(booted_dir.join("usr/share/bar/VERSION").is_file());
+
+    // Remove a base package: its files and its rpmdb entry go.
+    let out = cli_ok(&sb, &["override", "remove", "bar"]);
+    assert!(out.contains(QUEUED), "{out}");
+    let (dir, commit) = first_deployment(&sb, true);
+    assert_ne!(commit, booted);
+    let qa = rpm_qa(&dir);
+    assert!(!qa.contains(&"bar-1.0-1".to_owned()), "{qa:?}");
+    assert!(qa.contains(&"libfoo-1.0-1".to_owned()), "{qa:?}");
+    assert!(
+        !dir.join("usr/share/bar/VERSION").exists(),
+        "its files are gone"
+    );
+    assert!(dir.join("usr/share/libfoo/VERSION").is_file());
+    assert!(
+        booted_dir.join("usr/share/bar/VERSION").is_file(),
+        "the booted tree keeps it"
+    );
+    let out = cli_ok(&sb, &["status"]);
+    assert!(
+        out.contains("RemovedBasePackages: bar-1.0-1.noarch"),
+        "{out}"
+    );
+    let json = status_json(&sb);
+    let d0 = &json["deployments"][0];
+    assert_eq!(
+        d0["requested-base-removals"],
+        serde_json::json!(["bar"]),
+        "{d0}"
+    );
+    assert_eq!(d0["base-removals"][0][0], "bar-1.0-1.noarch", "{d0}");
+    fails_with(
+        &sb,
+        &["override", "remove", "bar"],
+        &["Override already exists for package 'bar'"],
+    );
+    fails_with(
+        &sb,
+        &["override", "remove", "no-such-base-package"],
+        &["no-such-base-package"],
+    );
+    fails_with(
+        &sb,
+        &["override", "reset", "libfoo"],
+        &["No overrides for package 'libfoo'"],
+    );
+
+    // Replace a base package with a local RPM: a newer libfoo, with its own files.
+    let local = rpmostree_tests::rpms::build_rpms(&[rpmostree_tests::rpms::RpmSpec::new(
+        "libfoo", "3.0", "1",
+    )
+    .summary("Foo runtime library")
+    .provides("libfoo-abi = 3.0")])
+    .unwrap();
+    let local = local[0].to_str().unwrap().to_owned();
+    cli_ok(&sb, &["override", "replace", &local]);
+    let (dir, commit) = first_deployment(&sb, true);
+    let qa = rpm_qa(&dir);
+    assert!(qa.contains(&"libfoo-3.0-1".to_owned()), "{qa:?}");
+    assert!(!qa.contains(&"libfoo-1.0-1".to_owned()), "{qa:?}");
+    assert!(
+        !qa.contains(&"bar-1.0-1".to_owned()),
+        "the removal stays: {qa:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("usr/share/libfoo/VERSION")).unwrap(),
+        "libfoo 3.0-1\n"
+    );
+    assert_eq!(metadata_key(&sb, &commit, "rpmostree.clientlayer"), "true");
+    let out = cli_ok(&sb, &["status"]);
+    assert!(out.contains("ReplacedBasePackages:"), "{out}");
+    assert!(out.contains("libfoo-3.0-1.noarch"), "{out}");
+    let json = status_json(&sb);
+    let d0 = &json["deployments"][0];
+    assert_eq!(
+        d0["requested-base-local-replacements"],
+        serde_json::json!(["libfoo-3.0-1.noarch"]),
+        "{d0}"
+    );
+    sb.ostree(&["fsck"]).expect("ostree fsck is clean");
+
+    // Reset one override by name, then layer a package and reset everything.
+    cli_ok(&sb, &["override", "reset", "bar"]);
+    let (dir, _) = first_deployment(&sb, true);
+    let qa = rpm_qa(&dir);
+    assert!(qa.contains(&"bar-1.0-1".to_owned()), "{qa:?}");
+    assert!(dir.join("usr/share/bar/VERSION").is_file());
+    assert!(qa.contains(&"libfoo-3.0-1".to_owned()), "{qa:?}");
+    cli_ok(&sb, &["install", "layer-c"]);
+    cli_ok(&sb, &["reset"]);
+    let (dir, commit) = first_deployment(&sb, true);
+    assert_eq!(commit, booted, "back to the plain base");
+    let qa = rpm_qa(&dir);
+    assert!(qa.contains(&"libfoo-1.0-1".to_owned()), "{qa:?}");
+    assert!(!qa.contains(&"layer-c-1.0-1".to_owned()), "{qa:?}");
+    let json = status_json(&sb);
+    let d0 = &json["deployments"][0];
+    assert_eq!(d0["requested-packages"], serde_json::json!([]), "{d0}");
+    assert_eq!(
+        d0["requested-base-local-replacements"],
+        serde_json::json!([]),
+        "{d0}"
+    );
+}
