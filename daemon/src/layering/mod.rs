@@ -34,6 +34,41 @@ use crate::sysroot::packages;
 /// `rpmostree.clientlayer_version` of the commits made here (upstream's current value).
 const CLIENTLAYER_VERSION: u32 = 6;
 
+/// Wall time per phase of one assembly, logged at the end (what docs/PERFORMANCE.md's
+/// layering figures break down into).
+#[derive(Debug)]
+struct Phases {
+    last: std::time::Instant,
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` now.
+    fn end(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.done.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        let text: Vec<String> = self
+            .done
+            .iter()
+            .map(|(n, d)| format!("{n} {} ms", d.as_millis()))
+            .collect();
+        tracing::info!("layering phases: {}", text.join(", "));
+    }
+}
+
 /// What to layer on which base.
 #[derive(Debug, Clone)]
 pub(crate) struct Request {
@@ -199,6 +234,7 @@ fn checkout(
 pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Result<Layered> {
     // libostree may know the repository by a `/proc/self/fd` path, which the helper
     // processes cannot use: name it from the sysroot.
+    let mut phases = Phases::new();
     let work = Workdir::new(&op.path.join("ostree/repo"))?;
     let cancellable = op.cancellable;
 
@@ -275,6 +311,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     }
     let local_paths = header_files(&req.local)?;
     let replace_paths = header_files(&replace_local)?;
+    phases.end("prepare");
     op.progress.task_begin("Resolving dependencies");
     let resolution = depsolve(op, req, &remove, &dbroot, local_paths, replace_paths)?;
     op.progress.task_end("done");
@@ -331,6 +368,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     op.check_cancelled()?;
 
     // Import.
+    phases.end("resolve");
     op.progress.task_begin(&format!(
         "Importing packages ({})",
         resolution.packages.len()
@@ -365,6 +403,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     op.progress.task_end("done");
 
     // Assembly.
+    phases.end("import");
     op.progress.task_begin("Checking out tree");
     let root = work.0.join("root");
     checkout(repo, &req.base, &root, false, &devino, cancellable)
@@ -385,6 +424,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
             .collect();
         delete_package_files(&dbroot, &root, &gone, &kept)?;
     }
+    phases.end("base checkout");
     op.progress.task_begin("Checking out packages");
     for c in cached.iter().chain(&replacements) {
         checkout(repo, &c.commit, &root, true, &devino, cancellable)
@@ -415,6 +455,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     op.check_cancelled()?;
 
     // The rpm database.
+    phases.end("packages and scripts");
     op.progress.task_begin("Writing rpmdb");
     let rpmdb = root.join("usr/share/rpm");
     break_hardlinks(&rpmdb)?;
@@ -441,6 +482,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     op.progress.task_end("done");
 
     // The commit.
+    phases.end("rpmdb");
     op.progress.task_begin("Writing OSTree commit");
     let metadata = commit_metadata(repo, req, &resolution, &root)?;
     let time = std::time::SystemTime::now()
@@ -457,7 +499,10 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     let commit = pkgcache::commit_dir(repo, &root, &spec, Some(cancellable))
         .context("committing the layered tree")?;
     op.progress.task_end("done");
+    phases.end("commit");
     layered.commit = Some(commit);
+    drop(work);
+    phases.end("cleanup");
     Ok(layered)
 }
 

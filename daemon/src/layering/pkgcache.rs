@@ -421,8 +421,16 @@ pub(crate) fn commit_dir(
     repo.prepare_transaction(cancellable)?;
     let result = (|| -> Result<String> {
         let mtree = ostree::MutableTree::new();
-        let modifier =
-            ostree::RepoCommitModifier::new(ostree::RepoCommitModifierFlags::SKIP_XATTRS, None);
+        // With a devino cache (a hardlink checkout), a file that is still a hardlink to a
+        // repository object is that object, unread (DEVINO_CANONICAL, as upstream commits
+        // layered trees): every change made to the tree (the rpmdb, scriptlets behind
+        // rofiles-fuse) went to a new inode. The tree is consumed as it is committed.
+        let mut flags = ostree::RepoCommitModifierFlags::SKIP_XATTRS;
+        if spec.devino.is_some() {
+            flags |= ostree::RepoCommitModifierFlags::DEVINO_CANONICAL
+                | ostree::RepoCommitModifierFlags::CONSUME;
+        }
+        let modifier = ostree::RepoCommitModifier::new(flags, None);
         if let Some(cache) = spec.devino {
             modifier.set_devino_cache(cache);
         }

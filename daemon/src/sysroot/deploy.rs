@@ -804,6 +804,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         format!("staged {deploy_commit}")
     } else {
         op.progress.task_begin("Writing deployment");
+        let started = std::time::Instant::now();
         let new = sysroot
             .deploy_tree_with_options(
                 Some(osname),
@@ -826,7 +827,11 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         op.mark_written();
         fault_point("after-deploy");
         op.progress.task_end("done");
-        if let Err(e) = sysroot.cleanup(None::<&ostree::gio::Cancellable>) {
+        tracing::info!("deployment written in {} ms", started.elapsed().as_millis());
+        let started = std::time::Instant::now();
+        let cleaned = sysroot.cleanup(None::<&ostree::gio::Cancellable>);
+        tracing::info!("sysroot cleaned up in {} ms", started.elapsed().as_millis());
+        if let Err(e) = cleaned {
             op.progress.message(&format!(
                 "Warning: cleaning up after the deployment failed: {e}"
             ));
