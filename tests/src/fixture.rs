@@ -108,6 +108,8 @@ pub(crate) fn repo_packages() -> Vec<RpmSpec> {
 ///   repository in the checkout;
 /// - `layer-b` 1.0 and 2.0 (2.0 has `/etc/layer-b.conf` and a `/var/lib/layer-b` directory);
 /// - `layer-c`;
+/// - `owned-files`: a file owned by the system user `testsvc` (mode 0640) and a setuid
+///   program of group `testsvc`;
 /// - `needs-new-libfoo`: needs `libfoo-abi = 2.0`, which only a base upgrade brings;
 /// - `bad-post`: its `%post` fails; `lua-post`: a lua `%post`; `srv-files`: a file in `/srv`.
 pub(crate) fn layering_packages() -> Vec<RpmSpec> {
@@ -129,6 +131,22 @@ pub(crate) fn layering_packages() -> Vec<RpmSpec> {
             .file("/etc/layer-b.conf", "setting=1\n")
             .dir("/var/lib/layer-b"),
         RpmSpec::new("layer-c", "1.0", "1").summary("Layer C"),
+        RpmSpec::new("owned-files", "1.0", "1")
+            .summary("Files owned by a system user")
+            .file_owned(
+                "/usr/share/owned-files/secret",
+                "secret\n",
+                "0640",
+                "testsvc",
+                "testsvc",
+            )
+            .file_owned(
+                "/usr/bin/owned-tool",
+                "#!/bin/sh\n",
+                "4755",
+                "root",
+                "testsvc",
+            ),
         RpmSpec::new("needs-new-libfoo", "1.0", "1")
             .summary("Needs the new libfoo")
             .requires("libfoo-abi = 2.0"),
@@ -421,6 +439,12 @@ fn write_tree(tree: &Path, version: &str, rpmmd: &Path) -> Result<(), HarnessErr
         &format!("{version}\n"),
     )?;
     write(&tree.join("usr/etc/hostname"), "testos\n")?;
+    // A system user for packages that own files as someone else than root.
+    write(
+        &tree.join("usr/etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\ntestsvc:x:990:990:Test service:/:/sbin/nologin\n",
+    )?;
+    write(&tree.join("usr/etc/group"), "root:x:0:\ntestsvc:x:990:\n")?;
     write(
         &tree.join("usr/etc/yum.repos.d/testos.repo"),
         &format!(

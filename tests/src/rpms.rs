@@ -47,6 +47,8 @@ pub struct RpmSpec {
     /// Scriptlets as (section header, body): `("%post", "echo hi")`,
     /// `("%post -p <lua>", "print(1)")`.
     pub scripts: Vec<(String, String)>,
+    /// `%attr(mode,user,group)` of files, by path.
+    pub attrs: Vec<(String, String)>,
 }
 
 impl RpmSpec {
@@ -67,7 +69,23 @@ impl RpmSpec {
             recommends: Vec::new(),
             dirs: Vec::new(),
             scripts: Vec::new(),
+            attrs: Vec::new(),
         }
+    }
+
+    /// Adds a file with an owner, group and mode (`%attr(mode,user,group)`).
+    pub fn file_owned(
+        mut self,
+        path: &str,
+        content: &str,
+        mode: &str,
+        user: &str,
+        group: &str,
+    ) -> Self {
+        self.files.push((path.to_owned(), content.to_owned()));
+        self.attrs
+            .push((path.to_owned(), format!("%attr({mode},{user},{group})")));
+        self
     }
 
     /// Adds a `Recommends:`.
@@ -188,7 +206,14 @@ impl RpmSpec {
         }
         s.push_str("%files\n");
         for (path, _) in &self.files {
-            let _ = writeln!(s, "{path}");
+            match self.attrs.iter().find(|(p, _)| p == path) {
+                Some((_, attr)) => {
+                    let _ = writeln!(s, "{attr} {path}");
+                }
+                None => {
+                    let _ = writeln!(s, "{path}");
+                }
+            }
         }
         for dir in &self.dirs {
             let _ = writeln!(s, "%dir {dir}");

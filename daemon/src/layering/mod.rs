@@ -96,6 +96,9 @@ pub(crate) struct Request {
     pub(crate) new_requests: Vec<String>,
     /// Accept new requests that the base already satisfies.
     pub(crate) allow_inactive: bool,
+    /// Overrides new in this change (removed names, replacement NEVRAs): unlike those of the
+    /// origin, which a new base may make moot, they must apply to this base.
+    pub(crate) new_overrides: Vec<String>,
 }
 
 /// The outcome of layering.
@@ -284,6 +287,12 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     let in_base = |name: &str| base_packages.iter().any(|p| p.name == name);
     let (remove, inactive_removals): (Vec<String>, Vec<String>) =
         req.remove.iter().cloned().partition(|n| in_base(n));
+    if let Some(name) = inactive_removals
+        .iter()
+        .find(|n| req.new_overrides.contains(n))
+    {
+        bail!("Package \"{name}\" not found");
+    }
     if !inactive_removals.is_empty() {
         op.progress.message(&format!(
             "Inactive base removals:\n  {}",
@@ -299,8 +308,12 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
         let already = base_packages.iter().any(|p| p.nevra() == *nevra);
         if in_base(&name) && !already {
             replace_local.insert(nevra.clone(), sha256.clone());
-        } else {
+        } else if !req.new_overrides.contains(nevra) {
             inactive_replacements.push(nevra.clone());
+        } else if already {
+            bail!("Package '{nevra}' is already in the base");
+        } else {
+            bail!("Package '{name}' is not in the base; use install to layer it");
         }
     }
     if !inactive_replacements.is_empty() {
@@ -432,6 +445,17 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     }
     op.progress.task_end("done");
     op.check_cancelled()?;
+
+    // Files owned by other users than root get their owners (the package cache holds them as
+    // root), from the tree's passwd and group, else the configuration deployment's.
+    let accounts = Accounts::read(&[
+        root.join("usr/etc"),
+        root.join("usr/lib"),
+        req.repos.root.join("etc"),
+    ]);
+    for c in cached.iter().chain(&replacements) {
+        apply_owners(&root, c, &accounts)?;
+    }
 
     // Scripts, with /etc in place for their duration.
     let mut all_scripts = Vec::new();
@@ -630,6 +654,99 @@ fn commit_metadata(
     ostree::commit_metadata_for_bootable(&root_file, &dict, gio::Cancellable::NONE)
         .context("reading the kernel of the layered tree")?;
     Ok(dict.end())
+}
+
+/// User and group ids by name, from `passwd` and `group` files.
+#[derive(Debug, Default)]
+struct Accounts {
+    users: BTreeMap<String, u32>,
+    groups: BTreeMap<String, u32>,
+}
+
+impl Accounts {
+    /// Reads `passwd` and `group` in each directory; the first file naming an account wins.
+    fn read(dirs: &[PathBuf]) -> Self {
+        let mut out = Self::default();
+        let parse = |text: &str, map: &mut BTreeMap<String, u32>| {
+            for line in text.lines() {
+                let mut fields = line.split(':');
+                if let (Some(name), Some(_), Some(id)) =
+                    (fields.next(), fields.next(), fields.next())
+                    && let Ok(id) = id.parse()
+                {
+                    map.entry(name.to_owned()).or_insert(id);
+                }
+            }
+        };
+        for dir in dirs {
+            if let Ok(text) = fs::read_to_string(dir.join("passwd")) {
+                parse(&text, &mut out.users);
+            }
+            if let Ok(text) = fs::read_to_string(dir.join("group")) {
+                parse(&text, &mut out.groups);
+            }
+        }
+        out
+    }
+}
+
+/// Gives the files of package `c` that belong to someone else than root their owner and group
+/// (and their mode again, which a change of owner clears of setuid bits). A regular file is a
+/// hardlink into the repository after the checkout: it is copied to a new inode first.
+fn apply_owners(root: &Path, c: &pkgcache::Cached, accounts: &Accounts) -> Result<()> {
+    use std::os::unix::fs::{PermissionsExt, lchown};
+    let meta = rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&c.header))
+        .map_err(|e| anyhow!("{}: reading the package header: {e}", c.nevra))?;
+    let entries = meta
+        .get_file_entries()
+        .map_err(|e| anyhow!("{}: reading the file list: {e}", c.nevra))?;
+    for entry in entries {
+        let (user, group) = (entry.user(), entry.group());
+        if (user == "root" && group == "root") || entry.flags().contains(rpm::FileFlags::GHOST) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(pkgcache::Dest::Tree(rel)) = pkgcache::translate(&path.to_string_lossy()) else {
+            continue;
+        };
+        let uid = *accounts.users.get(user).ok_or_else(|| {
+            anyhow!(
+                "While applying overrides for pkg {}: Could not find user '{user}' in passwd file",
+                c.name
+            )
+        })?;
+        let gid = *accounts.groups.get(group).ok_or_else(|| {
+            anyhow!(
+                "While applying overrides for pkg {}: Could not find group '{group}' in group file",
+                c.name
+            )
+        })?;
+        let target = root.join(&rel);
+        let Ok(info) = fs::symlink_metadata(&target) else {
+            continue;
+        };
+        let mode = u32::from(entry.permissions());
+        let chown = |p: &Path| {
+            lchown(p, Some(uid), Some(gid))
+                .with_context(|| format!("changing the owner of {}", p.display()))
+        };
+        if info.is_file() {
+            let tmp = target.with_extension("rpmostree-owner");
+            fs::copy(&target, &tmp).with_context(|| format!("copying {}", target.display()))?;
+            fs::rename(&tmp, &target)?;
+            chown(&target)?;
+            fs::set_permissions(
+                &target,
+                fs::Permissions::from_mode(pkgcache::file_mode(mode)),
+            )?;
+        } else if info.is_dir() {
+            chown(&target)?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode | 0o200))?;
+        } else {
+            chown(&target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Upstream's package tuple of the override metadata: `(nevra, name, epoch, version,

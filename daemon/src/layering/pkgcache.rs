@@ -386,6 +386,16 @@ pub(crate) fn import(
     })
 }
 
+/// The mode a regular file of a package gets in the tree: executables lose their write bits,
+/// as upstream imports them.
+pub(crate) fn file_mode(mode: u32) -> u32 {
+    if mode & 0o111 != 0 {
+        mode & !0o222
+    } else {
+        mode
+    }
+}
+
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -528,13 +538,7 @@ fn unpack(package: &rpm::Package, nevra: &str, root: &Path) -> Result<String> {
                         let content = file.content().unwrap_or_default();
                         fs::write(&target, content)
                             .with_context(|| format!("writing {}", target.display()))?;
-                        // Executables lose their write bits, as upstream imports them.
-                        let mode = if mode & 0o111 != 0 {
-                            mode & !0o222
-                        } else {
-                            mode
-                        };
-                        fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
+                        fs::set_permissions(&target, fs::Permissions::from_mode(file_mode(mode)))?;
                     }
                     FileType::SymbolicLink => {
                         let _ = fs::remove_file(&target);

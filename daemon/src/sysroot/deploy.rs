@@ -707,6 +707,13 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 .cloned()
                 .collect(),
             allow_inactive: req.packages.allow_inactive,
+            new_overrides: req
+                .packages
+                .override_remove
+                .iter()
+                .cloned()
+                .chain(new_replace.iter().map(|(nevra, _)| nevra.clone()))
+                .collect(),
         };
         let layered = crate::layering::assemble(op, &repo, &layer)?;
         if req.download_only {

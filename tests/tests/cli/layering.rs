@@ -339,10 +339,21 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
     assert_eq!(deployments(&sb, false), before);
     sb.grant(&["org.projectatomic.rpmostree1.install-uninstall-packages"])
         .expect("granting install-uninstall-packages");
-    let out = cli_as_test_user(&sb, &["install", "layer-c"]);
+    let out = cli_as_test_user(&sb, &["install", "layer-c", "owned-files"]);
     assert_eq!(out.code, Some(0), "{}", out.describe());
     let (dir, _) = first_deployment(&sb, false);
     assert!(rpm_qa(&dir).contains(&"layer-c-1.0-1".to_owned()));
+    // Files owned by a system user keep their owner, group and mode (setuid included).
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let secret = std::fs::metadata(dir.join("usr/share/owned-files/secret")).unwrap();
+        assert_eq!((secret.uid(), secret.gid()), (990, 990));
+        assert_eq!(secret.permissions().mode() & 0o7777, 0o640);
+        let tool = std::fs::metadata(dir.join("usr/bin/owned-tool")).unwrap();
+        assert_eq!((tool.uid(), tool.gid()), (0, 990));
+        assert_eq!(tool.permissions().mode() & 0o7777, 0o4555);
+    }
+    sb.ostree(&["fsck"]).expect("ostree fsck is clean");
 
     // PkgChange, as Cockpit and scripts call it: dry-run first (nothing changes), then for
     // real, adding layer-b and removing layer-c.
@@ -397,10 +408,13 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
     assert!(!qa.contains(&"layer-c-1.0-1".to_owned()), "{qa:?}");
     assert_eq!(
         metadata_key(&sb, &layered, "rpmostree.packages"),
-        "['layer-b']"
+        "['layer-b', 'owned-files']"
     );
     let origin = std::fs::read_to_string(format!("{}.origin", dir.display())).unwrap();
-    assert!(origin.contains("requested=layer-b;"), "{origin}");
+    assert!(
+        origin.contains("requested=layer-b;owned-files;"),
+        "{origin}"
+    );
 }
 
 #[test]
