@@ -4,8 +4,9 @@
 //! Provenance: the signatures are transcribed from the Debian 12 headers
 //! (`/usr/include/libdnf/*.h` from libdnf-dev 0.69.0, `/usr/include/glib-2.0`,
 //! `/usr/include/rpm/{rpmlib,rpmmacro,rpmver,rpmts,rpmps,rpmprob,rpmio,header,rpmcallback}.h`
-//! and `/usr/include/rpm/{rpmdb,rpmfi,rpmfiles,rpmtag}.h` from librpm-dev 4.18.0); enum values
-//! are copied from the same headers. Nothing outside this module and the wrapper modules
+//! and `/usr/include/rpm/{rpmdb,rpmfi,rpmfiles,rpmtag,rpmtd,rpmds}.h` from librpm-dev 4.18.0);
+//! enum values are copied from the same headers (`RPMSCRIPT_FLAG_EXPAND` from librpm's
+//! uninstalled `lib/rpmscript.h`). Nothing outside this module and the wrapper modules
 //! (`context`, `rpmdb`, `rpmdb_write`) touches a raw pointer.
 //!
 //! libdnf, libsolv and librpm keep process-global state (rpm macros, libdnf's main config,
@@ -72,6 +73,8 @@ opaque! {
     RpmDbMatchIterator;
     /// librpm's `struct rpmfi_s` (`rpmfi` points to one).
     RpmFi;
+    /// librpm's `struct rpmtd_s` (`rpmtd` points to one; only used through `rpmtdNew`).
+    RpmTd;
 }
 
 /// `GError`.
@@ -174,7 +177,19 @@ pub(crate) const RPMTAG_RELEASE: i32 = 1002;
 pub(crate) const RPMTAG_EPOCH: i32 = 1003;
 pub(crate) const RPMTAG_ARCH: i32 = 1022;
 pub(crate) const RPMTAG_BASENAMES: i32 = 1117;
+pub(crate) const RPMTAG_TRANSFILETRIGGERSCRIPTS: i32 = 5076;
+pub(crate) const RPMTAG_TRANSFILETRIGGERSCRIPTPROG: i32 = 5077;
+pub(crate) const RPMTAG_TRANSFILETRIGGERSCRIPTFLAGS: i32 = 5078;
+pub(crate) const RPMTAG_TRANSFILETRIGGERNAME: i32 = 5079;
+pub(crate) const RPMTAG_TRANSFILETRIGGERINDEX: i32 = 5080;
+pub(crate) const RPMTAG_TRANSFILETRIGGERFLAGS: i32 = 5082;
 pub(crate) const RPMDBI_PACKAGES: i32 = 0;
+// header.h: headerGetFlags
+pub(crate) const HEADERGET_MINMEM: u32 = 1 << 0;
+// rpmds.h: rpmsenseFlags
+pub(crate) const RPMSENSE_TRIGGERIN: u64 = 1 << 16;
+// lib/rpmscript.h: rpmscriptFlags
+pub(crate) const RPMSCRIPT_FLAG_EXPAND: u64 = 1 << 0;
 // rpmfiles.h: RPMFI_FLAGS_QUERY
 pub(crate) const RPMFI_FLAGS_QUERY: u32 = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 15) | (1 << 16);
 
@@ -438,6 +453,8 @@ unsafe extern "C" {
         level: c_int,
     ) -> c_int;
     pub(crate) fn rpmPopMacro(mc: *mut c_void, name: *const c_char) -> c_int;
+    /// Returns a `malloc`ed string; the argument list ends with a NULL.
+    pub(crate) fn rpmExpand(arg: *const c_char, ...) -> *mut c_char;
 
     // rpmts.h
     pub(crate) fn rpmtsCreate() -> *mut RpmTs;
@@ -487,6 +504,15 @@ unsafe extern "C" {
     pub(crate) fn headerFree(h: *mut RpmHeader) -> *mut RpmHeader;
     pub(crate) fn headerGetString(h: *mut RpmHeader, tag: i32) -> *const c_char;
     pub(crate) fn headerGetNumber(h: *mut RpmHeader, tag: i32) -> u64;
+    pub(crate) fn headerGet(h: *mut RpmHeader, tag: i32, td: *mut RpmTd, flags: u32) -> c_int;
+
+    // rpmtd.h
+    pub(crate) fn rpmtdNew() -> *mut RpmTd;
+    pub(crate) fn rpmtdFree(td: *mut RpmTd) -> *mut RpmTd;
+    pub(crate) fn rpmtdCount(td: *mut RpmTd) -> u32;
+    pub(crate) fn rpmtdSetIndex(td: *mut RpmTd, index: c_int) -> c_int;
+    pub(crate) fn rpmtdGetString(td: *mut RpmTd) -> *const c_char;
+    pub(crate) fn rpmtdGetNumber(td: *mut RpmTd) -> u64;
 
     // rpmdb.h
     pub(crate) fn rpmdbNextIterator(mi: *mut RpmDbMatchIterator) -> *mut RpmHeader;
@@ -509,7 +535,8 @@ unsafe extern "C" {
 }
 
 unsafe extern "C" {
-    /// libc's `free`, for strings librpm allocates with `malloc` (`rpmProblemString`).
+    /// libc's `free`, for strings librpm allocates with `malloc` (`rpmProblemString`,
+    /// `rpmExpand`).
     pub(crate) fn free(ptr: *mut c_void);
 }
 

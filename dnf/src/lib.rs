@@ -32,7 +32,7 @@ pub use context::{
     RepoUpdate, Resolution, Resolved,
 };
 pub use rpmdb::{librpm_evr_cmp, librpm_vercmp, rpmdb_packages};
-pub use rpmdb_write::{edit_rpmdb, package_files, write_rpmdb};
+pub use rpmdb_write::{edit_rpmdb, file_triggers, package_files, write_rpmdb};
 pub use tmp::sweep_orphaned_temp_dirs;
 pub use version::{evr_cmp, vercmp};
 
@@ -71,6 +71,23 @@ impl Package {
     pub fn nevra(&self) -> String {
         format!("{}-{}.{}", self.name, self.evr(), self.arch)
     }
+}
+
+/// A `%transfiletriggerin` scriptlet of an installed package ([`file_triggers`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileTrigger {
+    /// The package's `Name`.
+    pub package: String,
+    /// The package's `N-[E:]V-R.A` (the epoch only when not 0).
+    pub nevra: String,
+    /// The interpreter and its arguments (`-p`; `["/bin/sh"]` by default). librpm keeps only
+    /// the program of a file trigger, so this is one element; `<lua>` for Lua scripts.
+    pub interpreter: Vec<String>,
+    /// The script body (macro-expanded when it was built with `-e`).
+    pub script: String,
+    /// The absolute path prefixes that trigger it, in the header's order (rpmbuild stores
+    /// them sorted).
+    pub patterns: Vec<String>,
 }
 
 /// Something libdnf, librpm or the file system refused; the message says what and, where a

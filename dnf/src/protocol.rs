@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Advisory, CachePolicy, Context, ContextOptions, DepsolveOptions, Error, Overrides, Package,
-    RepoInfo, RepoUpdate, Resolution,
+    Advisory, CachePolicy, Context, ContextOptions, DepsolveOptions, Error, FileTrigger, Overrides,
+    Package, RepoInfo, RepoUpdate, Resolution,
 };
 
 /// What the helper is asked to do.
@@ -111,6 +111,13 @@ pub enum Request {
         /// NEVRAs (`N-[E:]V-R.A`, the epoch only when not 0); each must be installed.
         nevras: Vec<String>,
     },
+    /// The `%transfiletriggerin` scriptlets of the installed packages
+    /// ([`crate::file_triggers`]), read-only; nothing is run.
+    FileTriggers {
+        /// The tree whose `usr/share/rpm` is read (sqlite files the read creates are removed
+        /// again).
+        root: PathBuf,
+    },
 }
 
 /// A query over cached metadata.
@@ -136,6 +143,8 @@ pub enum Reply {
     /// `PackageFiles`: per requested NEVRA, in request order, the absolute paths of the
     /// regular files, directories and symlinks the package owns.
     Files(Vec<(String, Vec<String>)>),
+    /// `FileTriggers`: by package name, then script index.
+    FileTriggers(Vec<FileTrigger>),
     /// `Refresh`.
     Updates(Vec<RepoUpdate>),
     /// `Query`: (key, package) pairs; the key is the queried name (`Names`), the match group
@@ -281,6 +290,7 @@ fn answer(request: &Request, emit: &mut dyn FnMut(&Message)) -> Result<Reply, Er
             Reply::Done
         }
         Request::PackageFiles { root, nevras } => Reply::Files(crate::package_files(root, nevras)?),
+        Request::FileTriggers { root } => Reply::FileTriggers(crate::file_triggers(root)?),
     })
 }
 

@@ -1,18 +1,18 @@
 //! librpm transaction sets over the rpmdb of a tree: changing it with a `--justdb`
 //! transaction (upstream's `write_rpmdb`: packages added from full RPMs or from header-only
 //! files, i.e. lead + signature + header without payload, upstream's "metarpm" files;
-//! replacements added as upgrades; removals as erasures), and reading the file lists of
-//! installed packages.
+//! replacements added as upgrades; removals as erasures), and reading the file lists and
+//! `%transfiletriggerin` scriptlets of installed packages.
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int, c_uint, c_void};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::Error;
-use crate::ffi::{self, RpmDbMatchIterator, RpmFd, RpmHeader, RpmTs};
+use crate::ffi::{self, RpmDbMatchIterator, RpmFd, RpmHeader, RpmTd, RpmTs};
 use crate::rpmdb::RPMDB_DIR;
 use crate::tmp::DirSnapshot;
+use crate::{Error, FileTrigger};
 
 /// What librpm leaves next to a database after a write (upstream's
 /// `postprocess_cleanup_rpmdb`).
@@ -634,4 +634,190 @@ unsafe fn header_files(ts: &Ts, h: *mut RpmHeader) -> Option<Vec<String>> {
         }
     }
     Some(paths)
+}
+
+/// The `%transfiletriggerin` scriptlets of every package installed in the rpm database at
+/// `root/usr/share/rpm`, as upstream's `rpmostree_transfiletriggers_run_sync` reads them
+/// before running them: per script of a header's `RPMTAG_TRANSFILETRIGGERSCRIPTS`, its
+/// interpreter (`RPMTAG_TRANSFILETRIGGERSCRIPTPROG`, `/bin/sh` when missing; librpm keeps
+/// only the program, no arguments), its body (macro-expanded with `rpmExpand` when its
+/// script flags have `RPMSCRIPT_FLAG_EXPAND`, i.e. it was built with `-e`), and its path
+/// prefixes: the `RPMTAG_TRANSFILETRIGGERNAME` entries whose index points at the script and
+/// whose flags have `RPMSENSE_TRIGGERIN` (so `%transfiletriggerun`/`postun` are left out),
+/// absolute as rpm stores them. Entries that are only slashes are dropped, as upstream
+/// ignores them, and a script left without a prefix (or without a body) is skipped; packages
+/// without such scripts give nothing. Sorted by package name, then script index.
+///
+/// Read-only, like [`package_files`]: the host's rpmdb is never opened, and the sqlite
+/// `-shm`/`-wal` (and lock) files the open creates are removed again. Nothing is run.
+///
+/// Errors: `Reading the rpmdb of <root>: …` for a root without a database directory.
+pub fn file_triggers(root: &Path) -> Result<Vec<FileTrigger>, Error> {
+    let dbdir = db_dir(root, "Reading")?;
+    let result = ffi::locked(|| {
+        let snapshot = DirSnapshot::take(&dbdir);
+        let result = triggers_locked(&dbdir);
+        snapshot.restore();
+        result
+    });
+    result.map_err(|e| {
+        Error::new(format!(
+            "Reading the rpmdb of {}: {}",
+            root.display(),
+            e.message()
+        ))
+    })
+}
+
+/// The reading proper; runs inside [`ffi::locked`].
+fn triggers_locked(dbdir: &Path) -> Result<Vec<FileTrigger>, Error> {
+    ffi::global_init().map_err(|e| Error::new(format!("initializing librpm: {e}")))?;
+    let _dbpath = DbPath::push(dbdir)?;
+    let ts = Ts::new()?;
+    // (name, NEVRA, script index) keeps packages of the same name apart and in order.
+    let mut found: BTreeMap<(String, String, u32), FileTrigger> = BTreeMap::new();
+    let mut installed = ts.installed();
+    while let Some((h, _)) = installed.next() {
+        // SAFETY: a live header, borrowed from the iterator until the next call (the tag
+        // data read from it are dropped before that).
+        for (index, trigger) in unsafe { header_triggers(h) }? {
+            let key = (trigger.package.clone(), trigger.nevra.clone(), index);
+            found.insert(key, trigger);
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// An owned `rpmtd` holding one tag of a header, freed (with its data) by `rpmtdFree`.
+struct TagData(*mut RpmTd);
+
+impl TagData {
+    /// `headerGet(h, tag, .., HEADERGET_MINMEM)`: a missing tag gives no entries.
+    ///
+    /// # Safety
+    /// `h` must be a live header that outlives the result (its strings point into it).
+    unsafe fn get(h: *mut RpmHeader, tag: i32) -> Result<Self, Error> {
+        // SAFETY: rpmtdNew returns a new, empty container that we own.
+        let td = TagData(unsafe { ffi::rpmtdNew() });
+        if td.0.is_null() {
+            return Err(Error::new("rpmtdNew failed"));
+        }
+        // SAFETY: a live header (per the caller) and container; a missing tag leaves the
+        // container empty, which is all the return value says.
+        unsafe { ffi::headerGet(h, tag, td.0, ffi::HEADERGET_MINMEM) };
+        Ok(td)
+    }
+
+    /// The number of entries.
+    fn len(&self) -> u32 {
+        // SAFETY: a live container.
+        unsafe { ffi::rpmtdCount(self.0) }
+    }
+
+    /// Entry `i` of a string array, `None` when out of range or not a string.
+    fn string(&self, i: u32) -> Option<String> {
+        let i = c_int::try_from(i).ok()?;
+        // SAFETY: a live container; rpmtdSetIndex checks the range; the string is borrowed
+        // from the header (alive per `get`) and copied.
+        unsafe {
+            if ffi::rpmtdSetIndex(self.0, i) < 0 {
+                return None;
+            }
+            let p = ffi::rpmtdGetString(self.0);
+            (!p.is_null()).then(|| ffi::string(p))
+        }
+    }
+
+    /// Entry `i` of a number array, `None` when out of range.
+    fn number(&self, i: u32) -> Option<u64> {
+        let i = c_int::try_from(i).ok()?;
+        // SAFETY: a live container; rpmtdSetIndex checks the range.
+        unsafe { (ffi::rpmtdSetIndex(self.0, i) >= 0).then(|| ffi::rpmtdGetNumber(self.0)) }
+    }
+}
+
+impl Drop for TagData {
+    fn drop(&mut self) {
+        // SAFETY: a container we own; rpmtdFree also frees the data it allocated.
+        unsafe { ffi::rpmtdFree(self.0) };
+    }
+}
+
+/// A header's `%transfiletriggerin` scripts with their script indices (see
+/// [`file_triggers`]).
+///
+/// # Safety
+/// `h` must be a live header.
+unsafe fn header_triggers(h: *mut RpmHeader) -> Result<Vec<(u32, FileTrigger)>, Error> {
+    // SAFETY: per the caller; every container is dropped before this returns.
+    let get = |tag| unsafe { TagData::get(h, tag) };
+    let scripts = get(ffi::RPMTAG_TRANSFILETRIGGERSCRIPTS)?;
+    if scripts.len() == 0 {
+        return Ok(Vec::new());
+    }
+    let progs = get(ffi::RPMTAG_TRANSFILETRIGGERSCRIPTPROG)?;
+    let script_flags = get(ffi::RPMTAG_TRANSFILETRIGGERSCRIPTFLAGS)?;
+    let names = get(ffi::RPMTAG_TRANSFILETRIGGERNAME)?;
+    let indices = get(ffi::RPMTAG_TRANSFILETRIGGERINDEX)?;
+    let flags = get(ffi::RPMTAG_TRANSFILETRIGGERFLAGS)?;
+    // SAFETY: per the caller; the strings are copied.
+    let (package, nevra) = unsafe {
+        (
+            ffi::string(ffi::headerGetString(h, ffi::RPMTAG_NAME)),
+            HeaderNevra::of(h).nevra,
+        )
+    };
+    let mut out = Vec::new();
+    for i in 0..scripts.len() {
+        let Some(body) = scripts.string(i) else {
+            continue;
+        };
+        let patterns: Vec<String> = (0..names.len())
+            .filter(|&j| indices.number(j) == Some(u64::from(i)))
+            .filter(|&j| flags.number(j).unwrap_or(0) & ffi::RPMSENSE_TRIGGERIN != 0)
+            .filter_map(|j| names.string(j))
+            .filter(|p| !p.trim_start_matches('/').is_empty())
+            .collect();
+        if patterns.is_empty() {
+            continue;
+        }
+        let expand = script_flags.number(i).unwrap_or(0) & ffi::RPMSCRIPT_FLAG_EXPAND != 0;
+        let script = if expand {
+            expand_macros(&body)
+                .map_err(|e| Error::new(format!("{nevra}: %transfiletriggerin: {e}")))?
+        } else {
+            body
+        };
+        let interpreter = progs
+            .string(i)
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/bin/sh".to_owned());
+        out.push((
+            i,
+            FileTrigger {
+                package: package.clone(),
+                nevra: nevra.clone(),
+                interpreter: vec![interpreter],
+                script,
+                patterns,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// `rpmExpand` of a script body with the process's rpm macros.
+fn expand_macros(text: &str) -> Result<String, Error> {
+    let c = ffi::cstring("script", text).map_err(Error::new)?;
+    // SAFETY: a valid string and the NULL that ends the list; the result is malloc'ed and
+    // ours.
+    let expanded = unsafe { ffi::rpmExpand(c.as_ptr(), std::ptr::null::<c_char>()) };
+    if expanded.is_null() {
+        return Err(Error::new("rpmExpand failed"));
+    }
+    // SAFETY: a valid NUL-terminated string, freed right after copying.
+    let out = unsafe { ffi::string(expanded) };
+    // SAFETY: as above.
+    unsafe { ffi::free(expanded.cast()) };
+    Ok(out)
 }

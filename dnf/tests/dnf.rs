@@ -1963,3 +1963,94 @@ fn package_files_lists_what_rpm_lists() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn file_triggers_reads_transfiletriggerin_scripts_read_only() -> TestResult {
+    use rpmostree_dnf::FileTrigger;
+    use rpmostree_dnf::protocol::{Message, Reply, Request, serve};
+    let tmp = TempDir::new("file-triggers");
+    let root = tmp.path().join("root");
+    let rpms = build_rpms(&[
+        RpmSpec::new("ft-multi", "1.0", "1")
+            .script(
+                "%transfiletriggerin -- /usr/share/a /usr/lib/b",
+                "cat > /dev/null",
+            )
+            .script("%transfiletriggerun -- /usr/share/x", "echo un")
+            .script("%transfiletriggerin -e -- /usr/share/c", "echo %%{_prefix}"),
+        RpmSpec::new("ft-bash", "2.0", "3")
+            .epoch(1)
+            .script(
+                "%transfiletriggerin -p /bin/bash -- /usr/share/watched",
+                "read -r first",
+            )
+            .script("%post", "true"),
+        RpmSpec::new("ft-none", "1.0", "1").script("%post", "true"),
+    ])?;
+    install_rpmdb(&root, &rpms)?;
+    let dbdir = root.join("usr/share/rpm");
+    let before = listing(&dbdir);
+
+    let trigger =
+        |package: &str, nevra: &str, interp: &str, script: &str, patterns: &[&str]| FileTrigger {
+            package: package.into(),
+            nevra: nevra.into(),
+            interpreter: vec![interp.into()],
+            script: script.into(),
+            patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
+        };
+    let expected = vec![
+        trigger(
+            "ft-bash",
+            "ft-bash-1:2.0-3.noarch",
+            "/bin/bash",
+            "read -r first",
+            &["/usr/share/watched"],
+        ),
+        trigger(
+            "ft-multi",
+            "ft-multi-1.0-1.noarch",
+            "/bin/sh",
+            "cat > /dev/null",
+            // rpmbuild stores a script's prefixes sorted.
+            &["/usr/lib/b", "/usr/share/a"],
+        ),
+        trigger(
+            "ft-multi",
+            "ft-multi-1.0-1.noarch",
+            "/bin/sh",
+            "echo /usr",
+            &["/usr/share/c"],
+        ),
+    ];
+    assert_eq!(rpmostree_dnf::file_triggers(&root)?, expected);
+    assert_eq!(
+        listing(&dbdir),
+        before,
+        "reading changed the rpmdb directory"
+    );
+
+    // Over the protocol.
+    let request = Request::FileTriggers { root: root.clone() };
+    let mut out = Vec::new();
+    assert_eq!(serve(&serde_json::to_vec(&request)?[..], &mut out), 0);
+    let text = String::from_utf8_lossy(&out);
+    let reply: Message = serde_json::from_str(text.lines().last().unwrap_or_default())?;
+    assert_eq!(reply, Message::Reply(Reply::FileTriggers(expected)));
+    assert_eq!(
+        listing(&dbdir),
+        before,
+        "reading changed the rpmdb directory"
+    );
+
+    // An empty database has none; a root without one is an error naming it.
+    let empty = tmp.path().join("empty");
+    install_rpmdb(&empty, &[])?;
+    assert_eq!(rpmostree_dnf::file_triggers(&empty)?, []);
+    let err = rpmostree_dnf::file_triggers(&tmp.path().join("nothing")).expect_err("no database");
+    assert!(
+        err.to_string().starts_with("Reading the rpmdb of "),
+        "{err}"
+    );
+    Ok(())
+}
