@@ -47,9 +47,15 @@ pub(crate) fn packages_for(version: &str) -> Vec<RpmSpec> {
         .summary("TestOS release files")
         .provides("system-release");
     // The shell every tree has (`/usr/bin/sh`, see `install_shell`): scriptlets require it.
+    // It also watches /usr/share/watched with a file trigger, as base packages watch the
+    // directories of ld.so, icons or fonts.
     let base_files = RpmSpec::new("base-files", "1.0", "1")
         .summary("TestOS base files")
-        .provides("/bin/sh");
+        .provides("/bin/sh")
+        .script(
+            "%transfiletriggerin -- /usr/share/watched",
+            "while read -r f; do echo \"$f\" >> /usr/share/base-files/triggered; done",
+        );
     let mut set = vec![release, base_files];
     match version {
         "1.0" | "1.1" => set.extend([
@@ -110,6 +116,8 @@ pub(crate) fn repo_packages() -> Vec<RpmSpec> {
 /// - `layer-c`;
 /// - `owned-files`: a file owned by the system user `testsvc` (mode 0640) and a setuid
 ///   program of group `testsvc`;
+/// - `watch-trigger`: a file in `/usr/share/watched` (which `base-files` watches with a
+///   `%transfiletriggerin`) and its own trigger on that directory;
 /// - `needs-new-libfoo`: needs `libfoo-abi = 2.0`, which only a base upgrade brings;
 /// - `bad-post`: its `%post` fails; `lua-post`: a lua `%post`; `srv-files`: a file in `/srv`.
 pub(crate) fn layering_packages() -> Vec<RpmSpec> {
@@ -146,6 +154,13 @@ pub(crate) fn layering_packages() -> Vec<RpmSpec> {
                 "4755",
                 "root",
                 "testsvc",
+            ),
+        RpmSpec::new("watch-trigger", "1.0", "1")
+            .summary("A file and a file trigger")
+            .file("/usr/share/watched/w", "watched\n")
+            .script(
+                "%transfiletriggerin -- /usr/share/watched",
+                "while read -r f; do echo \"$f\" >> /usr/share/watch-trigger/seen; done",
             ),
         RpmSpec::new("needs-new-libfoo", "1.0", "1")
             .summary("Needs the new libfoo")

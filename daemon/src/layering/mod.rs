@@ -465,6 +465,26 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     for c in &replacements {
         all_scripts.extend(scripts::of_package(&c.header, &c.nevra, &c.name, 2)?);
     }
+    // File triggers, when packages were added: the base's (except those of removed or
+    // replaced packages), then the new packages'.
+    if !cached.is_empty() || !replacements.is_empty() {
+        match helper::call_simple(&HelperRequest::FileTriggers {
+            root: dbroot.clone(),
+        })? {
+            Reply::FileTriggers(triggers) => all_scripts.extend(
+                triggers
+                    .into_iter()
+                    .filter(|t| !gone.contains(&t.nevra))
+                    .map(scripts::from_base_trigger),
+            ),
+            other => bail!("the package helper answered with {other:?}"),
+        }
+        for c in cached.iter().chain(&replacements) {
+            all_scripts.extend(scripts::file_triggers_of_package(
+                &c.header, &c.nevra, &c.name,
+            )?);
+        }
+    }
     if !all_scripts.is_empty() {
         op.progress
             .task_begin("Running pre scripts and post scripts");

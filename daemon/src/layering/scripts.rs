@@ -1,5 +1,7 @@
 //! Package scriptlets, run as upstream runs them: `%pre` of every package, then each package's
-//! `%post`, then every `%posttrans`, each in `bwrap` with the new tree as `/`, and `/usr` and
+//! `%post`, then every `%posttrans`, then the `%transfiletriggerin` of every package of the
+//! tree (base and layered) whose patterns match files, with the matching paths on stdin; each in
+//! `bwrap` with the new tree as `/`, and `/usr` and
 //! `/etc` behind `rofiles-fuse --copyup` so that a write to a file that is a hardlink into the
 //! repository copies it first and never changes a repository object. Lua scriptlets were
 //! refused at import (unless marked `-- rpm-ostree-skip`, then skipped here).
@@ -20,6 +22,8 @@ pub(crate) enum Phase {
     Post,
     /// `%posttrans`.
     Posttrans,
+    /// `%transfiletriggerin`.
+    FileTriggerIn,
 }
 
 impl Phase {
@@ -28,6 +32,7 @@ impl Phase {
             Phase::Pre => "%prein",
             Phase::Post => "%post",
             Phase::Posttrans => "%posttrans",
+            Phase::FileTriggerIn => "%transfiletriggerin",
         }
     }
 }
@@ -45,8 +50,111 @@ pub(crate) struct Script {
     pub(crate) interpreter: Vec<String>,
     /// The script text.
     pub(crate) body: String,
-    /// `$1`: 1 for an install, 2 for a replacement (upgrade or downgrade) of a base package.
+    /// `$1`: 1 for an install, 2 for a replacement (upgrade or downgrade) of a base package;
+    /// none (0) for a file trigger.
     pub(crate) arg: u32,
+    /// For a file trigger: the path prefixes it watches.
+    pub(crate) patterns: Vec<String>,
+}
+
+/// The `%transfiletriggerin` scriptlets of a package, from its header: lua ones are refused as
+/// upstream refuses them.
+pub(crate) fn file_triggers_of_package(
+    header: &[u8],
+    nevra: &str,
+    name: &str,
+) -> Result<Vec<Script>> {
+    let meta = rpm::PackageMetadata::parse(&mut Cursor::new(header))
+        .map_err(|e| anyhow!("{nevra}: reading the package header: {e}"))?;
+    let triggers = meta.get_trans_file_triggers().unwrap_or_default();
+    let mut out = Vec::new();
+    for t in triggers {
+        let patterns: Vec<String> = t
+            .conditions
+            .iter()
+            .filter(|c| c.flags.contains(rpm::DependencyFlags::TRIGGERIN))
+            .map(|c| c.name.clone())
+            .collect();
+        if patterns.is_empty() {
+            continue;
+        }
+        out.push(Script {
+            nevra: nevra.to_owned(),
+            name: name.to_owned(),
+            phase: Phase::FileTriggerIn,
+            interpreter: if t.program.is_empty() {
+                vec!["/bin/sh".to_owned()]
+            } else {
+                t.program
+            },
+            body: t.script,
+            arg: 0,
+            patterns,
+        });
+    }
+    Ok(out)
+}
+
+/// A file trigger of a base package, as the package helper read it from the base's rpmdb.
+pub(crate) fn from_base_trigger(t: rpmostree_dnf::FileTrigger) -> Script {
+    Script {
+        nevra: t.nevra,
+        name: t.package,
+        phase: Phase::FileTriggerIn,
+        interpreter: if t.interpreter.is_empty() {
+            vec!["/bin/sh".to_owned()]
+        } else {
+            t.interpreter
+        },
+        body: t.script,
+        arg: 0,
+        patterns: t.patterns,
+    }
+}
+
+/// The paths (absolute, as in the running system) of the files at or under `pattern` in the
+/// tree, never following symlinks; directories themselves are not listed.
+fn matching_files(root: &Path, pattern: &str) -> Vec<String> {
+    fn walk(root: &Path, rel: &Path, out: &mut Vec<String>) {
+        let path = root.join(rel);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return;
+        };
+        if meta.is_dir() {
+            let Ok(entries) = fs::read_dir(&path) else {
+                return;
+            };
+            let mut names: Vec<_> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect();
+            names.sort();
+            for name in names {
+                walk(root, &rel.join(name), out);
+            }
+        } else {
+            out.push(format!("/{}", rel.display()));
+        }
+    }
+    let rel = pattern.trim_start_matches('/');
+    let mut out = Vec::new();
+    if rel.is_empty()
+        || Path::new(rel)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return out;
+    }
+    // Never through a symlink in the tree (it could point out of it).
+    let inside = Path::new(rel)
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .all(|a| fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()));
+    if inside {
+        walk(root, Path::new(rel), &mut out);
+    }
+    out
 }
 
 /// Scriptlets upstream never runs (its ignore list), as `<name>.<phase>`.
@@ -91,6 +199,7 @@ pub(crate) fn of_package(header: &[u8], nevra: &str, name: &str, arg: u32) -> Re
             interpreter,
             body: script.script,
             arg,
+            patterns: Vec::new(),
         });
     }
     Ok(out)
@@ -171,8 +280,40 @@ pub(crate) fn run(root: &Path, work: &Path, scripts: &[Script]) -> Result<()> {
     let mut ordered: Vec<&Script> = scripts.iter().collect();
     // Stable: within a phase, the package order given.
     ordered.sort_by_key(|s| s.phase);
-    for script in ordered {
-        run_one(root, &usr.mount, &etc.mount, &script_dir, script)?;
+    for (i, script) in ordered.into_iter().enumerate() {
+        let stdin = if script.phase == Phase::FileTriggerIn {
+            if IGNORED.contains(&format!("{}.{}", script.name, script.phase.name()).as_str()) {
+                continue;
+            }
+            let files: Vec<String> = script
+                .patterns
+                .iter()
+                .flat_map(|p| matching_files(root, p))
+                .collect();
+            if files.is_empty() {
+                continue;
+            }
+            if script.interpreter.first().is_some_and(|p| p == "<lua>") {
+                bail!(
+                    "Package '{}' has (currently) unsupported script of type '%transfiletriggerin' in lua; see https://github.com/coreos/rpm-ostree/issues/749",
+                    script.nevra
+                );
+            }
+            let list = script_dir.join(format!("{i}.files"));
+            fs::write(&list, format!("{}\n", files.join("\n")))?;
+            Some(list)
+        } else {
+            None
+        };
+        run_one(
+            root,
+            &usr.mount,
+            &etc.mount,
+            &script_dir,
+            i,
+            script,
+            stdin.as_deref(),
+        )?;
     }
     drop(etc);
     drop(usr);
@@ -181,9 +322,17 @@ pub(crate) fn run(root: &Path, work: &Path, scripts: &[Script]) -> Result<()> {
     Ok(())
 }
 
-fn run_one(root: &Path, usr: &Path, etc: &Path, dir: &Path, script: &Script) -> Result<()> {
+fn run_one(
+    root: &Path,
+    usr: &Path,
+    etc: &Path,
+    dir: &Path,
+    index: usize,
+    script: &Script,
+    stdin: Option<&Path>,
+) -> Result<()> {
     let label = format!("{}.{}", script.name, script.phase.name());
-    let file = dir.join(&label);
+    let file = dir.join(format!("{index}.script"));
     fs::write(&file, &script.body).with_context(|| format!("writing {}", file.display()))?;
     let mut cmd = Command::new("bwrap");
     cmd.arg("--ro-bind").arg(root).arg("/");
@@ -219,12 +368,22 @@ fn run_one(root: &Path, usr: &Path, etc: &Path, dir: &Path, script: &Script) -> 
     }
     cmd.args(&script.interpreter);
     cmd.arg("/run/rpm-ostree-script");
-    cmd.arg(script.arg.to_string());
+    if script.arg != 0 {
+        cmd.arg(script.arg.to_string());
+    }
     cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin")
         .env("LANG", "C.UTF-8")
-        .env("SYSTEMD_OFFLINE", "1")
-        .stdin(Stdio::null());
+        .env("SYSTEMD_OFFLINE", "1");
+    match stdin {
+        Some(list) => {
+            let f = fs::File::open(list).with_context(|| format!("opening {}", list.display()))?;
+            cmd.stdin(f);
+        }
+        None => {
+            cmd.stdin(Stdio::null());
+        }
+    }
     let out = cmd
         .output()
         .with_context(|| format!("running {label} of {} (bwrap)", script.nevra))?;

@@ -624,11 +624,16 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         Some(_) => pinned.as_deref() != Some(target.as_str()),
         None => pinned.is_some() && req.rebase.is_some(),
     };
+    // A deployment made outside the daemon may not have what its origin asks for (requests
+    // but a plain commit, or a layered commit and no requests): then it is built now.
+    let layered_now = base.csum().as_str() != base_commit;
+    let layering_pending = !is_kargs && layered_now == requests.is_empty();
     if (target == base.csum().as_str() || target == base_commit)
         && req.rebase.is_none()
         && !revision_changes
         && !is_kargs
         && !requests_changed
+        && !layering_pending
     {
         if !req.packages.is_empty() {
             op.progress.message("No change.");

@@ -535,3 +535,32 @@ fn override_remove_replace_reset_and_reset_on_a_booted_system() {
         "{d0}"
     );
 }
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn file_triggers_of_the_base_and_of_layered_packages_see_the_new_files() {
+    let Some(sb) = sandbox(
+        "file_triggers_of_the_base_and_of_layered_packages_see_the_new_files",
+        SandboxOptions::default(),
+    ) else {
+        return;
+    };
+    let (base_dir, _) = first_deployment(&sb, false);
+    assert!(!base_dir.join("usr/share/base-files/triggered").exists());
+    // layer-c adds nothing under /usr/share/watched: the base's trigger does not run.
+    cli_ok(&sb, &["install", "layer-c"]);
+    let (dir, _) = first_deployment(&sb, false);
+    assert!(!dir.join("usr/share/base-files/triggered").exists());
+    // watch-trigger adds a watched file: the base's trigger and its own see it on stdin.
+    cli_ok(&sb, &["install", "watch-trigger"]);
+    let (dir, _) = first_deployment(&sb, false);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("usr/share/base-files/triggered")).unwrap(),
+        "/usr/share/watched/w\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("usr/share/watch-trigger/seen")).unwrap(),
+        "/usr/share/watched/w\n"
+    );
+    sb.ostree(&["fsck"]).expect("ostree fsck is clean");
+}

@@ -8,7 +8,7 @@
 
 mod common;
 
-mod layering; // install, uninstall, refused requests, upgrade keeps the layering
+mod layering; // install, uninstall, overrides, file triggers, refused requests, upgrades
 mod local; // completions, man pages, usage errors, unreachable daemon
 mod operations; // rollback, cleanup, kargs, cancel, busy/--wait, polkit refusal
 mod packages; // upgrade --check/--preview, the diff after upgrade, status Diff:, refresh-md, search, db
