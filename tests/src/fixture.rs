@@ -114,8 +114,9 @@ pub(crate) fn repo_packages() -> Vec<RpmSpec> {
 ///   repository in the checkout;
 /// - `layer-b` 1.0 and 2.0 (2.0 has `/etc/layer-b.conf` and a `/var/lib/layer-b` directory);
 /// - `layer-c`;
-/// - `owned-files`: a file owned by the system user `testsvc` (mode 0640) and a setuid
-///   program of group `testsvc`;
+/// - `owned-files`: a file owned by the system user `testsvc` (mode 0640), a setuid program of
+///   group `testsvc`, and a file owned by `ownedsvc`, an account its sysusers.d fragment
+///   declares;
 /// - `watch-trigger`: a file in `/usr/share/watched` (which `base-files` watches with a
 ///   `%transfiletriggerin`) and its own trigger on that directory;
 /// - `needs-new-libfoo`: needs `libfoo-abi = 2.0`, which only a base upgrade brings;
@@ -154,6 +155,18 @@ pub(crate) fn layering_packages() -> Vec<RpmSpec> {
                 "4755",
                 "root",
                 "testsvc",
+            )
+            // An account that only a sysusers.d fragment declares (created at boot).
+            .file(
+                "/usr/lib/sysusers.d/owned-files.conf",
+                "u ownedsvc 991 \"Owned files service\" /\n",
+            )
+            .file_owned(
+                "/usr/share/owned-files/state",
+                "state\n",
+                "0600",
+                "ownedsvc",
+                "ownedsvc",
             ),
         RpmSpec::new("watch-trigger", "1.0", "1")
             .summary("A file and a file trigger")

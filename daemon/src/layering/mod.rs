@@ -447,12 +447,14 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     op.check_cancelled()?;
 
     // Files owned by other users than root get their owners (the package cache holds them as
-    // root), from the tree's passwd and group, else the configuration deployment's.
-    let accounts = Accounts::read(&[
+    // root), from the tree's passwd and group, else the configuration deployment's, else the
+    // fixed ids of the tree's sysusers.d (the accounts systemd-sysusers makes at boot).
+    let mut accounts = Accounts::read(&[
         root.join("usr/etc"),
         root.join("usr/lib"),
         req.repos.root.join("etc"),
     ]);
+    accounts.add_sysusers(&root.join("usr/lib/sysusers.d"));
     for c in cached.iter().chain(&replacements) {
         apply_owners(&root, c, &accounts)?;
     }
@@ -707,6 +709,52 @@ impl Accounts {
             }
         }
         out
+    }
+
+    /// Adds the accounts that `sysusers.d` fragments in `dir` declare with fixed ids
+    /// (`u NAME ID[:GID] …`, `g NAME GID`), which `systemd-sysusers` creates at boot: a package
+    /// may own files as them. Accounts already known keep their ids.
+    fn add_sysusers(&mut self, dir: &Path) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        files.sort();
+        for file in files {
+            let Ok(text) = fs::read_to_string(&file) else {
+                continue;
+            };
+            for line in text.lines() {
+                let mut fields = line.split_whitespace();
+                let (Some(kind), Some(name), Some(id)) =
+                    (fields.next(), fields.next(), fields.next())
+                else {
+                    continue;
+                };
+                let (uid, gid) = match id.split_once(':') {
+                    Some((u, g)) => (u, Some(g)),
+                    None => (id, None),
+                };
+                match kind {
+                    "u" => {
+                        if let Ok(uid) = uid.parse::<u32>() {
+                            self.users.entry(name.to_owned()).or_insert(uid);
+                            let gid = gid.and_then(|g| g.parse().ok()).unwrap_or(uid);
+                            self.groups.entry(name.to_owned()).or_insert(gid);
+                        }
+                    }
+                    "g" => {
+                        if let Ok(gid) = uid.parse::<u32>() {
+                            self.groups.entry(name.to_owned()).or_insert(gid);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }
 

@@ -180,6 +180,12 @@ fn demo() -> Result<(), String> {
     say("Rebase to the devel branch (10.0)");
     cli(&sb, &cli_bin, &["rebase", "origin:testos/devel"])?;
     cli(&sb, &cli_bin, &["status"])?;
+
+    say(
+        "Package layering: install layer-a on top of 10.0 (libdnf resolves it with the base locked: layer-b 2.0 for a rich dependency, layer-c as a Recommends); its %post runs in bubblewrap, and the result is one new deployment",
+    );
+    cli(&sb, &cli_bin, &["install", "layer-a"])?;
+    cli(&sb, &cli_bin, &["status"])?;
     on_disk(&sb)?;
 
     say("Done; tearing the sandbox down (no process, mount or file is left behind)");

@@ -352,6 +352,8 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
         let tool = std::fs::metadata(dir.join("usr/bin/owned-tool")).unwrap();
         assert_eq!((tool.uid(), tool.gid()), (0, 990));
         assert_eq!(tool.permissions().mode() & 0o7777, 0o4555);
+        let state = std::fs::metadata(dir.join("usr/share/owned-files/state")).unwrap();
+        assert_eq!((state.uid(), state.gid()), (991, 991), "from sysusers.d");
     }
     sb.ostree(&["fsck"]).expect("ostree fsck is clean");
 
@@ -413,6 +415,49 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
     let origin = std::fs::read_to_string(format!("{}.origin", dir.display())).unwrap();
     assert!(
         origin.contains("requested=layer-b;owned-files;"),
+        "{origin}"
+    );
+
+    // Rebase with packages: the other branch's base, the requests kept and one added.
+    block_on(std::time::Duration::from_secs(170), async {
+        let bus = zbus::connection::Builder::address(sb.bus_address())
+            .build()
+            .await
+            .expect("connecting to the sandbox bus");
+        let os = rpmostree_api::OSProxy::builder(&bus)
+            .path(OS_PATH)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .expect("the OS proxy");
+        os.rebase_transaction(
+            &rpmostree_api::RebaseOptions::new(),
+            "origin:testos/devel",
+            &["layer-c"],
+        )
+        .await
+        .expect("Rebase")
+        .run(|_| {})
+        .await
+        .expect("the rebase succeeds");
+    });
+    let (dir, _) = first_deployment(&sb, false);
+    let qa = rpm_qa(&dir);
+    for p in [
+        "testos-release-10.0-1",
+        "layer-b-2.0-1",
+        "layer-c-1.0-1",
+        "owned-files-1.0-1",
+    ] {
+        assert!(qa.contains(&p.to_owned()), "{p} missing from {qa:?}");
+    }
+    let origin = std::fs::read_to_string(format!("{}.origin", dir.display())).unwrap();
+    assert!(
+        origin.contains("baserefspec=origin:testos/devel"),
+        "{origin}"
+    );
+    assert!(
+        origin.contains("requested=layer-b;layer-c;owned-files;"),
         "{origin}"
     );
 }
