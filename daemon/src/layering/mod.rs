@@ -496,7 +496,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
         let ran = scripts::run(&root, &work.0, &all_scripts);
         fs::rename(&etc, &usr_etc).context("moving etc back to usr/etc")?;
         ran?;
-        op.progress.task_end(&format!("{}", all_scripts.len()));
+        op.progress.task_end(&format!("{} done", all_scripts.len()));
     }
     op.check_cancelled()?;
 
