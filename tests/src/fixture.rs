@@ -119,6 +119,7 @@ pub(crate) fn repo_packages() -> Vec<RpmSpec> {
 ///   declares;
 /// - `watch-trigger`: a file in `/usr/share/watched` (which `base-files` watches with a
 ///   `%transfiletriggerin`) and its own trigger on that directory;
+/// - `pre-sees-users`: its `%pre` records whether `/etc/passwd` has `machineuser`;
 /// - `needs-new-libfoo`: needs `libfoo-abi = 2.0`, which only a base upgrade brings;
 /// - `bad-post`: its `%post` fails; `lua-post`: a lua `%post`; `srv-files`: a file in `/srv`.
 pub(crate) fn layering_packages() -> Vec<RpmSpec> {
@@ -174,6 +175,14 @@ pub(crate) fn layering_packages() -> Vec<RpmSpec> {
             .script(
                 "%transfiletriggerin -- /usr/share/watched",
                 "while read -r f; do echo \"$f\" >> /usr/share/watch-trigger/seen; done",
+            ),
+        RpmSpec::new("pre-sees-users", "1.0", "1")
+            .summary("A %pre that looks for an account of the running system")
+            .script(
+                "%pre",
+                "while IFS=: read -r name rest; do\n\
+                 if [ \"$name\" = machineuser ]; then echo found > /usr/share/pre-sees-users/seen; fi\n\
+                 done < /etc/passwd",
             ),
         RpmSpec::new("needs-new-libfoo", "1.0", "1")
             .summary("Needs the new libfoo")

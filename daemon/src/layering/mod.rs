@@ -423,12 +423,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
         .with_context(|| format!("checking out the base commit {}", req.base))?;
     op.progress.task_end("done");
     // The files of removed and replaced base packages go first.
-    let gone: Vec<String> = resolution
-        .removed
-        .iter()
-        .chain(resolution.replaced.iter().map(|(old, _)| old))
-        .map(Package::nevra)
-        .collect();
+    let gone = gone_nevras(&resolution);
     if !gone.is_empty() {
         let kept: Vec<String> = base_packages
             .iter()
@@ -493,7 +488,12 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
         let usr_etc = root.join("usr/etc");
         let etc = root.join("etc");
         fs::rename(&usr_etc, &etc).context("moving usr/etc to etc for the scripts")?;
-        let ran = scripts::run(&root, &work.0, &all_scripts);
+        let merged = merge_accounts(&etc, &req.repos.root.join("etc"));
+        let ran = merged.and_then(|merged| {
+            let ran = scripts::run(&root, &work.0, &all_scripts);
+            let unmerged = unmerge_accounts(&etc, &merged);
+            ran.and(unmerged)
+        });
         fs::rename(&etc, &usr_etc).context("moving etc back to usr/etc")?;
         ran?;
         op.progress.task_end(&format!("{} done", all_scripts.len()));
@@ -628,12 +628,7 @@ fn commit_metadata(
         &glib::Variant::array_from_iter_with_type(glib::VariantTy::VARDICT, repo_dicts),
     );
     // The package list of the whole tree: the base's and the layered ones.
-    let gone: Vec<String> = resolution
-        .removed
-        .iter()
-        .chain(resolution.replaced.iter().map(|(old, _)| old))
-        .map(Package::nevra)
-        .collect();
+    let gone = gone_nevras(resolution);
     let mut list: Vec<Package> = packages::for_commit(repo, &req.base)?
         .unwrap_or_default()
         .into_iter()
@@ -676,6 +671,73 @@ fn commit_metadata(
     ostree::commit_metadata_for_bootable(&root_file, &dict, gio::Cancellable::NONE)
         .context("reading the kernel of the layered tree")?;
     Ok(dict.end())
+}
+
+/// The account databases merged for the scriptlets.
+const ACCOUNT_FILES: [&str; 2] = ["passwd", "group"];
+
+/// Lets the scriptlets see the accounts of the running system: the entries of the
+/// configuration deployment's `passwd` and `group` (in `config_etc`) whose names the tree's
+/// files (in `etc`, copied to new inodes first) lack are appended to them. Returns, per file,
+/// the names added, which [`unmerge_accounts`] takes out again: the machine's accounts stay in
+/// its own `/etc`, not in the commit.
+fn merge_accounts(etc: &Path, config_etc: &Path) -> Result<Vec<Vec<String>>> {
+    let name = |line: &str| line.split(':').next().unwrap_or_default().to_owned();
+    let mut added = Vec::new();
+    for file in ACCOUNT_FILES {
+        let path = etc.join(file);
+        let mut names = Vec::new();
+        let Ok(tree) = fs::read_to_string(&path) else {
+            added.push(names);
+            continue;
+        };
+        let known: std::collections::HashSet<String> = tree.lines().map(name).collect();
+        let machine = fs::read_to_string(config_etc.join(file)).unwrap_or_default();
+        let mut text = tree.clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for line in machine.lines().filter(|l| l.contains(':')) {
+            let n = name(line);
+            if !known.contains(&n) && !names.contains(&n) {
+                text.push_str(line);
+                text.push('\n');
+                names.push(n);
+            }
+        }
+        // A new inode: the file is a hardlink into the repository.
+        let tmp = path.with_extension("rpmostree-merge");
+        fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        let mode = fs::metadata(&path)?.permissions();
+        fs::set_permissions(&tmp, mode)?;
+        fs::rename(&tmp, &path)?;
+        added.push(names);
+    }
+    Ok(added)
+}
+
+/// Takes the machine's accounts that [`merge_accounts`] added out of the tree's files again,
+/// keeping whatever the scriptlets added.
+fn unmerge_accounts(etc: &Path, added: &[Vec<String>]) -> Result<()> {
+    for (file, names) in ACCOUNT_FILES.iter().zip(added) {
+        if names.is_empty() {
+            continue;
+        }
+        let path = etc.join(file);
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                !names
+                    .iter()
+                    .any(|n| l.split(':').next() == Some(n.as_str()))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&path, kept).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// User and group ids by name, from `passwd` and `group` files.
@@ -815,6 +877,16 @@ fn apply_owners(root: &Path, c: &pkgcache::Cached, accounts: &Accounts) -> Resul
         }
     }
     Ok(())
+}
+
+/// The NEVRAs of the base packages a resolution removes or replaces.
+fn gone_nevras(resolution: &rpmostree_dnf::Resolution) -> Vec<String> {
+    resolution
+        .removed
+        .iter()
+        .chain(resolution.replaced.iter().map(|(old, _)| old))
+        .map(Package::nevra)
+        .collect()
 }
 
 /// Upstream's package tuple of the override metadata: `(nevra, name, epoch, version,

@@ -35,6 +35,20 @@ fn first_deployment(sb: &Sandbox, booted: bool) -> (PathBuf, String) {
     (dir, d.checksum.clone())
 }
 
+/// The OS object of the sandbox's stateroot, on a new connection to its bus.
+async fn os_proxy(sb: &Sandbox) -> rpmostree_api::OSProxy<'static> {
+    let bus = zbus::connection::Builder::address(sb.bus_address())
+        .build()
+        .await
+        .expect("connecting to the sandbox bus");
+    rpmostree_api::OSProxy::builder(&bus)
+        .path(OS_PATH)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .expect("the OS proxy")
+}
+
 /// `rpm -qa` (name-version-release) of a deployment, sorted.
 fn rpm_qa(root: &std::path::Path) -> Vec<String> {
     let out = Command::new("rpm")
@@ -360,16 +374,7 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
     // PkgChange, as Cockpit and scripts call it: dry-run first (nothing changes), then for
     // real, adding layer-b and removing layer-c.
     block_on(std::time::Duration::from_secs(170), async {
-        let bus = zbus::connection::Builder::address(sb.bus_address())
-            .build()
-            .await
-            .expect("connecting to the sandbox bus");
-        let os = rpmostree_api::OSProxy::builder(&bus)
-            .path(OS_PATH)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .expect("the OS proxy");
+        let os = os_proxy(&sb).await;
         let before = deployments(&sb, false);
         let options = rpmostree_api::PkgChangeOptions::new().dry_run(true);
         let mut messages = Vec::new();
@@ -420,16 +425,7 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
 
     // Rebase with packages: the other branch's base, the requests kept and one added.
     block_on(std::time::Duration::from_secs(170), async {
-        let bus = zbus::connection::Builder::address(sb.bus_address())
-            .build()
-            .await
-            .expect("connecting to the sandbox bus");
-        let os = rpmostree_api::OSProxy::builder(&bus)
-            .path(OS_PATH)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .expect("the OS proxy");
+        let os = os_proxy(&sb).await;
         os.rebase_transaction(
             &rpmostree_api::RebaseOptions::new(),
             "origin:testos/devel",
@@ -583,9 +579,9 @@ fn override_remove_replace_reset_and_reset_on_a_booted_system() {
 
 #[test]
 #[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
-fn file_triggers_of_the_base_and_of_layered_packages_see_the_new_files() {
+fn file_triggers_and_scriptlets_see_the_new_files_and_the_machine_accounts() {
     let Some(sb) = sandbox(
-        "file_triggers_of_the_base_and_of_layered_packages_see_the_new_files",
+        "file_triggers_and_scriptlets_see_the_new_files_and_the_machine_accounts",
         SandboxOptions::default(),
     ) else {
         return;
@@ -608,4 +604,20 @@ fn file_triggers_of_the_base_and_of_layered_packages_see_the_new_files() {
         "/usr/share/watched/w\n"
     );
     sb.ostree(&["fsck"]).expect("ostree fsck is clean");
+
+    // Scriptlets see the accounts of the running system (the configuration deployment's
+    // /etc/passwd), which stay out of the new tree.
+    let config_passwd = dir.join("etc/passwd");
+    let mut text = std::fs::read_to_string(&config_passwd).unwrap();
+    text.push_str("machineuser:x:995:995::/:/sbin/nologin\n");
+    std::fs::write(&config_passwd, text).unwrap();
+    cli_ok(&sb, &["install", "pre-sees-users"]);
+    let (dir, _) = first_deployment(&sb, false);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("usr/share/pre-sees-users/seen")).unwrap(),
+        "found\n"
+    );
+    let tree_passwd = std::fs::read_to_string(dir.join("usr/etc/passwd")).unwrap();
+    assert!(!tree_passwd.contains("machineuser"), "{tree_passwd}");
+    assert!(tree_passwd.contains("testsvc"), "{tree_passwd}");
 }

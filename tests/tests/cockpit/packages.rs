@@ -64,37 +64,64 @@ fn address(b: &Bridge, method: &str, out: &[Value]) -> String {
     }
 }
 
-#[test]
-#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
-fn cockpit_ostree_check_for_updates_and_package_lists() {
-    let Some(sb) = sandbox(
-        "cockpit: cockpit-ostree package lists",
+/// A fake-booted sandbox and a root bridge with cockpit-ostree's channel `d1` open; `None`
+/// when the test is skipped.
+fn booted_with_bridge(name: &str) -> Option<(rpmostree_tests::Sandbox, Bridge)> {
+    let sb = sandbox(
+        name,
         SandboxOptions {
             fake_booted: true,
             ..Default::default()
         },
-    ) else {
-        return;
-    };
+    )?;
     let mut b = root_bridge(&sb);
     open_like_cockpit_ostree(&mut b, "d1");
     b.wait_ready("d1");
-    b.watch("d1", json!({"path": TREE_ROOT}));
-    b.add_match(
+    Some((sb, b))
+}
+
+/// `PkgChange({}, added, removed)` on channel `d1`, followed on channel `txn` as
+/// cockpit-ostree follows transactions.
+fn pkg_change(b: &mut Bridge, txn: &str, added: Value, removed: Value) -> Outcome {
+    let out = b.call_ok(
         "d1",
+        OS_PATH,
+        OS_IFACE,
+        "PkgChange",
+        json!([{}, added, removed]),
+    );
+    let addr = address(b, "PkgChange", &out);
+    follow_transaction(b, txn, &addr)
+}
+
+/// What cockpit-ostree does first on its channel: watch the Sysroot object and register as a
+/// client.
+fn watch_sysroot_and_register(b: &mut Bridge, channel: &str) {
+    b.add_match(
+        channel,
         json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
     );
     b.watch(
-        "d1",
+        channel,
         json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
     );
     b.call_ok(
-        "d1",
+        channel,
         SYSROOT_PATH,
         SYSROOT_IFACE,
         "RegisterClient",
         json!([{"id": {"t": "s", "v": "cockpit-ostree"}}]),
     );
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn cockpit_ostree_check_for_updates_and_package_lists() {
+    let Some((sb, mut b)) = booted_with_bridge("cockpit: cockpit-ostree package lists") else {
+        return;
+    };
+    b.watch("d1", json!({"path": TREE_ROOT}));
+    watch_sysroot_and_register(&mut b, "d1");
     b.add_match(
         "d1",
         json!({"interface": OS_IFACE, "path_namespace": TREE_ROOT}),
@@ -253,44 +280,14 @@ fn cockpit_ostree_check_for_updates_and_package_lists() {
 #[test]
 #[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn cockpit_installs_and_removes_a_package_through_pkg_change() {
-    let Some(sb) = sandbox(
-        "cockpit: PkgChange installs a layered package",
-        SandboxOptions {
-            fake_booted: true,
-            ..Default::default()
-        },
-    ) else {
+    let Some((sb, mut b)) = booted_with_bridge("cockpit: PkgChange installs a layered package")
+    else {
         return;
     };
-    let mut b = root_bridge(&sb);
-    open_like_cockpit_ostree(&mut b, "d1");
-    b.wait_ready("d1");
-    b.add_match(
-        "d1",
-        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
-    );
-    b.watch(
-        "d1",
-        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
-    );
-    b.call_ok(
-        "d1",
-        SYSROOT_PATH,
-        SYSROOT_IFACE,
-        "RegisterClient",
-        json!([{"id": {"t": "s", "v": "cockpit-ostree"}}]),
-    );
+    watch_sysroot_and_register(&mut b, "d1");
 
     // PkgChange(options, added, removed), as a page or script calls it.
-    let out = b.call_ok(
-        "d1",
-        OS_PATH,
-        OS_IFACE,
-        "PkgChange",
-        json!([{}, ["layer-b"], []]),
-    );
-    let addr = address(&b, "PkgChange", &out);
-    let outcome = follow_transaction(&mut b, "t1", &addr);
+    let outcome = pkg_change(&mut b, "t1", json!(["layer-b"]), json!([]));
     b.check(outcome.success, &format!("PkgChange finishes: {outcome:?}"));
     b.wait_cache("d1", "the staged layered deployment", STEP, |cache| {
         deployments(cache)
@@ -331,30 +328,14 @@ fn cockpit_installs_and_removes_a_package_through_pkg_change() {
     );
 
     // A request for a package that does not exist fails the transaction with its name.
-    let out = b.call_ok(
-        "d1",
-        OS_PATH,
-        OS_IFACE,
-        "PkgChange",
-        json!([{}, ["no-such-package"], []]),
-    );
-    let addr = address(&b, "PkgChange", &out);
-    let outcome = follow_transaction(&mut b, "t2", &addr);
+    let outcome = pkg_change(&mut b, "t2", json!(["no-such-package"]), json!([]));
     b.check(
         !outcome.success && outcome.error_message.contains("no-such-package"),
         &format!("PkgChange of a missing package fails naming it: {outcome:?}"),
     );
 
     // Removing it again goes back to the plain base.
-    let out = b.call_ok(
-        "d1",
-        OS_PATH,
-        OS_IFACE,
-        "PkgChange",
-        json!([{}, [], ["layer-b"]]),
-    );
-    let addr = address(&b, "PkgChange", &out);
-    let outcome = follow_transaction(&mut b, "t3", &addr);
+    let outcome = pkg_change(&mut b, "t3", json!([]), json!(["layer-b"]));
     b.check(outcome.success, &format!("PkgChange finishes: {outcome:?}"));
     b.wait_cache("d1", "the staged plain deployment", STEP, |cache| {
         deployments(cache)
