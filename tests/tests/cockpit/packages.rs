@@ -280,7 +280,7 @@ fn cockpit_ostree_check_for_updates_and_package_lists() {
 #[test]
 #[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn cockpit_installs_and_removes_a_package_through_pkg_change() {
-    let Some((sb, mut b)) = booted_with_bridge("cockpit: PkgChange installs a layered package")
+    let Some((_sb, mut b)) = booted_with_bridge("cockpit: PkgChange installs a layered package")
     else {
         return;
     };
