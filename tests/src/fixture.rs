@@ -115,8 +115,8 @@ pub(crate) fn repo_packages() -> Vec<RpmSpec> {
 /// - `layer-b` 1.0 and 2.0 (2.0 has `/etc/layer-b.conf` and a `/var/lib/layer-b` directory);
 /// - `layer-c`;
 /// - `owned-files`: a file owned by the system user `testsvc` (mode 0640), a setuid program of
-///   group `testsvc`, and a file owned by `ownedsvc`, an account its sysusers.d fragment
-///   declares;
+///   group `testsvc`, and files owned by `ownedsvc` and `dynsvc`, accounts its sysusers.d
+///   fragment declares (with a fixed id, and without);
 /// - `watch-trigger`: a file in `/usr/share/watched` (which `base-files` watches with a
 ///   `%transfiletriggerin`) and its own trigger on that directory;
 /// - `pre-sees-users`: its `%pre` records whether `/etc/passwd` has `machineuser`;
@@ -160,7 +160,14 @@ pub(crate) fn layering_packages() -> Vec<RpmSpec> {
             // An account that only a sysusers.d fragment declares (created at boot).
             .file(
                 "/usr/lib/sysusers.d/owned-files.conf",
-                "u ownedsvc 991 \"Owned files service\" /\n",
+                "u ownedsvc 991 \"Owned files service\" /\nu dynsvc - \"Dynamic service\" /\n",
+            )
+            .file_owned(
+                "/usr/share/owned-files/dynamic",
+                "dynamic\n",
+                "0600",
+                "dynsvc",
+                "dynsvc",
             )
             .file_owned(
                 "/usr/share/owned-files/state",

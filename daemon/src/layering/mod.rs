@@ -441,19 +441,6 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
     op.progress.task_end("done");
     op.check_cancelled()?;
 
-    // Files owned by other users than root get their owners (the package cache holds them as
-    // root), from the tree's passwd and group, else the configuration deployment's, else the
-    // fixed ids of the tree's sysusers.d (the accounts systemd-sysusers makes at boot).
-    let mut accounts = Accounts::read(&[
-        root.join("usr/etc"),
-        root.join("usr/lib"),
-        req.repos.root.join("etc"),
-    ]);
-    accounts.add_sysusers(&root.join("usr/lib/sysusers.d"));
-    for c in cached.iter().chain(&replacements) {
-        apply_owners(&root, c, &accounts)?;
-    }
-
     // Scripts, with /etc in place for their duration.
     let mut all_scripts = Vec::new();
     for c in &cached {
@@ -482,21 +469,39 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
             )?);
         }
     }
-    if !all_scripts.is_empty() {
-        op.progress
-            .task_begin("Running pre scripts and post scripts");
+    let added = !cached.is_empty() || !replacements.is_empty();
+    if added || !all_scripts.is_empty() {
+        // /etc in place (upstream's "tempetc"), holding the running system's accounts too.
         let usr_etc = root.join("usr/etc");
         let etc = root.join("etc");
         fs::rename(&usr_etc, &etc).context("moving usr/etc to etc for the scripts")?;
         let merged = merge_accounts(&etc, &req.repos.root.join("etc"));
         let ran = merged.and_then(|merged| {
-            let ran = scripts::run(&root, &work.0, &all_scripts);
+            let ran = (|| -> Result<()> {
+                if added {
+                    run_sysusers(op, &root)?;
+                    // Files owned by other users than root get their owners (the package
+                    // cache holds them as root), from the tree's accounts (the running
+                    // system's merged in, sysusers' added), else the fixed ids of sysusers.d.
+                    let mut accounts = Accounts::read(&[etc.clone(), root.join("usr/lib")]);
+                    accounts.add_sysusers(&root.join("usr/lib/sysusers.d"));
+                    for c in cached.iter().chain(&replacements) {
+                        apply_owners(&root, c, &accounts)?;
+                    }
+                }
+                if !all_scripts.is_empty() {
+                    op.progress
+                        .task_begin("Running pre scripts and post scripts");
+                    scripts::run(&root, &work.0, &all_scripts)?;
+                    op.progress.task_end(&format!("{} done", all_scripts.len()));
+                }
+                Ok(())
+            })();
             let unmerged = unmerge_accounts(&etc, &merged);
             ran.and(unmerged)
         });
         fs::rename(&etc, &usr_etc).context("moving etc back to usr/etc")?;
         ran?;
-        op.progress.task_end(&format!("{} done", all_scripts.len()));
     }
     op.check_cancelled()?;
 
@@ -671,6 +676,45 @@ fn commit_metadata(
     ostree::commit_metadata_for_bootable(&root_file, &dict, gio::Cancellable::NONE)
         .context("reading the kernel of the layered tree")?;
     Ok(dict.end())
+}
+
+/// Creates the accounts the tree's `sysusers.d` declares (what `systemd-sysusers` would do at
+/// boot), so that packages can own files as them and scriptlets see them: the system's
+/// `systemd-sysusers --root` on the tree, whose `/etc` is in place. Without `systemd-sysusers`
+/// on the system, a message says the accounts are created at boot.
+fn run_sysusers(op: &Op<'_>, root: &Path) -> Result<()> {
+    let has_config = fs::read_dir(root.join("usr/lib/sysusers.d")).is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "conf")))
+    });
+    if !has_config {
+        return Ok(());
+    }
+    let Some(program) = ["/usr/bin/systemd-sysusers", "/bin/systemd-sysusers"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+    else {
+        op.progress.message(
+            "systemd-sysusers is not installed: the accounts of sysusers.d are created at boot",
+        );
+        return Ok(());
+    };
+    op.progress.task_begin("Running systemd-sysusers");
+    let out = std::process::Command::new(program)
+        .arg(format!("--root={}", root.display()))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SYSTEMD_OFFLINE", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running systemd-sysusers")?;
+    if !out.status.success() {
+        bail!(
+            "Running systemd-sysusers: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    op.progress.task_end("done");
+    Ok(())
 }
 
 /// The account databases merged for the scriptlets.
@@ -851,6 +895,11 @@ fn apply_owners(root: &Path, c: &pkgcache::Cached, accounts: &Accounts) -> Resul
                 c.name
             )
         })?;
+        // /etc is in place (at `etc`) while owners are applied.
+        let rel = match rel.strip_prefix("usr/etc") {
+            Ok(rest) => Path::new("etc").join(rest),
+            Err(_) => rel,
+        };
         let target = root.join(&rel);
         let Ok(info) = fs::symlink_metadata(&target) else {
             continue;

@@ -368,6 +368,17 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
         assert_eq!(tool.permissions().mode() & 0o7777, 0o4555);
         let state = std::fs::metadata(dir.join("usr/share/owned-files/state")).unwrap();
         assert_eq!((state.uid(), state.gid()), (991, 991), "from sysusers.d");
+        // systemd-sysusers made dynsvc in the new tree; the file has its ids.
+        let passwd = std::fs::read_to_string(dir.join("usr/etc/passwd")).unwrap();
+        let dynsvc: u32 = passwd
+            .lines()
+            .find_map(|l| l.strip_prefix("dynsvc:x:"))
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no dynsvc in {passwd}"));
+        assert!(dynsvc > 0 && dynsvc < 1000, "{passwd}");
+        let dynamic = std::fs::metadata(dir.join("usr/share/owned-files/dynamic")).unwrap();
+        assert_eq!(dynamic.uid(), dynsvc);
     }
     sb.ostree(&["fsck"]).expect("ostree fsck is clean");
 
