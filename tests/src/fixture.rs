@@ -120,6 +120,7 @@ pub(crate) fn repo_packages() -> Vec<RpmSpec> {
 /// - `watch-trigger`: a file in `/usr/share/watched` (which `base-files` watches with a
 ///   `%transfiletriggerin`) and its own trigger on that directory;
 /// - `pre-sees-users`: its `%pre` records whether `/etc/passwd` has `machineuser`;
+/// - `endless-post`: its `%post` never ends (for faults in the middle of a scriptlet);
 /// - `needs-new-libfoo`: needs `libfoo-abi = 2.0`, which only a base upgrade brings;
 /// - `bad-post`: its `%post` fails; `lua-post`: a lua `%post`; `srv-files`: a file in `/srv`.
 pub(crate) fn layering_packages() -> Vec<RpmSpec> {
@@ -191,6 +192,9 @@ pub(crate) fn layering_packages() -> Vec<RpmSpec> {
                  if [ \"$name\" = machineuser ]; then echo found > /usr/share/pre-sees-users/seen; fi\n\
                  done < /etc/passwd",
             ),
+        RpmSpec::new("endless-post", "1.0", "1")
+            .summary("A scriptlet that never ends")
+            .script("%post", "while :; do :; done"),
         RpmSpec::new("needs-new-libfoo", "1.0", "1")
             .summary("Needs the new libfoo")
             .requires("libfoo-abi = 2.0"),

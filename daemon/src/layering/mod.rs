@@ -121,6 +121,8 @@ struct Workdir(PathBuf);
 impl Workdir {
     fn new(repo_path: &Path) -> Result<Self> {
         static N: AtomicUsize = AtomicUsize::new(0);
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| sweep_stale(&repo_path.join("tmp")));
         let dir = repo_path.join("tmp").join(format!(
             "rpmostree-layer-{}-{}",
             std::process::id(),
@@ -141,6 +143,61 @@ impl Drop for Workdir {
     fn drop(&mut self) {
         remove_tree(&self.0);
     }
+}
+
+/// Removes what a killed daemon left in the repository's `tmp/`: assembly directories (with
+/// the rofiles-fuse mounts of their scriptlets, unmounted first) and copies of local RPMs,
+/// named after a process that is gone.
+fn sweep_stale(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix("rpmostree-layer-")
+            .or_else(|| name.strip_prefix("rpmostree-local-"))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let prefix = format!("{}/", path.display());
+        for line in mounts.lines() {
+            if let Some(point) = line.split(' ').nth(4)
+                && point.starts_with(&prefix)
+            {
+                scripts::unmount(Path::new(point));
+            }
+        }
+        if path.is_dir() {
+            remove_tree(&path);
+        } else {
+            let _ = fs::remove_file(&path);
+        }
+        if fs::symlink_metadata(&path).is_ok() {
+            tracing::warn!("could not remove {} (left by process {pid})", path.display());
+        } else {
+            tracing::info!("removed {} (left by process {pid})", path.display());
+        }
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie (a killed daemon its parent has not
+/// reaped yet is gone).
+fn process_alive(pid: &str) -> bool {
+    let Ok(stat) = fs::read_to_string(Path::new("/proc").join(pid).join("stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_default();
+    !matches!(state, "Z" | "X" | "x")
 }
 
 /// Removes a tree that may hold read-only directories (package directories without u+w).

@@ -205,47 +205,104 @@ pub(crate) fn of_package(header: &[u8], nevra: &str, name: &str, arg: u32) -> Re
     Ok(out)
 }
 
-/// A `rofiles-fuse --copyup` mount, unmounted on drop.
+/// A `rofiles-fuse --copyup` mount, unmounted on drop. rofiles-fuse runs in the foreground as
+/// the daemon's child under `setpriv --pdeathsig KILL`, so a daemon killed in the middle of a
+/// scriptlet leaves no FUSE server behind (only a dead mount, which the next assembly's sweep
+/// unmounts).
 struct Rofiles {
     mount: PathBuf,
+    child: Option<std::process::Child>,
 }
+
+/// How long a rofiles-fuse mount may take to appear.
+const MOUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Rofiles {
     fn mount(source: &Path, mount: PathBuf) -> Result<Self> {
+        use std::os::unix::fs::MetadataExt;
         fs::create_dir_all(&mount).with_context(|| format!("creating {}", mount.display()))?;
-        let out = Command::new("rofiles-fuse")
-            .arg("--copyup")
+        let before = fs::metadata(&mount)?.dev();
+        let log = mount.with_extension("log");
+        let child = Command::new("setpriv")
+            .args([
+                "--pdeathsig",
+                "KILL",
+                "--",
+                "rofiles-fuse",
+                "-f",
+                "--copyup",
+            ])
             .arg(source)
             .arg(&mount)
             .stdin(Stdio::null())
-            .output()
-            .context("running rofiles-fuse (from the ostree package)")?;
-        if !out.status.success() {
-            bail!(
-                "rofiles-fuse {} failed: {}",
-                source.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log)?)
+            .spawn()
+            .context("running rofiles-fuse (from the ostree package) under setpriv")?;
+        let mut this = Self {
+            mount,
+            child: Some(child),
+        };
+        let started = std::time::Instant::now();
+        loop {
+            if fs::metadata(&this.mount).is_ok_and(|m| m.dev() != before) {
+                return Ok(this);
+            }
+            let exited = this
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || started.elapsed() > MOUNT_TIMEOUT {
+                let text = fs::read_to_string(&log).unwrap_or_default();
+                this.child.take().map(|mut c| {
+                    let _ = c.kill();
+                    c.wait()
+                });
+                bail!(
+                    "rofiles-fuse {} did not mount{}",
+                    source.display(),
+                    if text.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", text.trim())
+                    }
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        Ok(Self { mount })
     }
 }
 
 impl Drop for Rofiles {
     fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.mount)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(&self.mount)
-                .stderr(Stdio::null())
-                .status();
+        unmount(&self.mount);
+        if let Some(mut child) = self.child.take() {
+            // An unmounted rofiles-fuse exits by itself; do not wait for a stuck one.
+            let started = std::time::Instant::now();
+            while matches!(child.try_wait(), Ok(None)) && started.elapsed().as_secs() < 5 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
         let _ = fs::remove_dir(&self.mount);
+        let _ = fs::remove_file(self.mount.with_extension("log"));
+    }
+}
+
+/// Unmounts `path`, lazily when it is busy or its FUSE server is gone.
+pub(crate) fn unmount(path: &Path) {
+    let ok = Command::new("umount")
+        .arg(path)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(path)
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

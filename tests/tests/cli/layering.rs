@@ -632,3 +632,85 @@ fn file_triggers_and_scriptlets_see_the_new_files_and_the_machine_accounts() {
     assert!(!tree_passwd.contains("machineuser"), "{tree_passwd}");
     assert!(tree_passwd.contains("testsvc"), "{tree_passwd}");
 }
+
+/// Pids whose command line has `needle` and `program`.
+fn processes_with(needle: &str, program: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && cmdline.contains(program) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn a_daemon_killed_in_a_scriptlet_leaves_no_server_mount_or_directory_behind() {
+    let Some(sb) = sandbox(
+        "a_daemon_killed_in_a_scriptlet_leaves_no_server_mount_or_directory_behind",
+        SandboxOptions::default(),
+    ) else {
+        return;
+    };
+    let before = deployments(&sb, false);
+    let mut cmd = sb.command(cli_bin().to_str().unwrap());
+    cmd.args(["install", "endless-post"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut install = cmd.spawn().unwrap();
+    let sysroot = sb.sysroot().display().to_string();
+    let started = std::time::Instant::now();
+    while processes_with(&sysroot, "rofiles-fuse").len() < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the scriptlet never started: {}",
+            sb.daemon_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sb.kill_daemon(9).unwrap();
+    sb.wait_daemon_gone(std::time::Duration::from_secs(10))
+        .unwrap();
+    let status = install.wait().unwrap();
+    assert!(!status.success(), "the install cannot succeed");
+    // Neither the FUSE servers nor the scriptlet's sandbox outlive the daemon.
+    let started = std::time::Instant::now();
+    loop {
+        let left: Vec<u32> = ["rofiles-fuse", "bwrap"]
+            .iter()
+            .flat_map(|p| processes_with(&sysroot, p))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "still running: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(deployments(&sb, false), before, "nothing was deployed");
+    // The next change works (a new daemon, by activation) and clears what the killed one
+    // left in the repository's tmp/.
+    cli_ok(&sb, &["install", "layer-c"]);
+    let tmp = sb.sysroot().join("ostree/repo/tmp");
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rpmostree-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}: {}", sb.daemon_log());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!("{}/ostree/repo/tmp/rpmostree-", sysroot)),
+        "{mounts}"
+    );
+}
