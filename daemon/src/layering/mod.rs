@@ -180,7 +180,10 @@ fn sweep_stale(tmp: &Path) {
             let _ = fs::remove_file(&path);
         }
         if fs::symlink_metadata(&path).is_ok() {
-            tracing::warn!("could not remove {} (left by process {pid})", path.display());
+            tracing::warn!(
+                "could not remove {} (left by process {pid})",
+                path.display()
+            );
         } else {
             tracing::info!("removed {} (left by process {pid})", path.display());
         }
@@ -549,7 +552,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
                 if !all_scripts.is_empty() {
                     op.progress
                         .task_begin("Running pre scripts and post scripts");
-                    scripts::run(&root, &work.0, &all_scripts)?;
+                    scripts::run(&root, &work.0, &all_scripts, &|| cancellable.is_cancelled())?;
                     op.progress.task_end(&format!("{} done", all_scripts.len()));
                 }
                 Ok(())

@@ -322,8 +322,14 @@ const CAPS: &[&str] = &[
 
 /// Runs `scripts` (already in package order) in the tree `root`, whose `/etc` is at `etc` for
 /// the duration (upstream's "tempetc"); `work` is a private scratch directory. A failing script
-/// fails with its package, phase, exit status and last lines of output.
-pub(crate) fn run(root: &Path, work: &Path, scripts: &[Script]) -> Result<()> {
+/// fails with its package, phase, exit status and last lines of output; `cancelled` is polled
+/// while a script runs, and a cancel kills it.
+pub(crate) fn run(
+    root: &Path,
+    work: &Path,
+    scripts: &[Script],
+    cancelled: &dyn Fn() -> bool,
+) -> Result<()> {
     if scripts.is_empty() {
         return Ok(());
     }
@@ -362,15 +368,13 @@ pub(crate) fn run(root: &Path, work: &Path, scripts: &[Script]) -> Result<()> {
         } else {
             None
         };
-        run_one(
+        let sandbox = Sandbox {
             root,
-            &usr.mount,
-            &etc.mount,
-            &script_dir,
-            i,
-            script,
-            stdin.as_deref(),
-        )?;
+            usr: &usr.mount,
+            etc: &etc.mount,
+            dir: &script_dir,
+        };
+        run_one(sandbox, i, script, stdin.as_deref(), cancelled)?;
     }
     drop(etc);
     drop(usr);
@@ -379,15 +383,29 @@ pub(crate) fn run(root: &Path, work: &Path, scripts: &[Script]) -> Result<()> {
     Ok(())
 }
 
+/// Where scriptlets run: the tree, its `/usr` and `/etc` behind rofiles-fuse, and the
+/// directory for script files, their input and their output.
+#[derive(Debug, Clone, Copy)]
+struct Sandbox<'a> {
+    root: &'a Path,
+    usr: &'a Path,
+    etc: &'a Path,
+    dir: &'a Path,
+}
+
 fn run_one(
-    root: &Path,
-    usr: &Path,
-    etc: &Path,
-    dir: &Path,
+    sandbox: Sandbox<'_>,
     index: usize,
     script: &Script,
     stdin: Option<&Path>,
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<()> {
+    let Sandbox {
+        root,
+        usr,
+        etc,
+        dir,
+    } = sandbox;
     let label = format!("{}.{}", script.name, script.phase.name());
     let file = dir.join(format!("{index}.script"));
     fs::write(&file, &script.body).with_context(|| format!("writing {}", file.display()))?;
@@ -441,21 +459,33 @@ fn run_one(
             cmd.stdin(Stdio::null());
         }
     }
-    let out = cmd
-        .output()
+    // Output goes to a file (read afterwards), so that waiting can poll for a cancel.
+    let log = dir.join(format!("{index}.log"));
+    let out_file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    cmd.stdout(out_file.try_clone()?).stderr(out_file);
+    let mut child = cmd
+        .spawn()
         .with_context(|| format!("running {label} of {} (bwrap)", script.nevra))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if cancelled() {
+            // bwrap's --die-with-parent takes the script down with it.
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(crate::sysroot::ops::CANCELLED);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let text = fs::read_to_string(&log).unwrap_or_default();
     for line in text.lines() {
         tracing::info!(target: "rpm-ostree-script", "{label}: {line}");
     }
-    if !out.status.success() {
+    if !status.success() {
         let tail: Vec<&str> = text.lines().rev().take(10).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        let status = out.status.code().map_or_else(
+        let status = status.code().map_or_else(
             || "was killed".to_owned(),
             |c| format!("exited with code {c}"),
         );

@@ -194,6 +194,61 @@ fn cancel_during_staging_ends_promptly_and_honestly() {
 
 #[test]
 #[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn cancel_during_a_scriptlet_kills_it_and_deploys_nothing() {
+    let Some(sb) = sandbox(SandboxOptions::default()) else {
+        return;
+    };
+    let before = sb.admin_status().unwrap();
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        let mut txn = os
+            .pkg_change_transaction(
+                &rpmostree_api::PkgChangeOptions::new(),
+                &["endless-post"],
+                &[],
+            )
+            .await
+            .unwrap();
+        let proxy = txn.proxy.clone();
+        let mut cancelled_at = None;
+        let mut finished_at = None;
+        let result = txn
+            .run(|e| match e {
+                TransactionEvent::TaskBegin { text } if text.contains("scripts") => {
+                    cancelled_at = Some(Instant::now());
+                    let proxy = proxy.clone();
+                    tokio::spawn(async move {
+                        // Let the endless %post start first.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        proxy.cancel().await
+                    });
+                }
+                TransactionEvent::Finished { .. } => finished_at = Some(Instant::now()),
+                _ => {}
+            })
+            .await;
+        let cancelled_at = cancelled_at.expect("the scriptlets began");
+        let took = finished_at.expect("Finished arrived") - cancelled_at;
+        assert!(took < Duration::from_secs(5), "Cancel took {took:?}");
+        let err = result.expect_err("a cancelled change fails");
+        assert!(err.message().contains("cancelled"), "{err}");
+    });
+    assert_eq!(sb.admin_status().unwrap(), before, "nothing was deployed");
+    let sysroot = sb.sysroot().display().to_string();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&sysroot) && (c.contains("bwrap") || c.contains("rofiles-fuse")))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    fsck(&sb, "the cancelled scriptlet");
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn a_restarted_system_bus_means_a_new_daemon_that_works() {
     let Some(mut sb) = sandbox(SandboxOptions::default()) else {
         return;
