@@ -960,6 +960,10 @@ fn apply_owners(root: &Path, c: &pkgcache::Cached, accounts: &Accounts) -> Resul
             Ok(rest) => Path::new("etc").join(rest),
             Err(_) => rel,
         };
+        // Never through a symlink of the tree.
+        if pkgcache::check_parents(root, &rel).is_err() {
+            continue;
+        }
         let target = root.join(&rel);
         let Ok(info) = fs::symlink_metadata(&target) else {
             continue;

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ostree::{gio, glib, prelude::*};
@@ -163,8 +163,20 @@ pub(crate) enum Dest {
     Skip,
 }
 
-/// Translates an absolute RPM path; `Err` for paths upstream refuses.
+/// Translates an absolute RPM path; `Err` for paths upstream refuses, and for paths that are
+/// not plain (`.` or `..` components, control characters), which could reach outside the tree
+/// or corrupt a tmpfiles line.
 pub(crate) fn translate(path: &str) -> Result<Dest> {
+    let plain = path.starts_with('/')
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !path.chars().any(char::is_control)
+        && !path.contains("/./")
+        && !path.ends_with("/.");
+    if !plain {
+        bail!("Invalid path {path:?}: not a plain absolute path");
+    }
     let rel = path.trim_start_matches('/');
     if rel.is_empty() {
         return Ok(Dest::Skip);
@@ -478,6 +490,23 @@ fn libc_at_fdcwd() -> i32 {
     -100
 }
 
+/// Refuses `rel` (under `root`) when one of its parent directories exists as anything but a
+/// real directory: an earlier entry of the package could have made it a symlink pointing
+/// anywhere, and writing through it would reach outside the tree.
+pub(crate) fn check_parents(root: &Path, rel: &Path) -> Result<()> {
+    for parent in rel.ancestors().skip(1) {
+        if parent.as_os_str().is_empty() {
+            continue;
+        }
+        if let Ok(meta) = fs::symlink_metadata(root.join(parent))
+            && !meta.is_dir()
+        {
+            bail!("{} is not a directory", parent.display());
+        }
+    }
+    Ok(())
+}
+
 /// Writes the payload of `package` under `root` with translated paths; returns the tmpfiles
 /// lines for its `/var`, `/run` and `/opt` content.
 fn unpack(package: &rpm::Package, nevra: &str, root: &Path) -> Result<String> {
@@ -524,10 +553,15 @@ fn unpack(package: &rpm::Package, nevra: &str, root: &Path) -> Result<String> {
                 {
                     opt_links.insert(top.to_owned());
                 }
+                check_parents(root, &rel).map_err(|e| anyhow!("{nevra}: {rpm_path}: {e}"))?;
                 let target = root.join(&rel);
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent)
                         .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                // Never write through what an earlier entry left at the same path.
+                if fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
+                    fs::remove_file(&target)?;
                 }
                 match entry.file_type() {
                     FileType::Dir => {
@@ -536,7 +570,12 @@ fn unpack(package: &rpm::Package, nevra: &str, root: &Path) -> Result<String> {
                     }
                     FileType::Regular => {
                         let content = file.content().unwrap_or_default();
-                        fs::write(&target, content)
+                        let mut out = fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .open(&target)
+                            .with_context(|| format!("writing {}", target.display()))?;
+                        out.write_all(content)
                             .with_context(|| format!("writing {}", target.display()))?;
                         fs::set_permissions(&target, fs::Permissions::from_mode(file_mode(mode)))?;
                     }
@@ -591,6 +630,59 @@ mod tests {
         assert_eq!(split_nevra("nope"), None);
         assert_eq!(split_nevra("a-1.noarch"), None);
         assert_eq!(split_nevra("a-x:1-1.noarch"), None);
+    }
+
+    #[test]
+    fn paths_that_are_not_plain_are_refused() {
+        for bad in [
+            "/usr/../etc/shadow",
+            "/usr/share/./x",
+            "/usr/share/x/..",
+            "/usr/share/a\nd /etc 0777",
+            "usr/share/relative",
+        ] {
+            let err = translate(bad).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains("Invalid path")),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_package_cannot_write_through_its_own_symlink() {
+        let dir =
+            std::env::temp_dir().join(format!("rpmostree-pkgcache-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let (root, outside) = (dir.join("root"), dir.join("outside"));
+        fs::create_dir_all(&root).unwrap_or_default();
+        fs::create_dir_all(&outside).unwrap_or_default();
+        let mut builder = rpm::PackageBuilder::new("evil", "1.0", "MIT", "noarch", "Evil");
+        let built = builder
+            .with_symlink(rpm::FileOptions::symlink(
+                "/usr/share/evil",
+                outside.to_string_lossy(),
+            ))
+            .and_then(|b| {
+                b.with_file_contents(
+                    b"pwned".to_vec(),
+                    rpm::FileOptions::new("/usr/share/evil/pwned"),
+                )
+            })
+            .and_then(|b| b.build());
+        let Ok(package) = built else {
+            panic!("building the test package: {:?}", built.err());
+        };
+        let err = unpack(&package, "evil-1.0-1.noarch", &root)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("usr/share/evil is not a directory")),
+            "{err:?}"
+        );
+        assert!(!outside.join("pwned").exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
