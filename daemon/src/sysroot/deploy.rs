@@ -895,8 +895,10 @@ fn cache_staged_update(
 ) -> Result<()> {
     let osname = booted.osname();
     let repo = sysroot.repo();
-    let base = booted.csum();
-    if base.as_str() == target {
+    // Package changes are those of the base (a layered deployment's own packages are not
+    // part of an update).
+    let base = crate::layering::base_of(&repo, &booted.csum())?;
+    if base == target {
         return super::cached_update::write(op.path, &osname, None);
     }
     let (version, timestamp, _) = super::commit_info(&repo, target)?;
@@ -1116,7 +1118,9 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
         .resolve_rev(&refspec.to_string(), false)?
         .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
         .to_string();
-    if head == base.csum().as_str() {
+    // A layered deployment is compared through its base commit.
+    let base_commit = crate::layering::base_of(&repo, &base.csum())?;
+    if head == base_commit {
         op.progress.message("No update available.");
         return Ok(None);
     }
@@ -1143,7 +1147,7 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
     // metadata download (upstream's checks consult rpm-md only when packages are layered).
     let packages = packages::update_packages(
         &repo,
-        &base.csum(),
+        &base_commit,
         &head,
         Some(setup),
         false,
@@ -1156,7 +1160,7 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
         version,
         timestamp,
         origin: refspec.to_string(),
-        base: base.csum().to_string(),
+        base: base_commit,
         packages,
         deployment: None,
     }))

@@ -301,7 +301,12 @@ pub(crate) fn load(path: &Path) -> Result<Snapshot> {
             .booted()
             .filter(|b| b.osname == osname)
             .or_else(|| snapshot.default_for(&osname))
-            .map(|d| d.checksum.clone());
+            // A layered deployment's updates are those of its base commit.
+            .map(|d| {
+                d.base
+                    .as_ref()
+                    .map_or_else(|| d.checksum.clone(), |(c, ..)| c.clone())
+            });
         if let Some(base) = base
             && let Some(mut update) = cached_update::read(path, &osname, &base)
         {

@@ -390,7 +390,10 @@ pub(crate) fn cached_diff(
             .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
             .to_string(),
     };
-    let diff = diff_commits(&repo, &base.csum(), &checksum)?;
+    // A layered deployment is compared through its base commit (its own packages are not
+    // part of an update, a rebase or a deploy).
+    let from = crate::layering::base_of(&repo, &base.csum())?;
+    let diff = diff_commits(&repo, &from, &checksum)?;
     let (version, timestamp, _) = super::commit_info(&repo, &checksum)?;
     let (gpg_enabled, signatures) = match &refspec.remote {
         Some(remote) => {

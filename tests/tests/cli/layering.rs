@@ -381,6 +381,13 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
         assert_eq!(dynamic.uid(), dynsvc);
     }
     sb.ostree(&["fsck"]).expect("ostree fsck is clean");
+    // An update check of a layered deployment compares bases: the layered packages are not
+    // part of the update.
+    let out = cli_ok(&sb, &["upgrade", "--check"]);
+    assert!(
+        out.contains("Diff: 4 upgraded, 1 downgraded, 1 removed, 1 added"),
+        "{out}"
+    );
 
     // PkgChange, as Cockpit and scripts call it: dry-run first (nothing changes), then for
     // real, adding layer-b and removing layer-c.
