@@ -77,7 +77,8 @@ pub enum Command {
     Uninstall(UninstallArgs),
     /// Remove or replace packages of the base image, or drop those overrides.
     Override(OverrideArgs),
-    /// Remove all layered packages and overrides (a new deployment of the plain base).
+    /// Remove all layered packages, overrides and initramfs settings (a new deployment of the
+    /// plain base).
     Reset(ResetArgs),
     /// Search the package repositories for packages by name and summary.
     Search(SearchArgs),
@@ -373,7 +374,7 @@ pub struct ResetArgs {
     /// Only drop the base overrides.
     #[arg(short = 'o', long = "overrides")]
     pub overrides: bool,
-    /// Only stop regenerating the initramfs.
+    /// Only drop the initramfs settings.
     #[arg(short = 'i', long = "initramfs")]
     pub initramfs: bool,
     /// The shared options.

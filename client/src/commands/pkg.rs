@@ -149,7 +149,8 @@ pub async fn override_(daemon: &Daemon, ctx: &Context, args: &OverrideArgs) -> R
     change(daemon, ctx, change_args, modifiers, options).await
 }
 
-/// `rpm-ostree reset`: without options, removes the layered packages and the overrides.
+/// `rpm-ostree reset`: without options, removes the layered packages, the overrides and the
+/// initramfs settings, as upstream's does.
 pub async fn reset(daemon: &Daemon, ctx: &Context, args: &ResetArgs) -> Result<Exit> {
     let all = !args.overlays && !args.overrides && !args.initramfs;
     let mut options = options(&args.change, false, &ctx.command_line);
@@ -159,9 +160,7 @@ pub async fn reset(daemon: &Daemon, ctx: &Context, args: &ResetArgs) -> Result<E
     if all || args.overrides {
         options = options.no_overrides(true);
     }
-    // Local initramfs regeneration does not exist here: only an explicit -i asks for it (and
-    // the daemon then says it is not supported).
-    if args.initramfs {
+    if all || args.initramfs {
         options = options.no_initramfs(true);
     }
     change(

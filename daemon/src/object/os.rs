@@ -976,7 +976,6 @@ impl OSHandler for OsObject {
             ("ex-local-repo-remote", m.ex_local_repo_remote.is_some()),
             ("ex-cliwrap", m.ex_cliwrap.is_some()),
             ("apply-live", options.apply_live == Some(true)),
-            ("no-initramfs", options.no_initramfs == Some(true)),
         ];
         if let Some((key, _)) = layering.iter().find(|(_, set)| *set) {
             return Err(Error::NotSupported(format!(
@@ -1051,6 +1050,7 @@ impl OSHandler for OsObject {
             override_replace_local,
             override_reset,
             no_overrides: options.no_overrides == Some(true),
+            no_initramfs: options.no_initramfs == Some(true),
         };
         let default = if has_refspec {
             "rebase"
@@ -1107,18 +1107,37 @@ impl OSHandler for OsObject {
                     .into(),
             ));
         }
+        // Upstream's CLI sends PkgChange the options of UpdateDeployment too: `no-layering`
+        // (`uninstall --all`) and `no-pull-base` are honoured, as upstream's daemon honours
+        // them; `print-interactive` only shapes upstream's own output.
+        let extra_bool = |key: &str| -> Result<Option<bool>, Error> {
+            match options.extra.get(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .try_clone()
+                    .ok()
+                    .and_then(|v| bool::try_from(v).ok())
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::InvalidArgs(format!("option '{key}' must be a boolean (b)"))
+                    }),
+            }
+        };
+        let no_layering = extra_bool("no-layering")?.unwrap_or(false);
+        let no_pull_base = extra_bool("no-pull-base")?.unwrap_or(true);
+        extra_bool("print-interactive")?;
         let mut request = self.deploy_request(
             options.cache_only,
             options.download_only,
             options.dry_run,
             options.lock_finalization,
         )?;
-        // A package change keeps the current base: it never pulls a new one.
-        request.no_pull_base = true;
+        // A package change keeps the current base unless asked otherwise.
+        request.no_pull_base = no_pull_base;
         request.packages = PackageChanges {
             install: packages_added,
             uninstall: packages_removed,
-            uninstall_all: false,
+            uninstall_all: no_layering,
             idempotent: options.idempotent_layering == Some(true),
             allow_inactive: options.allow_inactive == Some(true),
             ..Default::default()

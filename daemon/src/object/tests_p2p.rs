@@ -255,12 +255,12 @@ async fn bad_input_gets_the_right_wire_error_before_any_work() {
     let e = err(os
         .update_deployment(
             &UpdateDeploymentModifiers::new(),
-            &UpdateDeploymentOptions::new().no_initramfs(true),
+            &UpdateDeploymentOptions::new().apply_live(true),
         )
         .await
         .unwrap_err());
     assert_eq!(e.dbus_name(), "org.freedesktop.DBus.Error.NotSupported");
-    assert!(e.message().contains("'no-initramfs'"), "{e}");
+    assert!(e.message().contains("'apply-live'"), "{e}");
     let e = err(os
         .rebase(&RebaseOptions::new(), &"a".repeat(10_000), &[])
         .await

@@ -82,6 +82,9 @@ pub(crate) struct PackageChanges {
     pub(crate) override_reset: Vec<String>,
     /// Drop every override.
     pub(crate) no_overrides: bool,
+    /// Drop the initramfs settings of the origin (`regenerate-initramfs`, `initramfs-args`,
+    /// `initramfs-etc`).
+    pub(crate) no_initramfs: bool,
 }
 
 /// The package requests of an origin: by pattern, local packages (NEVRA -> header sha256),
@@ -119,6 +122,7 @@ impl PackageChanges {
             && self.override_replace_local.is_empty()
             && self.override_reset.is_empty()
             && !self.no_overrides
+            && !self.no_initramfs
     }
 
     /// Applies the override changes, in upstream's order (drop all, reset, then remove and
@@ -519,9 +523,16 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         .unwrap_or_default();
     let new_local = import_local(op, &repo, &req.packages.install_local)?;
     let new_replace = import_local(op, &repo, &req.packages.override_replace_local)?;
-    let requests_changed = req
+    let mut requests_changed = req
         .packages
         .apply(&mut requests, &new_local, &new_replace)?;
+    if req.packages.no_initramfs {
+        for key in ["regenerate-initramfs", "initramfs-args", "initramfs-etc"] {
+            if origin.remove_key("rpmostree", key).is_ok() {
+                requests_changed = true;
+            }
+        }
+    }
     let pinned = origin
         .string("origin", "override-commit")
         .ok()

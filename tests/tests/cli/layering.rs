@@ -426,6 +426,12 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("invalid package request"), "{err}");
+        // Upstream's CLI passes UpdateDeployment's options to PkgChange as well: a wrong type
+        // is refused naming the key.
+        let options = rpmostree_api::PkgChangeOptions::new()
+            .with_extra("no-layering", zbus::OwnedVariant::from(7u32));
+        let err = os.pkg_change(&options, &[], &[]).await.unwrap_err();
+        assert!(err.to_string().contains("'no-layering'"), "{err}");
     });
     let (dir, layered) = first_deployment(&sb, false);
     let qa = rpm_qa(&dir);
@@ -474,6 +480,25 @@ fn pkg_change_over_d_bus_and_a_non_root_user_with_and_without_the_grant() {
         origin.contains("requested=layer-b;layer-c;owned-files;"),
         "{origin}"
     );
+
+    // What upstream's `rpm-ostree uninstall --all` sends: PkgChange with `no-layering`.
+    block_on(std::time::Duration::from_secs(170), async {
+        let os = os_proxy(&sb).await;
+        let options = rpmostree_api::PkgChangeOptions::new()
+            .with_extra("no-layering", zbus::OwnedVariant::from(true))
+            .with_extra("no-pull-base", zbus::OwnedVariant::from(true))
+            .with_extra("print-interactive", zbus::OwnedVariant::from(false));
+        os.pkg_change_transaction(&options, &[], &[])
+            .await
+            .expect("PkgChange")
+            .run(|_| {})
+            .await
+            .expect("removing every layered package succeeds");
+    });
+    let (dir, _) = first_deployment(&sb, false);
+    let origin = std::fs::read_to_string(format!("{}.origin", dir.display())).unwrap();
+    assert!(!origin.contains("requested="), "{origin}");
+    assert!(!rpm_qa(&dir).contains(&"layer-b-2.0-1".to_owned()));
 }
 
 #[test]

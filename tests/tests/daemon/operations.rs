@@ -237,8 +237,8 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
         assert!(err.message().contains("reboot"), "{err}");
         // No option is silently ignored: those not implemented are refused, naming the key.
         for (key, options) in [(
-            "no-initramfs",
-            UpdateDeploymentOptions::new().no_initramfs(true),
+            "apply-live",
+            UpdateDeploymentOptions::new().apply_live(true),
         )] {
             let err = Error::from(
                 os.update_deployment(&UpdateDeploymentModifiers::new(), &options)
