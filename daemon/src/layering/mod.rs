@@ -1074,6 +1074,58 @@ fn delete_package_files(
     Ok(())
 }
 
+/// Drops the package-cache refs that no deployment needs any more (upstream does this after
+/// every deploy and in `cleanup -b`): a ref stays when a layered deployment's commit lists the
+/// package in its `rpmostree.rpmdb.pkglist`, or a deployment's origin requests it as a local
+/// package or replacement. libostree's prune then frees the objects. Returns how many refs went.
+pub(crate) fn prune_cache(sysroot: &ostree::Sysroot) -> Result<usize> {
+    let repo = sysroot.repo();
+    let mut keep = std::collections::HashSet::new();
+    for d in sysroot.deployments() {
+        let csum = d.csum();
+        let (commit, _) = repo.load_commit(&csum)?;
+        let meta = glib::VariantDict::new(Some(&commit.child_value(0)));
+        let layered: bool = meta
+            .lookup("rpmostree.clientlayer")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        if layered
+            && let Ok(Some(list)) =
+                meta.lookup::<Vec<(String, String, String, String, String)>>(packages::PKGLIST_KEY)
+        {
+            for (name, epoch, version, release, arch) in list {
+                let epoch = epoch.parse().unwrap_or(0);
+                keep.insert(pkgcache::cache_ref(&name, epoch, &version, &release, &arch));
+            }
+        }
+        if let Some(origin) = d.origin()
+            && let Ok(o) = crate::sysroot::origin::Origin::from_keyfile(&origin)
+        {
+            for nevra in o
+                .requested_local
+                .keys()
+                .chain(o.override_replace_local.keys())
+            {
+                if let Some((name, epoch, version, release, arch)) = pkgcache::split_nevra(nevra) {
+                    keep.insert(pkgcache::cache_ref(&name, epoch, &version, &release, &arch));
+                }
+            }
+        }
+    }
+    let refs = repo.list_refs_ext(
+        Some("rpmostree/pkg"),
+        ostree::RepoListRefsExtFlags::NONE,
+        gio::Cancellable::NONE,
+    )?;
+    let mut dropped = 0;
+    for name in refs.keys().filter(|r| !keep.contains(*r)) {
+        repo.set_ref_immediate(None, name, None, gio::Cancellable::NONE)?;
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
 /// The base commit of a deployed commit: its parent when it is a client-layer commit, else
 /// itself.
 pub(crate) fn base_of(repo: &ostree::Repo, commit: &str) -> Result<String> {

@@ -879,6 +879,14 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 .message(&format!("Warning: the old ref {old} was not removed: {e}")),
         }
     }
+    // The package cache keeps only what deployments use.
+    match crate::layering::prune_cache(sysroot) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("dropped {n} unused package cache ref(s)"),
+        Err(e) => op
+            .progress
+            .message(&format!("Warning: the package cache was not pruned: {e:#}")),
+    }
     op.progress
         .message(&format!("Deployment ready: {refspec} {deploy_commit}"));
     // A plain upgrade of the booted OS leaves what it staged as the cached update, with its

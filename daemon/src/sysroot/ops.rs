@@ -285,6 +285,10 @@ pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) ->
     if base {
         op.check_cancelled()?;
         op.progress.task_begin("Removing unused objects");
+        let dropped = crate::layering::prune_cache(sysroot).context("pruning the package cache")?;
+        if dropped > 0 {
+            said.push(format!("Removed {dropped} unused package cache ref(s)"));
+        }
         sysroot
             .cleanup(op.cancellable())
             .context("cleaning up the sysroot")?;

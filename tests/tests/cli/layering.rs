@@ -135,6 +135,14 @@ fn install_uninstall_and_upgrade_keep_layering_with_real_rpms() {
     let post = std::fs::read_to_string(dir.join("usr/share/layer-a/post-ran")).unwrap();
     assert_eq!(post, "layer-a %post ran with arg 1\n");
     assert!(dir.join("usr/etc/layer-a.generated").is_file());
+    let refs = sb.ostree(&["refs", "--list", "rpmostree/pkg"]).unwrap();
+    for p in [
+        "layer-a/1.0-1.noarch",
+        "layer-b/2.0-1.noarch",
+        "layer-c/1.0-1.noarch",
+    ] {
+        assert!(refs.contains(&format!("rpmostree/pkg/{p}")), "{refs}");
+    }
     let version = std::fs::read_to_string(dir.join("usr/share/testos/version")).unwrap();
     assert_eq!(version, "1.1\ntouched by layer-a\n");
     let base_version = sb
@@ -326,6 +334,16 @@ fn install_uninstall_and_upgrade_keep_layering_with_real_rpms() {
     assert_eq!(
         json["deployments"][0]["requested-packages"],
         serde_json::json!([])
+    );
+    // The package cache keeps what deployments still layer (the finalized layer-a
+    // deployment is still there) and drops the rest.
+    let refs = sb.ostree(&["refs", "--list", "rpmostree/pkg"]).unwrap();
+    for gone in ["local-tool", "needs-new-libfoo", "newtool"] {
+        assert!(!refs.contains(gone), "{gone} is unused: {refs}");
+    }
+    assert!(
+        refs.contains("rpmostree/pkg/layer-a/1.0-1.noarch"),
+        "{refs}"
     );
     sb.ostree(&["fsck"])
         .expect("ostree fsck is clean at the end");
