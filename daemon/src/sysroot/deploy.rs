@@ -15,6 +15,7 @@ use super::{
     STAGED_LOCKED_MARKER,
     kargs::{self, KargsChange},
     ops::{DownloadStats, Op, Progress, Report},
+    origin::Origin,
     packages::{self, UpdatePackages},
     refspec::{Refspec, Revision, rebase_target},
     write_atomic,
@@ -87,25 +88,6 @@ pub(crate) struct PackageChanges {
     pub(crate) no_initramfs: bool,
 }
 
-/// The package requests of an origin: by pattern, local packages (NEVRA -> header sha256),
-/// and the base overrides (removals by name; local replacements, NEVRA -> header sha256).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Requests {
-    patterns: std::collections::BTreeSet<String>,
-    local: std::collections::BTreeMap<String, String>,
-    remove: std::collections::BTreeSet<String>,
-    replace_local: std::collections::BTreeMap<String, String>,
-}
-
-impl Requests {
-    fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
-            && self.local.is_empty()
-            && self.remove.is_empty()
-            && self.replace_local.is_empty()
-    }
-}
-
 /// The name of a NEVRA (the NEVRA itself when it does not parse).
 fn name_of(nevra: &str) -> String {
     crate::layering::pkgcache::split_nevra(nevra).map_or_else(|| nevra.to_owned(), |(n, ..)| n)
@@ -127,17 +109,17 @@ impl PackageChanges {
 
     /// Applies the override changes, in upstream's order (drop all, reset, then remove and
     /// replace); `replace` are the local replacements just imported (NEVRA, header sha256).
-    fn apply_overrides(&self, requests: &mut Requests, replace: &[(String, String)]) -> Result<()> {
+    fn apply_overrides(&self, origin: &mut Origin, replace: &[(String, String)]) -> Result<()> {
         if self.no_overrides {
-            requests.remove.clear();
-            requests.replace_local.clear();
+            origin.override_remove.clear();
+            origin.override_replace_local.clear();
         }
         for p in &self.override_reset {
-            if requests.remove.remove(p) {
+            if origin.override_remove.remove(p) {
                 continue;
             }
-            let matching: Vec<String> = requests
-                .replace_local
+            let matching: Vec<String> = origin
+                .override_replace_local
                 .keys()
                 .filter(|nevra| *nevra == p || name_of(nevra) == *p)
                 .cloned()
@@ -146,25 +128,30 @@ impl PackageChanges {
                 bail!("No overrides for package '{p}'");
             }
             for nevra in matching {
-                requests.replace_local.remove(&nevra);
+                origin.override_replace_local.remove(&nevra);
             }
         }
-        let replaced = |requests: &Requests, name: &str| {
-            requests.remove.contains(name)
-                || requests.replace_local.keys().any(|n| name_of(n) == name)
+        let replaced = |origin: &Origin, name: &str| {
+            origin.override_remove.contains(name)
+                || origin
+                    .override_replace_local
+                    .keys()
+                    .any(|n| name_of(n) == name)
         };
         for p in &self.override_remove {
-            if replaced(requests, p) {
+            if replaced(origin, p) {
                 bail!("Override already exists for package '{p}'");
             }
-            requests.remove.insert(p.clone());
+            origin.override_remove.insert(p.clone());
         }
         for (nevra, sha256) in replace {
             let name = name_of(nevra);
-            if replaced(requests, &name) {
+            if replaced(origin, &name) {
                 bail!("Override already exists for package '{name}'");
             }
-            requests.replace_local.insert(nevra.clone(), sha256.clone());
+            origin
+                .override_replace_local
+                .insert(nevra.clone(), sha256.clone());
         }
         Ok(())
     }
@@ -175,45 +162,41 @@ impl PackageChanges {
     /// NEVRA or its name.
     fn apply(
         &self,
-        requests: &mut Requests,
+        origin: &mut Origin,
         local: &[(String, String)],
         replace: &[(String, String)],
     ) -> Result<bool> {
-        let before = requests.clone();
-        self.apply_overrides(requests, replace)?;
+        let before = origin.clone();
+        self.apply_overrides(origin, replace)?;
         if self.uninstall_all {
-            requests.patterns.clear();
-            requests.local.clear();
+            origin.requested.clear();
+            origin.requested_local.clear();
         }
         for p in &self.uninstall {
-            if requests.patterns.remove(p) {
+            if origin.requested.remove(p) {
                 continue;
             }
-            let locals: Vec<String> = requests
-                .local
+            let locals: Vec<String> = origin
+                .requested_local
                 .keys()
-                .filter(|nevra| {
-                    *nevra == p
-                        || crate::layering::pkgcache::split_nevra(nevra)
-                            .is_some_and(|(name, ..)| name == *p)
-                })
+                .filter(|nevra| *nevra == p || name_of(nevra) == *p)
                 .cloned()
                 .collect();
             if locals.is_empty() && !self.idempotent && !self.uninstall_all {
                 bail!("Package/capability '{p}' is not currently requested");
             }
             for nevra in locals {
-                requests.local.remove(&nevra);
+                origin.requested_local.remove(&nevra);
             }
         }
         for p in &self.install {
-            if !requests.patterns.insert(p.clone()) && !self.idempotent {
+            if !origin.requested.insert(p.clone()) && !self.idempotent {
                 bail!("Package/capability '{p}' is already requested");
             }
         }
         for (nevra, sha256) in local {
-            if requests
-                .local
+            if origin
+                .requested_local
                 .insert(nevra.clone(), sha256.clone())
                 .is_some()
                 && !self.idempotent
@@ -221,7 +204,7 @@ impl PackageChanges {
                 bail!("Package '{nevra}' is already requested");
             }
         }
-        Ok(*requests != before)
+        Ok(*origin != before)
     }
 }
 
@@ -250,13 +233,8 @@ fn import_local(
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging)
             .with_context(|| format!("creating {}", staging.display()))?;
-        let imported = crate::layering::pkgcache::import(
-            repo,
-            file,
-            crate::layering::pkgcache::Source::Local,
-            &staging,
-            Some(op.cancellable),
-        );
+        let imported =
+            crate::layering::pkgcache::import(repo, file, None, &staging, Some(op.cancellable));
         let _ = std::fs::remove_dir_all(&staging);
         let cached = imported.with_context(|| format!("importing local package {}", i + 1))?;
         op.progress
@@ -508,19 +486,12 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     let current = origin_refspec(&origin);
     // The base of the current deployment: the parent of a layered commit.
     let base_commit = crate::layering::base_of(&repo, &base.csum())?;
-    if super::origin::Origin::from_keyfile(&origin).is_ok_and(|o| !o.override_replace.is_empty()) {
+    let mut requests = Origin::from_keyfile(&origin).unwrap_or_default();
+    if !requests.override_replace.is_empty() {
         bail!(
             "The origin replaces base packages from repositories ([overrides] replace), which this rpm-ostreed does not support yet"
         );
     }
-    let mut requests = super::origin::Origin::from_keyfile(&origin)
-        .map(|o| Requests {
-            patterns: o.requested,
-            local: o.requested_local,
-            remove: o.override_remove,
-            replace_local: o.override_replace_local,
-        })
-        .unwrap_or_default();
     let new_local = import_local(op, &repo, &req.packages.install_local)?;
     let new_replace = import_local(op, &repo, &req.packages.override_replace_local)?;
     let mut requests_changed = req
@@ -532,6 +503,9 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 requests_changed = true;
             }
         }
+        requests.regenerate_initramfs = false;
+        requests.initramfs_args.clear();
+        requests.initramfs_etc.clear();
     }
     let pinned = origin
         .string("origin", "override-commit")
@@ -638,7 +612,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     // A deployment made outside the daemon may not have what its origin asks for (requests
     // but a plain commit, or a layered commit and no requests): then it is built now.
     let layered_now = base.csum().as_str() != base_commit;
-    let layering_pending = !is_kargs && layered_now == requests.is_empty();
+    let layering_pending = !is_kargs && layered_now != requests.has_requests();
     if (target == base.csum().as_str() || target == base_commit)
         && req.rebase.is_none()
         && !revision_changes
@@ -658,46 +632,17 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         });
         return Ok(Report::unchanged("no upgrade available"));
     }
-    if req.download_only && (requests.is_empty() || is_kargs) {
+    if req.download_only && (!requests.has_requests() || is_kargs) {
         op.progress.message("Update downloaded.");
         return Ok(Report::unchanged(format!("downloaded {target}")));
     }
     if requests_changed {
-        // Upstream's layout: each item followed by the separator.
-        let set = |group: &str, key: &str, items: Vec<String>| {
-            if items.is_empty() {
-                let _ = origin.remove_key(group, key);
-            } else {
-                let value: String = items.iter().map(|r| format!("{r};")).collect();
-                origin.set_value(group, key, &value);
-            }
-        };
-        let sha_nevra = |set: &std::collections::BTreeMap<String, String>| -> Vec<String> {
-            set.iter()
-                .map(|(nevra, sha256)| format!("{sha256}:{nevra}"))
-                .collect()
-        };
-        set(
-            "packages",
-            "requested",
-            requests.patterns.iter().cloned().collect(),
-        );
-        set("packages", "requested-local", sha_nevra(&requests.local));
-        set(
-            "overrides",
-            "remove",
-            requests.remove.iter().cloned().collect(),
-        );
-        set(
-            "overrides",
-            "replace-local",
-            sha_nevra(&requests.replace_local),
-        );
+        requests.write_requests(&origin);
     }
     // Layering: a new tree of the target base plus the requested packages (the layered
     // commit of the current deployment is kept as is for a change of kernel arguments).
     let mut deploy_commit = target.clone();
-    if !is_kargs && !requests.is_empty() {
+    if !is_kargs && requests.has_requests() {
         if req.lock_layering {
             bail!("LockLayering=true in the daemon configuration: package layering is disabled");
         }
@@ -707,10 +652,10 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             } else {
                 target.clone()
             },
-            packages: requests.patterns.iter().cloned().collect(),
-            local: requests.local.clone(),
-            remove: requests.remove.iter().cloned().collect(),
-            replace_local: requests.replace_local.clone(),
+            packages: requests.requested.iter().cloned().collect(),
+            local: requests.requested_local.clone(),
+            remove: requests.override_remove.iter().cloned().collect(),
+            replace_local: requests.override_replace_local.clone(),
             repos: repo_setup_for(op.path, sysroot, osname)?,
             weak_deps: req.recommends,
             cache_only: req.cache_only,
@@ -719,7 +664,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 .packages
                 .install
                 .iter()
-                .filter(|p| requests.patterns.contains(*p))
+                .filter(|p| requests.requested.contains(*p))
                 .cloned()
                 .collect(),
             allow_inactive: req.packages.allow_inactive,
@@ -761,9 +706,10 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
 
     // An origin with package requests or overrides keeps its refspec as `baserefspec`, as
     // upstream writes it; any other as `refspec`.
-    let (key, other) = match super::origin::Origin::from_keyfile(&origin) {
-        Ok(o) if o.may_require_local_assembly() => ("baserefspec", "refspec"),
-        _ => ("refspec", "baserefspec"),
+    let (key, other) = if requests.may_require_local_assembly() {
+        ("baserefspec", "refspec")
+    } else {
+        ("refspec", "baserefspec")
     };
     origin.set_string("origin", key, &refspec.to_string());
     let _ = origin.remove_key("origin", other);

@@ -63,6 +63,26 @@ fn list<T: FromIterator<String>>(kf: &glib::KeyFile, group: &str, key: &str) -> 
         .collect()
 }
 
+/// Writes a list key in upstream's layout, `a;b;` (each item followed by the separator); an
+/// empty list removes the key.
+fn set_list<'a>(kf: &glib::KeyFile, group: &str, key: &str, items: impl Iterator<Item = &'a str>) {
+    let value: String = items.map(|i| format!("{i};")).collect();
+    if value.is_empty() {
+        let _ = kf.remove_key(group, key);
+    } else {
+        kf.set_value(group, key, &value);
+    }
+}
+
+/// Writes local packages (NEVRA -> sha256) as upstream's `<sha256>:<nevra>` list.
+fn set_local(kf: &glib::KeyFile, group: &str, key: &str, pkgs: &BTreeMap<String, String>) {
+    let items: Vec<String> = pkgs
+        .iter()
+        .map(|(nevra, sha256)| format!("{sha256}:{nevra}"))
+        .collect();
+    set_list(kf, group, key, items.iter().map(String::as_str));
+}
+
 /// Splits `<sha256>:<nevra>` (upstream's "sha256-nevra").
 pub(crate) fn decompose_sha256_nevra(s: &str) -> Result<(String, String)> {
     let invalid = || anyhow!("Invalid sha256-nevra: {s}");
@@ -136,29 +156,39 @@ impl Origin {
             || !self.initramfs_etc.is_empty()
     }
 
+    /// Whether the origin asks for packages: requests (by pattern or local) or base overrides
+    /// (removals or local replacements).
+    pub(crate) fn has_requests(&self) -> bool {
+        !self.requested.is_empty()
+            || !self.requested_local.is_empty()
+            || !self.override_remove.is_empty()
+            || !self.override_replace_local.is_empty()
+    }
+
+    /// Writes the package requests and base overrides (`requested`, `requested-local`,
+    /// `[overrides] remove` and `replace-local`) into `kf` in upstream's layout; empty lists
+    /// remove their keys.
+    pub(crate) fn write_requests(&self, kf: &glib::KeyFile) {
+        set_list(
+            kf,
+            PACKAGES,
+            "requested",
+            self.requested.iter().map(String::as_str),
+        );
+        set_local(kf, PACKAGES, "requested-local", &self.requested_local);
+        set_list(
+            kf,
+            OVERRIDES,
+            "remove",
+            self.override_remove.iter().map(String::as_str),
+        );
+        set_local(kf, OVERRIDES, "replace-local", &self.override_replace_local);
+    }
+
     /// The key file upstream would write for this origin (the round-trip check of the parser;
-    /// writing whole origins comes with package layering).
+    /// deploys write only the package keys, with [`Origin::write_requests`]).
     #[cfg(test)]
     pub(crate) fn to_keyfile(&self) -> glib::KeyFile {
-        fn set_list<'a>(
-            kf: &glib::KeyFile,
-            group: &str,
-            key: &str,
-            items: impl Iterator<Item = &'a str>,
-        ) {
-            // Upstream's layout: `a;b;` (each item followed by the separator).
-            let value: String = items.map(|i| format!("{i};")).collect();
-            if !value.is_empty() {
-                kf.set_value(group, key, &value);
-            }
-        }
-        fn set_local(kf: &glib::KeyFile, group: &str, key: &str, pkgs: &BTreeMap<String, String>) {
-            let items: Vec<String> = pkgs
-                .iter()
-                .map(|(nevra, sha256)| format!("{sha256}:{nevra}"))
-                .collect();
-            set_list(kf, group, key, items.iter().map(String::as_str));
-        }
         let kf = glib::KeyFile::new();
         if let Some(r) = &self.refspec {
             let key = if self.may_require_local_assembly() {
@@ -170,30 +200,12 @@ impl Origin {
         } else if let Some(c) = &self.container_image_reference {
             kf.set_string(ORIGIN, "container-image-reference", c);
         }
-        set_list(
-            &kf,
-            PACKAGES,
-            "requested",
-            self.requested.iter().map(String::as_str),
-        );
-        set_local(&kf, PACKAGES, "requested-local", &self.requested_local);
+        self.write_requests(&kf);
         set_local(
             &kf,
             PACKAGES,
             "requested-local-fileoverride",
             &self.requested_local_fileoverride,
-        );
-        set_list(
-            &kf,
-            OVERRIDES,
-            "remove",
-            self.override_remove.iter().map(String::as_str),
-        );
-        set_local(
-            &kf,
-            OVERRIDES,
-            "replace-local",
-            &self.override_replace_local,
         );
         set_list(
             &kf,
