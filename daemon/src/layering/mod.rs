@@ -245,7 +245,7 @@ fn depsolve(
     let cancellable = op.cancellable.clone();
     match helper::call(&request, &mut on_message, &|| cancellable.is_cancelled())? {
         Reply::Resolved(r) => Ok(r),
-        other => bail!("the package helper answered with {other:?}"),
+        other => Err(helper::unexpected(other)),
     }
 }
 
@@ -452,13 +452,14 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
             cached.push(c.clone());
             continue;
         }
+        if let Some(c) = pkgcache::cached_from_repo(repo, &p.package, &p.repo, &p.checksum)? {
+            cached.push(c);
+            continue;
+        }
         let staging = work.0.join(format!("import-{i}"));
         fs::create_dir_all(&staging)?;
-        let source = pkgcache::Source::Repo {
-            id: &p.repo,
-            checksum: &p.checksum,
-        };
-        let c = pkgcache::import(repo, &p.path, source, &staging, Some(cancellable))?;
+        let from_repo = Some((p.repo.as_str(), p.checksum.as_str()));
+        let c = pkgcache::import(repo, &p.path, from_repo, &staging, Some(cancellable))?;
         remove_tree(&staging);
         cached.push(c);
         op.check_cancelled()?;
@@ -521,7 +522,7 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
                     .filter(|t| !gone.contains(&t.nevra))
                     .map(scripts::from_base_trigger),
             ),
-            other => bail!("the package helper answered with {other:?}"),
+            other => return Err(helper::unexpected(other)),
         }
         for c in cached.iter().chain(&replacements) {
             all_scripts.extend(scripts::file_triggers_of_package(
@@ -588,14 +589,14 @@ pub(crate) fn assemble(op: &Op<'_>, repo: &ostree::Repo, req: &Request) -> Resul
         erase: resolution.removed.iter().map(Package::nevra).collect(),
     })? {
         Reply::Done => {}
-        other => bail!("the package helper answered with {other:?}"),
+        other => return Err(helper::unexpected(other)),
     }
     op.progress.task_end("done");
 
     // The commit.
     phases.end("rpmdb");
     op.progress.task_begin("Writing OSTree commit");
-    let metadata = commit_metadata(repo, req, &resolution, &root)?;
+    let metadata = commit_metadata(repo, req, &resolution, &base_packages, &root)?;
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -622,6 +623,7 @@ fn commit_metadata(
     repo: &ostree::Repo,
     req: &Request,
     resolution: &rpmostree_dnf::Resolution,
+    base_packages: &[Package],
     root: &Path,
 ) -> Result<glib::Variant> {
     let (base, _) = repo.load_commit(&req.base)?;
@@ -694,10 +696,10 @@ fn commit_metadata(
     );
     // The package list of the whole tree: the base's and the layered ones.
     let gone = gone_nevras(resolution);
-    let mut list: Vec<Package> = packages::for_commit(repo, &req.base)?
-        .unwrap_or_default()
-        .into_iter()
+    let mut list: Vec<Package> = base_packages
+        .iter()
         .filter(|p| !gone.contains(&p.nevra()))
+        .cloned()
         .collect();
     list.extend(resolution.packages.iter().map(|p| p.package.clone()));
     list.extend(
@@ -1036,7 +1038,7 @@ fn delete_package_files(
             nevras: list.to_vec(),
         })? {
             Reply::Files(f) => Ok(f),
-            other => bail!("the package helper answered with {other:?}"),
+            other => Err(helper::unexpected(other)),
         }
     };
     let shared: std::collections::HashSet<String> = files_of(kept)?
@@ -1050,12 +1052,7 @@ fn delete_package_files(
                 continue;
             };
             let target = root.join(&rel);
-            let inside = rel
-                .ancestors()
-                .skip(1)
-                .filter(|a| !a.as_os_str().is_empty())
-                .all(|a| fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()));
-            if !inside {
+            if pkgcache::check_parents(root, &rel).is_err() {
                 continue;
             }
             match fs::symlink_metadata(&target) {

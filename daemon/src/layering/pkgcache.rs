@@ -78,19 +78,22 @@ pub(crate) struct Cached {
     pub(crate) header_sha256: String,
 }
 
-/// Where an imported RPM comes from.
+/// What a cached package must have been imported from to be reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source<'a> {
+enum Source<'a> {
     /// An rpm-md repository: its id and upstream's repodata checksum of the package
-    /// (`sha256:<hex>`); the cache is reused when that checksum matches.
+    /// (`sha256:<hex>`).
     Repo {
         /// The repository id.
         id: &'a str,
         /// The package's checksum in the repository metadata.
         checksum: &'a str,
     },
-    /// A local RPM file: the cache is reused when the header's sha256 matches.
-    Local,
+    /// A local RPM file with this header sha256.
+    Local {
+        /// The sha256 of the package's header.
+        header_sha256: &'a str,
+    },
 }
 
 /// Splits `N-[E:]V-R.A` into (name, epoch, version, release, arch).
@@ -120,34 +123,41 @@ pub(crate) fn find_local(repo: &ostree::Repo, nevra: &str, sha256: &str) -> Resu
     let (name, epoch, version, release, arch) =
         split_nevra(nevra).ok_or_else(|| anyhow!("Invalid NEVRA of a local package: {nevra}"))?;
     let refname = cache_ref(&name, epoch, &version, &release, &arch);
-    let found = match repo.resolve_rev(&refname, true)? {
-        Some(commit) => read_cached(repo, &commit)?,
-        None => None,
-    };
-    match found {
-        Some(c) if c.header_sha256 == sha256 => Ok(c),
+    match lookup(
+        repo,
+        &refname,
+        Source::Local {
+            header_sha256: sha256,
+        },
+    )? {
+        Some(c) => Ok(c),
         _ => bail!(
             "The local package {nevra} (sha256 {sha256}) is no longer in the package cache; install it again from its file"
         ),
     }
 }
 
-/// The cached package of `commit`, if it has the package metadata.
-fn read_cached(repo: &ostree::Repo, commit: &str) -> Result<Option<Cached>> {
+/// The cached package of `commit`, if it has the package metadata, with the repodata checksum
+/// it was imported from (none for a local package).
+fn read_cached(repo: &ostree::Repo, commit: &str) -> Result<Option<(Cached, Option<String>)>> {
     let (variant, _) = repo.load_commit(commit)?;
     let meta = glib::VariantDict::new(Some(&variant.child_value(0)));
     let header: Option<Vec<u8>> = meta.lookup("rpmostree.metadata").ok().flatten();
     let nevra: Option<(String, String, u64, String, String, String)> =
         meta.lookup("rpmostree.nevra").ok().flatten();
     let sha256: Option<String> = meta.lookup("rpmostree.metadata_sha256").ok().flatten();
+    let repodata: Option<String> = meta.lookup("rpmostree.repodata_checksum").ok().flatten();
     Ok(match (header, nevra) {
-        (Some(header), Some((nevra, name, ..))) => Some(Cached {
-            commit: commit.to_owned(),
-            nevra,
-            name,
-            header_sha256: sha256.unwrap_or_else(|| hex(&Sha256::digest(&header))),
-            header,
-        }),
+        (Some(header), Some((nevra, name, ..))) => Some((
+            Cached {
+                commit: commit.to_owned(),
+                nevra,
+                name,
+                header_sha256: sha256.unwrap_or_else(|| hex(&Sha256::digest(&header))),
+                header,
+            },
+            repodata,
+        )),
         _ => None,
     })
 }
@@ -282,37 +292,47 @@ fn nevra_of(meta: &rpm::PackageMetadata) -> Result<(String, u32, String, String,
 
 /// The cached package under `cache_ref` if it was imported from the same data: the same
 /// repodata checksum for a repository package, the same header for a local one.
-fn lookup(
-    repo: &ostree::Repo,
-    cache_ref: &str,
-    source: Source<'_>,
-    header_sha256: &str,
-) -> Result<Option<Cached>> {
+fn lookup(repo: &ostree::Repo, cache_ref: &str, source: Source<'_>) -> Result<Option<Cached>> {
     let Some(commit) = repo.resolve_rev(cache_ref, true)? else {
         return Ok(None);
     };
-    let Some(cached) = read_cached(repo, &commit)? else {
+    let Some((cached, repodata)) = read_cached(repo, &commit)? else {
         return Ok(None);
     };
     let same = match source {
-        Source::Repo { checksum, .. } => {
-            let (variant, _) = repo.load_commit(&commit)?;
-            let meta = glib::VariantDict::new(Some(&variant.child_value(0)));
-            let stored: Option<String> = meta.lookup("rpmostree.repodata_checksum").ok().flatten();
-            stored.as_deref() == Some(checksum)
-        }
-        Source::Local => cached.header_sha256 == header_sha256,
+        Source::Repo { checksum, .. } => repodata.as_deref() == Some(checksum),
+        Source::Local { header_sha256 } => cached.header_sha256 == header_sha256,
     };
     Ok(same.then_some(cached))
 }
 
-/// Imports the RPM at `path` unless the cache already has it from the same data (see
-/// [`Source`]); `staging` is an empty private directory on the repository's file system.
+/// The cached package `package` of repository data `checksum`, if the cache has it: then
+/// its RPM need not be read at all.
+pub(crate) fn cached_from_repo(
+    repo: &ostree::Repo,
+    package: &rpmostree_dnf::Package,
+    id: &str,
+    checksum: &str,
+) -> Result<Option<Cached>> {
+    let epoch = u32::try_from(package.epoch).unwrap_or(u32::MAX);
+    let refname = cache_ref(
+        &package.name,
+        epoch,
+        &package.version,
+        &package.release,
+        &package.arch,
+    );
+    lookup(repo, &refname, Source::Repo { id, checksum })
+}
+
+/// Imports the RPM at `path` unless the cache already has it from the same data: the same
+/// repodata checksum when it comes from a repository (`from_repo`: id and checksum), else
+/// the same header. `staging` is an empty private directory on the repository's file system.
 /// Returns the cached package.
 pub(crate) fn import(
     repo: &ostree::Repo,
     path: &Path,
-    source: Source<'_>,
+    from_repo: Option<(&str, &str)>,
     staging: &Path,
     cancellable: Option<&gio::Cancellable>,
 ) -> Result<Cached> {
@@ -329,7 +349,13 @@ pub(crate) fn import(
         .ok_or_else(|| anyhow!("{}: truncated RPM", path.display()))?
         .to_vec();
     let header_sha256 = hex(&Sha256::digest(&header));
-    if let Some(hit) = lookup(repo, &refname, source, &header_sha256)? {
+    let source = match from_repo {
+        Some((id, checksum)) => Source::Repo { id, checksum },
+        None => Source::Local {
+            header_sha256: &header_sha256,
+        },
+    };
+    if let Some(hit) = lookup(repo, &refname, source)? {
         return Ok(hit);
     }
     check_scripts(meta, &nevra)?;
@@ -366,7 +392,7 @@ pub(crate) fn import(
             dict.insert_value("rpmostree.repodata_checksum", &checksum.to_variant());
             id
         }
-        Source::Local => "@commandline",
+        Source::Local { .. } => "@commandline",
     };
     dict.insert_value("rpmostree.unpack_version", &UNPACK_VERSION.to_variant());
     dict.insert_value(

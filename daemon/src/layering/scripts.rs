@@ -146,12 +146,7 @@ fn matching_files(root: &Path, pattern: &str) -> Vec<String> {
         return out;
     }
     // Never through a symlink in the tree (it could point out of it).
-    let inside = Path::new(rel)
-        .ancestors()
-        .skip(1)
-        .filter(|a| !a.as_os_str().is_empty())
-        .all(|a| fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()));
-    if inside {
+    if super::pkgcache::check_parents(root, Path::new(rel)).is_ok() {
         walk(root, Path::new(rel), &mut out);
     }
     out

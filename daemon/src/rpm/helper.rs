@@ -111,3 +111,8 @@ pub(crate) fn call(
 pub(crate) fn call_simple(request: &Request) -> Result<Reply> {
     call(request, &mut |_| {}, &|| false)
 }
+
+/// The error for an answer of another kind than the request asked for.
+pub(crate) fn unexpected(reply: Reply) -> anyhow::Error {
+    anyhow!("the package helper answered with {reply:?}")
+}

@@ -44,11 +44,6 @@ impl RepoSetup {
     }
 }
 
-/// An answer of another kind than the request asked for.
-fn unexpected(reply: Reply) -> anyhow::Error {
-    anyhow!("the package helper answered with {reply:?}")
-}
-
 /// `VERSION_ID` of the os-release under `root` (`/etc/os-release`, else
 /// `/usr/lib/os-release`), the value of `$releasever`.
 pub(crate) fn releasever(root: &Path) -> Option<String> {
@@ -73,7 +68,7 @@ pub(crate) fn list(setup: &RepoSetup) -> Result<Vec<RepoInfo>> {
         options: setup.options(),
     })? {
         Reply::Repos(repos) => Ok(repos),
-        other => Err(unexpected(other)),
+        other => Err(helper::unexpected(other)),
     }
 }
 
@@ -88,7 +83,7 @@ pub(crate) fn set_enabled(setup: &RepoSetup, id: &str, enabled: bool) -> Result<
         enabled,
     })? {
         Reply::Done => Ok(()),
-        other => Err(unexpected(other)),
+        other => Err(helper::unexpected(other)),
     }
 }
 
@@ -114,7 +109,7 @@ pub(crate) fn refresh(
     };
     match helper::call(&request, &mut on_message, cancelled)? {
         Reply::Updates(updates) => Ok(updates),
-        other => Err(unexpected(other)),
+        other => Err(helper::unexpected(other)),
     }
 }
 
@@ -134,7 +129,7 @@ pub(crate) fn query(setup: &RepoSetup, query: &Query) -> Result<Vec<(Option<Stri
         query: query.clone(),
     })? {
         Reply::Found(found) => Ok(found),
-        other => Err(unexpected(other)),
+        other => Err(helper::unexpected(other)),
     }
 }
 
@@ -162,7 +157,7 @@ pub(crate) fn advisories(
     };
     match helper::call(&request, &mut on_message, cancelled)? {
         Reply::Advisories(found) => Ok(found),
-        other => Err(unexpected(other)),
+        other => Err(helper::unexpected(other)),
     }
 }
 

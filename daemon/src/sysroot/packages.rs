@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use ostree::{gio, glib, prelude::*};
 use rpmostree_dnf::protocol::{Reply, Request};
 
@@ -155,7 +155,7 @@ pub(crate) fn for_commit(repo: &ostree::Repo, checksum: &str) -> Result<Option<V
                 .with_context(|| format!("reading the package database of commit {checksum}"))?
             {
                 Reply::Packages(list) => list,
-                other => bail!("the package helper answered with {other:?}"),
+                other => return Err(rpm::helper::unexpected(other)),
             }
         }
     };
