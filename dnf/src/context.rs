@@ -296,6 +296,39 @@ fn new_state() -> Result<GObj<DnfState>, Error> {
         .ok_or_else(|| Error::new("dnf_state_new failed"))
 }
 
+/// Runs `call` (a libdnf call given a fresh, reset state and an error out-pointer) while
+/// `progress(id, percent)` follows the state's "percentage-changed" signal. `Ok(Err(message))`
+/// is the call's failure; a panic in `progress`, caught at the C boundary, is re-raised here.
+fn with_progress(
+    id: &str,
+    progress: &mut dyn FnMut(&str, u32),
+    call: impl FnOnce(*mut DnfState, *mut *mut GError) -> bool,
+) -> Result<Result<(), String>, Error> {
+    let state = new_state()?;
+    let mut data = Progress {
+        id,
+        callback: progress,
+        panic: None,
+    };
+    let mut error: *mut GError = std::ptr::null_mut();
+    let ok = {
+        // SAFETY: `state` and `data` outlive the handler, which is dropped (and so
+        // disconnected) at the end of this block.
+        let _handler = unsafe { connect_progress(&state, &mut data) };
+        // SAFETY: a live state.
+        unsafe { ffi::dnf_state_reset(state.as_ptr()) };
+        call(state.as_ptr(), &mut error)
+    };
+    let failure = (!ok).then(|| {
+        // SAFETY: set by the failed call.
+        unsafe { ffi::take_error(error) }
+    });
+    if let Some(panic) = data.panic.take() {
+        std::panic::resume_unwind(panic);
+    }
+    Ok(failure.map_or(Ok(()), Err))
+}
+
 /// A borrowed repo of the context.
 #[derive(Clone, Copy)]
 struct Repo(*mut DnfRepo);
@@ -604,43 +637,17 @@ impl Context {
         let force = policy == CachePolicy::Never && repo.is_remote();
         let mut updated = false;
         if !fresh || force {
-            let state = new_state()?;
-            let mut data = Progress {
-                id: &id,
-                callback: progress,
-                panic: None,
-            };
             let backup = repo.is_remote().then(|| CacheBackup::new(repo.location()));
-            let mut error: *mut GError = std::ptr::null_mut();
-            let ok = {
-                // SAFETY: `state` and `data` outlive the handler, which is dropped (and so
-                // disconnected) at the end of this block.
-                let _handler = unsafe { connect_progress(&state, &mut data) };
+            let result = with_progress(&id, progress, |state, error| {
                 // SAFETY: live repo and state; valid out-pointer.
                 unsafe {
-                    ffi::dnf_state_reset(state.as_ptr());
-                    ffi::dnf_repo_update(
-                        repo.0,
-                        ffi::DNF_REPO_UPDATE_FLAG_FORCE,
-                        state.as_ptr(),
-                        &mut error,
-                    ) != 0
+                    ffi::dnf_repo_update(repo.0, ffi::DNF_REPO_UPDATE_FLAG_FORCE, state, error) != 0
                 }
-            };
+            })?;
             if let Some(backup) = backup {
-                backup.finish(ok);
+                backup.finish(result.is_ok());
             }
-            let failure = (!ok).then(|| {
-                // SAFETY: set by the failed call.
-                unsafe { gerror(format_args!("Updating rpm-md repo '{id}'"), error) }
-            });
-            // A panic in the progress callback was caught at the C boundary; re-raise it here.
-            if let Some(panic) = data.panic.take() {
-                std::panic::resume_unwind(panic);
-            }
-            if let Some(failure) = failure {
-                return Err(failure);
-            }
+            result.map_err(|e| Error::new(format!("Updating rpm-md repo '{id}': {e}")))?;
             updated = repo.is_remote();
         }
         // SAFETY: a live repo.
@@ -1659,37 +1666,19 @@ impl Context {
             // SAFETY: a live array; the package outlives it (owned by the caller's list).
             unsafe { ffi::g_ptr_array_add(array.as_ptr(), pkg.cast()) };
         }
-        let state = new_state()?;
-        let mut data = Progress {
-            id: &id,
-            callback: progress,
-            panic: None,
-        };
-        let mut error: *mut GError = std::ptr::null_mut();
-        let ok = {
-            // SAFETY: `state` and `data` outlive the handler, which is dropped (and so
-            // disconnected) at the end of this block.
-            let _handler = unsafe { connect_progress(&state, &mut data) };
+        let result = with_progress(&id, &mut *progress, |state, error| {
             // SAFETY: live repo, array (of packages of this repo) and state; NULL selects the
             // repo's package cache; valid out-pointer.
             unsafe {
-                ffi::dnf_state_reset(state.as_ptr());
                 ffi::dnf_repo_download_packages(
                     repo.0,
                     array.as_ptr(),
                     std::ptr::null(),
-                    state.as_ptr(),
-                    &mut error,
+                    state,
+                    error,
                 ) != 0
             }
-        };
-        let failure = (!ok).then(|| {
-            // SAFETY: set by the failed call.
-            unsafe { ffi::take_error(error) }
-        });
-        if let Some(panic) = data.panic.take() {
-            std::panic::resume_unwind(panic);
-        }
+        })?;
         let nevras = |only_missing: bool| {
             pkgs.iter()
                 .map(|&(i, _)| &out[i])
@@ -1698,7 +1687,7 @@ impl Context {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        if let Some(failure) = failure {
+        if let Err(failure) = result {
             // A failed download may leave a partial file: name every package of the batch.
             return Err(Error::new(format!(
                 "Downloading {} from rpm-md repo '{id}': {failure}",
@@ -1711,7 +1700,7 @@ impl Context {
                 "Downloading {missing} from rpm-md repo '{id}': no file in the package cache afterwards"
             )));
         }
-        (data.callback)(&id, 100);
+        progress(&id, 100);
         Ok(())
     }
 }

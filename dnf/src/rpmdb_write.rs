@@ -538,10 +538,17 @@ const S_IFLNK: u16 = 0o120_000;
 /// `Reading the rpmdb of <root>: packages not in it: <nevra>, …` naming every NEVRA that no
 /// installed package matches.
 pub fn package_files(root: &Path, nevras: &[String]) -> Result<Vec<(String, Vec<String>)>, Error> {
+    read_db(root, |dbdir| files_locked(dbdir, nevras))
+}
+
+/// Runs `read` on the database directory of `root` under [`ffi::locked`], leaving the
+/// directory as it was (sqlite's side files removed); errors say `Reading the rpmdb of
+/// <root>: …`.
+fn read_db<T>(root: &Path, read: impl FnOnce(&Path) -> Result<T, Error>) -> Result<T, Error> {
     let dbdir = db_dir(root, "Reading")?;
     let result = ffi::locked(|| {
         let snapshot = DirSnapshot::take(&dbdir);
-        let result = files_locked(&dbdir, nevras);
+        let result = read(&dbdir);
         snapshot.restore();
         result
     });
@@ -653,20 +660,7 @@ unsafe fn header_files(ts: &Ts, h: *mut RpmHeader) -> Option<Vec<String>> {
 ///
 /// Errors: `Reading the rpmdb of <root>: …` for a root without a database directory.
 pub fn file_triggers(root: &Path) -> Result<Vec<FileTrigger>, Error> {
-    let dbdir = db_dir(root, "Reading")?;
-    let result = ffi::locked(|| {
-        let snapshot = DirSnapshot::take(&dbdir);
-        let result = triggers_locked(&dbdir);
-        snapshot.restore();
-        result
-    });
-    result.map_err(|e| {
-        Error::new(format!(
-            "Reading the rpmdb of {}: {}",
-            root.display(),
-            e.message()
-        ))
-    })
+    read_db(root, triggers_locked)
 }
 
 /// The reading proper; runs inside [`ffi::locked`].
