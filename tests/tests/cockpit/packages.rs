@@ -94,6 +94,27 @@ fn pkg_change(b: &mut Bridge, txn: &str, added: Value, removed: Value) -> Outcom
     follow_transaction(b, txn, &addr)
 }
 
+/// The package tab of the first (pending) deployment, as the page asks for it:
+/// `GetDeploymentsRpmDiff(booted, pending)` with the ids of the bridge's cached `Deployments`.
+fn pending_diff(b: &mut Bridge) -> Vec<Entry> {
+    let listed = deployments(b.cache("d1"));
+    let id = |d: &serde_json::Map<String, Value>| d["id"]["v"].as_str().unwrap_or("").to_owned();
+    let booted = listed
+        .iter()
+        .find(|d| d["booted"]["v"] == true)
+        .map(id)
+        .unwrap_or_default();
+    let pending = listed.first().map(id).unwrap_or_default();
+    let out = b.call_ok(
+        "d1",
+        OS_PATH,
+        OS_IFACE,
+        "GetDeploymentsRpmDiff",
+        json!([booted, pending]),
+    );
+    entries(b, "GetDeploymentsRpmDiff", &out[0])
+}
+
 /// What cockpit-ostree does first on its channel: watch the Sysroot object and register as a
 /// client.
 fn watch_sysroot_and_register(b: &mut Bridge, channel: &str) {
@@ -201,22 +222,7 @@ fn cockpit_ostree_check_for_updates_and_package_lists() {
     b.wait_cache("d1", "the staged deployment", STEP, |cache| {
         versions(cache).first().map(String::as_str) == Some("2.0")
     });
-    let listed = deployments(b.cache("d1"));
-    let id = |d: &serde_json::Map<String, Value>| d["id"]["v"].as_str().unwrap_or("").to_owned();
-    let booted = listed
-        .iter()
-        .find(|d| d["booted"]["v"] == true)
-        .map(id)
-        .unwrap_or_default();
-    let pending = id(&listed[0]);
-    let out = b.call_ok(
-        "d1",
-        OS_PATH,
-        OS_IFACE,
-        "GetDeploymentsRpmDiff",
-        json!([booted, pending]),
-    );
-    let got = entries(&b, "GetDeploymentsRpmDiff", &out[0]);
+    let got = pending_diff(&mut b);
     b.check(
         got == update(),
         &format!("the pending deployment's packages: {got:?}"),
@@ -302,21 +308,8 @@ fn cockpit_installs_and_removes_a_package_through_pkg_change() {
             && first["base-checksum"]["v"].is_string(),
         &format!("the new deployment layers layer-b on the booted base: {first:?}"),
     );
-    let booted = listed
-        .iter()
-        .find(|d| d["booted"]["v"] == true)
-        .map(|d| d["id"]["v"].as_str().unwrap_or("").to_owned())
-        .unwrap_or_default();
-    let pending = first["id"]["v"].as_str().unwrap_or("").to_owned();
     // The page's package tab of the pending deployment shows the layered package as added.
-    let out = b.call_ok(
-        "d1",
-        OS_PATH,
-        OS_IFACE,
-        "GetDeploymentsRpmDiff",
-        json!([booted, pending]),
-    );
-    let got = entries(&b, "GetDeploymentsRpmDiff", &out[0]);
+    let got = pending_diff(&mut b);
     b.check(
         got == [(
             "layer-b".to_owned(),
