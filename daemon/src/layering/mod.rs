@@ -734,10 +734,30 @@ fn commit_metadata(
         "rpmostree.state-sha512",
         &pkgcache::hex(&state.finalize()).to_variant(),
     );
-    let root_file = gio::File::for_path(root);
-    ostree::commit_metadata_for_bootable(&root_file, &dict, gio::Cancellable::NONE)
-        .context("reading the kernel of the layered tree")?;
+    let release = kernel_release(root).context("reading the kernel of the layered tree")?;
+    dict.insert_value("ostree.bootable", &true.to_variant());
+    dict.insert_value("ostree.linux", &release.to_variant());
     Ok(dict.end())
+}
+
+/// The kernel release of a tree: the one directory of `usr/lib/modules` that holds a `vmlinuz`
+/// (libostree's rule for bootable commits, whose `ostree.linux` key it becomes).
+fn kernel_release(root: &Path) -> Result<String> {
+    let modules = root.join("usr/lib/modules");
+    let entries =
+        fs::read_dir(&modules).with_context(|| format!("opening {}", modules.display()))?;
+    let mut found: Option<String> = None;
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() || !entry.path().join("vmlinuz").exists() {
+            continue;
+        }
+        if found.is_some() {
+            bail!("Multiple kernels found in /usr/lib/modules");
+        }
+        found = Some(entry.file_name().to_string_lossy().into_owned());
+    }
+    found.ok_or_else(|| anyhow!("No kernel found in /usr/lib/modules"))
 }
 
 /// Creates the accounts the tree's `sysusers.d` declares (what `systemd-sysusers` would do at
