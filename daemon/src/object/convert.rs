@@ -75,6 +75,12 @@ pub(crate) fn deployment(d: &DeploymentInfo) -> Deployment {
     if let Some(r) = &d.refspec {
         out = out.origin(r.clone());
     }
+    if let Some(image) = &d.container_image_reference {
+        out = out.container_image_reference(image.clone());
+        if let Some(digest) = &d.container_image_digest {
+            out = out.container_image_reference_digest(digest.clone());
+        }
+    }
     if d.staged {
         out = out.finalization_locked(d.finalization_locked);
     }
@@ -126,6 +132,13 @@ pub(crate) fn cached_update(osname: &str, u: &CachedUpdateInfo) -> CachedUpdate 
     }
     if let Some(d) = &u.deployment {
         out = out.deployment(d.clone());
+    }
+    if let Some(diff) = &u.manifest_diff {
+        out = out.manifest_diff(
+            diff.entries()
+                .map(|(k, v)| (k.to_owned(), OwnedVariant::from(v)))
+                .collect(),
+        );
     }
     out.update_sha256(u.base.clone())
 }

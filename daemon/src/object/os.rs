@@ -26,7 +26,7 @@ use crate::{
         kargs::KargsChange,
         ops::CleanupElement,
         packages::{self, DiffTarget},
-        refspec::{parse_revision, rebase_target},
+        refspec::parse_revision,
     },
     txn::{Request, kinds::Kind},
 };
@@ -254,12 +254,14 @@ impl OsObject {
     /// Checks a rebase target against the current origin before any transaction exists.
     fn check_refspec(&self, refspec: &str) -> Result<(), Error> {
         let snapshot = self.d.snapshot()?;
-        let current = snapshot
-            .default_for(&self.osname)
-            .and_then(|d| d.refspec.clone());
-        rebase_target(current.as_deref(), refspec)
-            .map(|_| ())
-            .map_err(|e| Error::InvalidRefspec(format!("{e:#}")))
+        let current = snapshot.default_for(&self.osname);
+        crate::sysroot::deploy::source_for(
+            current.and_then(|d| d.refspec.as_deref()),
+            current.and_then(|d| d.container_image_reference.as_deref()),
+            Some(refspec),
+        )
+        .map(|_| ())
+        .map_err(|e| Error::InvalidRefspec(format!("{e:#}")))
     }
 
     /// The rpm-md setup of this OS: the repositories of the booted deployment when it is of

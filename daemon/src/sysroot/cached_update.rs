@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ostree::glib;
 
-use super::{deploy::UpdateCheck, ops::cache_dir};
+use super::{container::LayerDiff, deploy::UpdateCheck, ops::cache_dir};
 
 const GROUP: &str = "cached-update";
 
@@ -36,6 +36,36 @@ pub(crate) struct CachedUpdateInfo {
     pub(crate) deployment: Option<String>,
     /// The booted deployment's checksum the update was computed against (`update-sha256`).
     pub(crate) base: String,
+    /// For an image: the layer statistics against the deployed image.
+    pub(crate) manifest_diff: Option<LayerDiff>,
+}
+
+/// The keys of a stored `manifest-diff`.
+const MANIFEST_DIFF_KEYS: [&str; 6] = [
+    "total",
+    "total-size",
+    "n-removed",
+    "removed-size",
+    "n-added",
+    "added-size",
+];
+
+impl LayerDiff {
+    fn values(&self) -> [u64; 6] {
+        [
+            self.total,
+            self.total_size,
+            self.n_removed,
+            self.removed_size,
+            self.n_added,
+            self.added_size,
+        ]
+    }
+
+    /// `manifest-diff` as upstream's `a{sv}` of `t` values.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        MANIFEST_DIFF_KEYS.into_iter().zip(self.values())
+    }
 }
 
 /// Stores an optional variant as GVariant text.
@@ -79,6 +109,11 @@ pub(crate) fn write(sysroot: &Path, osname: &str, check: Option<&UpdateCheck>) -
     if let Some(d) = &check.deployment {
         kf.set_string(GROUP, "deployment", d);
     }
+    if let Some(diff) = &check.manifest_diff {
+        for (key, value) in diff.entries() {
+            kf.set_uint64(GROUP, &format!("manifest-diff-{key}"), value);
+        }
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -110,5 +145,18 @@ pub(crate) fn read(sysroot: &Path, osname: &str, base: &str) -> Option<CachedUpd
         advisories: get_variant(&kf, "advisories", "a(suuasa{sv})"),
         deployment: get("deployment"),
         base: base.to_owned(),
+        manifest_diff: read_manifest_diff(&kf),
+    })
+}
+
+fn read_manifest_diff(kf: &glib::KeyFile) -> Option<LayerDiff> {
+    let get = |key: &str| kf.uint64(GROUP, &format!("manifest-diff-{key}")).ok();
+    Some(LayerDiff {
+        total: get("total")?,
+        total_size: get("total-size")?,
+        n_removed: get("n-removed")?,
+        removed_size: get("removed-size")?,
+        n_added: get("n-added")?,
+        added_size: get("added-size")?,
     })
 }

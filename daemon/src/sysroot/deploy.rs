@@ -10,9 +10,10 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 use ostree::glib;
+use ostree_ext::container::{OstreeImageReference, SignatureSource};
 
 use super::{
-    STAGED_LOCKED_MARKER,
+    STAGED_LOCKED_MARKER, container,
     kargs::{self, KargsChange},
     ops::{DownloadStats, Op, Progress, Report},
     origin::Origin,
@@ -20,6 +21,71 @@ use super::{
     refspec::{Refspec, Revision, rebase_target},
     write_atomic,
 };
+
+/// Where the tree of a deployment comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// An ostree branch.
+    Ostree(Refspec),
+    /// A container image.
+    Image(OstreeImageReference),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ostree(r) => r.fmt(f),
+            Self::Image(i) => i.fmt(f),
+        }
+    }
+}
+
+/// The container image reference an origin follows, if it follows one.
+pub(crate) fn origin_image(origin: &glib::KeyFile) -> Option<String> {
+    origin
+        .string("origin", "container-image-reference")
+        .ok()
+        .map(|s| s.to_string())
+}
+
+/// What an origin follows (`current` refspec or `image`), and where a request moves it
+/// (`rebase`, in upstream's forms: an image reference, or a full or partial refspec).
+pub(crate) fn source_for(
+    current: Option<&str>,
+    image: Option<&str>,
+    rebase: Option<&str>,
+) -> Result<Source> {
+    match rebase {
+        Some(r) if container::is_image_reference(r) => {
+            let target = container::parse(r)?;
+            if image.is_some_and(|i| i == r || container::parse(i).is_ok_and(|i| i == target)) {
+                bail!("Old and new refs are equal: {r}");
+            }
+            Ok(Source::Image(target))
+        }
+        // From an image, a partial refspec has nothing to complete it.
+        Some(r) => Ok(Source::Ostree(rebase_target(current, r)?)),
+        None => match (image, current) {
+            (Some(i), _) => Ok(Source::Image(container::parse(i)?)),
+            (None, Some(c)) => Ok(Source::Ostree(Refspec::parse(c)?)),
+            (None, None) => bail!("The origin of the current deployment has no refspec"),
+        },
+    }
+}
+
+/// The manifest digest a revision names for an image: `sha256:<hex>`, or a bare 64-hex
+/// checksum taken as one; image references have no version history.
+fn image_digest(revision: &Revision) -> Result<String> {
+    let digest = match revision {
+        Revision::Checksum(c) => format!("sha256:{c}"),
+        Revision::Version(v) if v.starts_with("sha256:") => v.clone(),
+        Revision::Version(v) => bail!(
+            "Container images have no version history: deploy an image digest (sha256:...) instead of version '{v}'"
+        ),
+    };
+    container::check_digest(&digest)?;
+    Ok(digest)
+}
 
 /// What a deploy-family transaction asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -484,6 +550,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             .ok_or_else(|| anyhow!("The deployment {} has no origin file", base.csum()))?,
     )?;
     let current = origin_refspec(&origin);
+    let current_image = origin_image(&origin);
     // The base of the current deployment: the parent of a layered commit.
     let base_commit = crate::layering::base_of(&repo, &base.csum())?;
     let mut requests = Origin::from_keyfile(&origin).unwrap_or_default();
@@ -512,15 +579,19 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         .ok()
         .map(|s| s.to_string());
 
-    let refspec = match &req.rebase {
-        Some(r) => rebase_target(current.as_deref(), r)?,
-        None => Refspec::parse(
-            current
-                .as_deref()
-                .ok_or_else(|| anyhow!("The origin of the current deployment has no refspec"))?,
-        )?,
+    let source = source_for(
+        current.as_deref(),
+        current_image.as_deref(),
+        req.rebase.as_deref(),
+    )?;
+    let remote = match &source {
+        Source::Ostree(r) => r.remote.clone(),
+        Source::Image(i) => match &i.sigverify {
+            SignatureSource::OstreeRemote(r) => Some(r.clone()),
+            _ => None,
+        },
     };
-    if let Some(remote) = &refspec.remote {
+    if let Some(remote) = &remote {
         let remotes: Vec<String> = repo.remote_list().iter().map(|r| r.to_string()).collect();
         if !remotes.contains(remote) {
             bail!(
@@ -534,13 +605,46 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         }
     }
 
-    // The commit to deploy.
+    // The commit to deploy, and the value `override-commit` pins (an image's digest).
     let is_kargs = req.kargs.is_some();
+    let mut pin = None;
     let target = if is_kargs {
         base.csum().to_string()
     } else if req.no_pull_base {
         base_commit.clone()
+    } else if let Source::Image(image) = &source {
+        let digest = req.revision.as_ref().map(image_digest).transpose()?;
+        if let (None, Some(p), None) = (&digest, &pinned, &req.rebase) {
+            op.progress
+                .message(&format!("Pinned to image {p}; no upgrade available"));
+            return Ok(Report::unchanged(format!("pinned to {p}")));
+        }
+        let state = if req.cache_only {
+            container::stored(&repo, image)?
+                .filter(|s| digest.as_ref().is_none_or(|d| *d == s.digest))
+                .ok_or_else(|| anyhow!("Image {image} is not in the repository"))?
+        } else {
+            let pull_ref = match &digest {
+                Some(d) => container::with_digest(image, d)?,
+                None => image.clone(),
+            };
+            container::pull(op, &repo, &pull_ref, image)?
+        };
+        op.progress.message(&format!(
+            "Image {image}: digest {}{}",
+            state.digest,
+            state
+                .version
+                .as_deref()
+                .map(|v| format!(", version {v}"))
+                .unwrap_or_default()
+        ));
+        pin = digest;
+        state.commit
     } else {
+        let Source::Ostree(refspec) = &source else {
+            unreachable!("images are handled above")
+        };
         match &req.revision {
             Some(Revision::Checksum(c)) => {
                 if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
@@ -555,7 +659,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 c.clone()
             }
             Some(Revision::Version(v)) => {
-                let c = find_version(op, &repo, &refspec, v, req.cache_only)?;
+                let c = find_version(op, &repo, refspec, v, req.cache_only)?;
                 if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
                     pull(op, &repo, remote, &[&c], Fetch::Full, 0)?;
                 }
@@ -578,8 +682,12 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         }
     };
     op.check_cancelled()?;
+    let is_image = matches!(source, Source::Image(_));
+    let pin = pin.unwrap_or_else(|| target.clone());
 
-    if target != base.csum().as_str() && target != base_commit && !req.allow_downgrade {
+    // Images have no timestamp order to keep (as upstream: a tag may move anywhere).
+    if target != base.csum().as_str() && target != base_commit && !req.allow_downgrade && !is_image
+    {
         let (old, new) = (timestamp(&repo, &base_commit)?, timestamp(&repo, &target)?);
         if new < old {
             bail!(
@@ -606,7 +714,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         None => current_kargs,
     };
     let revision_changes = match &req.revision {
-        Some(_) => pinned.as_deref() != Some(target.as_str()),
+        Some(_) => pinned.as_deref() != Some(pin.as_str()),
         None => pinned.is_some() && req.rebase.is_some(),
     };
     // A deployment made outside the daemon may not have what its origin asks for (requests
@@ -700,7 +808,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     }
     if req.dry_run {
         op.progress
-            .message(&format!("Dry run: would deploy {target} ({refspec})"));
+            .message(&format!("Dry run: would deploy {target} ({source})"));
         return Ok(Report::unchanged("dry run"));
     }
 
@@ -711,10 +819,20 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     } else {
         ("refspec", "baserefspec")
     };
-    origin.set_string("origin", key, &refspec.to_string());
-    let _ = origin.remove_key("origin", other);
+    match &source {
+        Source::Ostree(refspec) => {
+            origin.set_string("origin", key, &refspec.to_string());
+            let _ = origin.remove_key("origin", other);
+            let _ = origin.remove_key("origin", "container-image-reference");
+        }
+        Source::Image(image) => {
+            origin.set_string("origin", "container-image-reference", &image.to_string());
+            let _ = origin.remove_key("origin", "refspec");
+            let _ = origin.remove_key("origin", "baserefspec");
+        }
+    }
     if req.revision.is_some() {
-        origin.set_string("origin", "override-commit", &target);
+        origin.set_string("origin", "override-commit", &pin);
     } else {
         let _ = origin.remove_key("origin", "override-commit");
     }
@@ -811,7 +929,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
     if req.rebase.is_some()
         && !req.skip_purge
         && let Some(old) = current.as_deref().and_then(|c| Refspec::parse(c).ok())
-        && old != refspec
+        && source != Source::Ostree(old.clone())
     {
         match repo.set_ref_immediate(
             old.remote.as_deref(),
@@ -825,7 +943,7 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
                 .message(&format!("Warning: the old ref {old} was not removed: {e}")),
         }
     }
-    // The package cache keeps only what deployments use.
+    // The package cache and the image store keep only what deployments use.
     match crate::layering::prune_cache(sysroot) {
         Ok(0) => {}
         Ok(n) => tracing::info!("dropped {n} unused package cache ref(s)"),
@@ -833,13 +951,22 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
             .progress
             .message(&format!("Warning: the package cache was not pruned: {e:#}")),
     }
+    match container::prune(sysroot) {
+        Ok((0, 0)) => {}
+        Ok((images, layers)) => {
+            tracing::info!("dropped {images} unused image(s) and {layers} layer ref(s)")
+        }
+        Err(e) => op
+            .progress
+            .message(&format!("Warning: unused images were not pruned: {e:#}")),
+    }
     op.progress
-        .message(&format!("Deployment ready: {refspec} {deploy_commit}"));
+        .message(&format!("Deployment ready: {source} {deploy_commit}"));
     // A plain upgrade of the booted OS leaves what it staged as the cached update, with its
     // package changes (as upstream's `rpm-ostree upgrade` does).
     if let (Some(id), None, None, false) = (&staged_id, &req.rebase, &req.revision, is_kargs)
         && let Some(booted) = sysroot.booted_deployment()
-        && let Err(e) = cache_staged_update(op, sysroot, &booted, &target, &refspec, id)
+        && let Err(e) = cache_staged_update(op, sysroot, &booted, &target, &source, id)
     {
         op.progress.message(&format!(
             "Warning: the cached update was not written: {e:#}"
@@ -855,7 +982,7 @@ fn cache_staged_update(
     sysroot: &ostree::Sysroot,
     booted: &ostree::Deployment,
     target: &str,
-    refspec: &Refspec,
+    source: &Source,
     id: &str,
 ) -> Result<()> {
     let osname = booted.osname();
@@ -871,15 +998,24 @@ fn cache_staged_update(
     let warn = |w: &str| tracing::info!("{w}");
     let packages =
         packages::update_packages(&repo, &base, target, Some(setup), false, &warn, &|| false)?;
-    let check = UpdateCheck {
+    let mut check = UpdateCheck {
         checksum: target.to_owned(),
         version,
         timestamp,
-        origin: refspec.to_string(),
+        origin: source.to_string(),
         base: base.to_string(),
         packages,
         deployment: Some(id.to_owned()),
+        manifest_diff: None,
     };
+    if let Source::Image(_) = source {
+        let new = container::image_of_commit(&super::commit_info(&repo, target)?.2);
+        if let Some((digest, version)) = new {
+            check.checksum = digest;
+            check.version = version;
+        }
+        check.manifest_diff = container::layer_diff(&repo, &base, target)?;
+    }
     super::cached_update::write(op.path, &osname, Some(&check))
 }
 
@@ -920,13 +1056,21 @@ pub(crate) fn download_diff(
     let repo = sysroot.repo();
     let base = current_base(sysroot, osname)?;
     let current = base.origin().as_ref().and_then(origin_refspec);
-    let refspec = match rebase {
-        Some(r) => rebase_target(current.as_deref(), r)?,
-        None => Refspec::parse(
-            current
-                .as_deref()
-                .ok_or_else(|| anyhow!("The origin of the current deployment has no refspec"))?,
-        )?,
+    let image = base.origin().as_ref().and_then(origin_image);
+    let refspec = match source_for(current.as_deref(), image.as_deref(), rebase)? {
+        Source::Ostree(r) => r,
+        Source::Image(image) => {
+            // An image's update data is its manifest and configuration: no layer is fetched.
+            if revision.is_some() {
+                bail!("Package diffs of an image digest need the image: deploy it instead");
+            }
+            let base_commit = crate::layering::base_of(&repo, &base.csum())?;
+            let found = check_image_update(op, &repo, &image, &base_commit)?;
+            if rebase.is_none() {
+                super::cached_update::write(op.path, osname, found.as_ref())?;
+            }
+            return Ok(Report::unchanged(format!("manifest of {image} ready")));
+        }
     };
     if rebase.is_some() {
         op.progress.message(&format!("Updating from: {refspec}"));
@@ -1000,8 +1144,15 @@ pub(crate) fn finalize_check(
             staged.osname()
         );
     }
+    // For an image, the caller may name the image's digest instead of the commit.
+    let digest = sysroot
+        .repo()
+        .load_commit(&crate::layering::base_of(&sysroot.repo(), &staged.csum())?)
+        .ok()
+        .and_then(|(c, _)| container::image_of_commit(&c.child_value(0)))
+        .map(|(d, _)| d);
     match checksum {
-        Some(c) if c != staged.csum().as_str() => {
+        Some(c) if c != staged.csum().as_str() && digest.as_deref() != Some(c) => {
             bail!(
                 "Expected staged base checksum {c}, but found {}",
                 staged.csum()
@@ -1061,6 +1212,8 @@ pub(crate) struct UpdateCheck {
     pub(crate) packages: UpdatePackages,
     /// The staged deployment the update was computed against, if it was.
     pub(crate) deployment: Option<String>,
+    /// For an image: the layer statistics against the deployed image.
+    pub(crate) manifest_diff: Option<container::LayerDiff>,
 }
 
 /// Fetches the newest commit's metadata of `osname`'s refspec (no content) and compares it with
@@ -1073,9 +1226,17 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
     let origin = base
         .origin()
         .ok_or_else(|| anyhow!("The deployment has no origin"))?;
-    let refspec = Refspec::parse(
-        &origin_refspec(&origin).ok_or_else(|| anyhow!("The origin has no refspec"))?,
-    )?;
+    let refspec = match source_for(
+        origin_refspec(&origin).as_deref(),
+        origin_image(&origin).as_deref(),
+        None,
+    )? {
+        Source::Ostree(r) => r,
+        Source::Image(image) => {
+            let base_commit = crate::layering::base_of(&repo, &base.csum())?;
+            return check_image_update(op, &repo, &image, &base_commit);
+        }
+    };
     if let Some(remote) = &refspec.remote {
         pull(op, &repo, remote, &[&refspec.branch], Fetch::CommitOnly, 0)?;
     }
@@ -1128,6 +1289,46 @@ pub(crate) fn check_update(op: &Op<'_>, osname: &str) -> Result<Option<UpdateChe
         base: base_commit,
         packages,
         deployment: None,
+        manifest_diff: None,
+    }))
+}
+
+/// The update check of an image: its manifest and configuration only (the package diff needs
+/// its layers, which a check does not fetch).
+fn check_image_update(
+    op: &Op<'_>,
+    repo: &ostree::Repo,
+    image: &OstreeImageReference,
+    base_commit: &str,
+) -> Result<Option<UpdateCheck>> {
+    let Some(update) = container::check(op, repo, image, base_commit)? else {
+        op.progress.message("No update available.");
+        return Ok(None);
+    };
+    op.progress.message(&format!(
+        "Update available: {} ({})",
+        update.version.as_deref().unwrap_or("no version"),
+        update.digest
+    ));
+    let d = update.diff;
+    op.progress.message(&format!(
+        "Total new layers: {}  Size: {}; removed layers: {}  Size: {}; added layers: {}  Size: {}",
+        d.total,
+        glib::format_size(d.total_size),
+        d.n_removed,
+        glib::format_size(d.removed_size),
+        d.n_added,
+        glib::format_size(d.added_size)
+    ));
+    Ok(Some(UpdateCheck {
+        checksum: update.digest,
+        version: update.version,
+        timestamp: update.timestamp,
+        origin: image.to_string(),
+        base: base_commit.to_owned(),
+        packages: UpdatePackages::default(),
+        deployment: None,
+        manifest_diff: Some(update.diff),
     }))
 }
 

@@ -4,6 +4,7 @@
 //! plain data ([`Snapshot`]) does. This module knows nothing about D-Bus.
 
 pub(crate) mod cached_update;
+pub(crate) mod container;
 pub(crate) mod deploy;
 pub(crate) mod kargs;
 pub(crate) mod ops;
@@ -178,6 +179,10 @@ pub(crate) struct DeploymentInfo {
     pub(crate) commit_meta: Option<glib::Variant>,
     /// The origin's refspec (`remote:ref`, `ref` or a checksum).
     pub(crate) refspec: Option<String>,
+    /// The container image reference the origin follows, instead of a refspec.
+    pub(crate) container_image_reference: Option<String>,
+    /// The manifest digest of the deployed image (of the base, for a layered deployment).
+    pub(crate) container_image_digest: Option<String>,
     /// `override-commit` of the origin: a pinned revision.
     pub(crate) override_commit: Option<String>,
     /// `custom-url` and `custom-description` of the origin.
@@ -336,6 +341,14 @@ pub(crate) fn commit_info(
     Ok((version, ostree::commit_get_timestamp(&commit), meta))
 }
 
+/// A key of the `[origin]` group of a deployment's origin file.
+fn string_key(d: &ostree::Deployment, key: &str) -> Option<String> {
+    d.origin()?
+        .string("origin", key)
+        .ok()
+        .map(|s| s.to_string())
+}
+
 fn describe(
     repo: &ostree::Repo,
     d: &ostree::Deployment,
@@ -407,6 +420,21 @@ fn describe(
                 url,
                 string("origin", "custom-description").unwrap_or_default(),
             ));
+        }
+    }
+    if let Some(image) = string_key(d, "container-image-reference") {
+        info.container_image_reference = Some(image);
+        // The image's digest and version are on its commit (the base of a layered one).
+        let meta = info
+            .base
+            .as_ref()
+            .map(|(.., m)| m)
+            .or(info.commit_meta.as_ref());
+        if let Some((digest, version)) = meta.and_then(container::image_of_commit) {
+            info.container_image_digest = Some(digest);
+            if version.is_some() {
+                info.version = version;
+            }
         }
     }
     if let Some(refspec) = info.refspec.clone()

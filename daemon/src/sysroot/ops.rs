@@ -289,6 +289,12 @@ pub(crate) fn cleanup(op: &Op<'_>, osname: &str, elements: &[CleanupElement]) ->
         if dropped > 0 {
             said.push(format!("Removed {dropped} unused package cache ref(s)"));
         }
+        let (images, layers) = super::container::prune(sysroot)?;
+        if images > 0 || layers > 0 {
+            op.progress
+                .message(&format!("Pruned images: {images} (layers: {layers})"));
+            said.push(format!("Pruned {images} unused image(s)"));
+        }
         sysroot
             .cleanup(op.cancellable())
             .context("cleaning up the sysroot")?;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use ostree::{gio, glib, prelude::*};
 use rpmostree_dnf::protocol::{Reply, Request};
 
@@ -362,7 +362,8 @@ pub(crate) fn cached_diff(
     osname: &str,
     target: &DiffTarget,
 ) -> Result<(Diff, CommitDetails)> {
-    use super::refspec::{Refspec, Revision, rebase_target};
+    use super::deploy::Source;
+    use super::refspec::Revision;
     let sysroot = super::open(path, None)?;
     let repo = sysroot.repo();
     let base = match target {
@@ -371,14 +372,41 @@ pub(crate) fn cached_diff(
             .merge_deployment(Some(osname))
             .ok_or_else(|| anyhow!("No deployments found for os '{osname}'"))?,
     };
-    let current = base
-        .origin()
-        .as_ref()
-        .and_then(super::deploy::origin_refspec)
-        .ok_or_else(|| anyhow!("The deployment {} has no origin refspec", base.csum()))?;
-    let refspec = match target {
-        DiffTarget::Rebase(r) => rebase_target(Some(&current), r)?,
-        _ => Refspec::parse(&current)?,
+    let origin = base.origin();
+    let current = origin.as_ref().and_then(super::deploy::origin_refspec);
+    let image = origin.as_ref().and_then(super::deploy::origin_image);
+    let rebase = match target {
+        DiffTarget::Rebase(r) => Some(r.as_str()),
+        _ => None,
+    };
+    let source = super::deploy::source_for(current.as_deref(), image.as_deref(), rebase)?;
+    // A layered deployment is compared through its base commit (its own packages are not
+    // part of an update, a rebase or a deploy).
+    let from = crate::layering::base_of(&repo, &base.csum())?;
+    let refspec = match source {
+        Source::Ostree(r) => r,
+        Source::Image(image) => {
+            if let DiffTarget::Deploy(_) = target {
+                bail!("Package diffs of an image digest need the image: deploy it instead");
+            }
+            // Only a pulled image has packages to compare.
+            let state = super::container::stored(&repo, &image)?
+                .ok_or_else(|| anyhow!("Image {image} is not in the repository"))?;
+            let diff = diff_commits(&repo, &from, &state.commit)?;
+            let (_, timestamp, _) = super::commit_info(&repo, &state.commit)?;
+            return Ok((
+                diff,
+                CommitDetails {
+                    osname: osname.to_owned(),
+                    checksum: state.commit,
+                    version: state.version,
+                    timestamp,
+                    origin: image.to_string(),
+                    gpg_enabled: None,
+                    signatures: None,
+                },
+            ));
+        }
     };
     let checksum = match target {
         DiffTarget::Deploy(Revision::Checksum(c)) => c.clone(),
@@ -390,9 +418,6 @@ pub(crate) fn cached_diff(
             .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
             .to_string(),
     };
-    // A layered deployment is compared through its base commit (its own packages are not
-    // part of an update, a rebase or a deploy).
-    let from = crate::layering::base_of(&repo, &base.csum())?;
     let diff = diff_commits(&repo, &from, &checksum)?;
     let (version, timestamp, _) = super::commit_info(&repo, &checksum)?;
     let (gpg_enabled, signatures) = match &refspec.remote {
