@@ -424,7 +424,8 @@ pub struct DeployArgs {
 /// `rpm-ostree rebase`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RebaseArgs {
-    /// The new tree: `remote:branch`, `remote:`, `branch`, a checksum, ...
+    /// The new tree: `remote:branch`, `remote:`, `branch`, a checksum, or a container image
+    /// (`ostree-unverified-registry:NAME[:TAG]`, `ostree-unverified-image:oci:/PATH`, ...).
     #[arg(value_name = "REFSPEC", required_unless_present_any = ["branch", "remote"])]
     pub refspec: Option<String>,
     /// A revision (checksum or version) of the new tree to deploy instead of its newest commit.
@@ -439,6 +440,9 @@ pub struct RebaseArgs {
     /// Keep the old ref in the repository.
     #[arg(long = "skip-purge")]
     pub skip_purge: bool,
+    /// Accepted for compatibility: container image references once needed it.
+    #[arg(long, hide = true)]
+    pub experimental: bool,
     /// Reboot once the deployment is staged.
     #[arg(short, long)]
     pub reboot: bool,

@@ -340,8 +340,11 @@ fn deployment_block(
         .custom_origin
         .as_ref()
         .filter(|(url, _)| !url.is_empty() && origin.is_some_and(is_checksum));
-    let title = match (custom, origin, &d.container_image_reference) {
-        (_, _, Some(image)) => image.clone(),
+    let image = d.container_image_reference.as_deref();
+    let digest = d.container_image_reference_digest.as_deref();
+    let title = match (custom, origin, image) {
+        (_, _, Some(image)) if digest.is_some() => image.to_owned(),
+        (_, _, Some(_)) => "(error fetching image metadata)".to_owned(),
         (Some((url, _)), _, _) => url.clone(),
         (None, Some(o), _) => o.to_owned(),
         (None, None, _) => checksum.clone(),
@@ -353,7 +356,9 @@ fn deployment_block(
     }
     out.push('\n');
     let w = KEY_WIDTH;
-    if let Some((_, description)) = custom {
+    if let Some(digest) = digest.filter(|_| image.is_some()) {
+        out.push_str(&kv("Digest", w, digest));
+    } else if let Some((_, description)) = custom {
         out.push_str(&kv("CustomOrigin", w, description));
     }
     if let Some(error) = &d.remote_error {
@@ -379,7 +384,8 @@ fn deployment_block(
         None => out.push_str(&kv("Timestamp", w, &when)),
     }
     let live = d.live_inprogress.is_some() || d.live_replaced.is_some();
-    let ostree_or_verbose = verbose || !origin.is_some_and(is_checksum);
+    // Commits are shown for ostree origins (an image or a pinned checksum says enough).
+    let ostree_or_verbose = verbose || (image.is_none() && !origin.is_some_and(is_checksum));
     if let Some(base) = d.base_checksum.as_deref().filter(|_| ostree_or_verbose) {
         out.push_str(&kv(
             if live {
