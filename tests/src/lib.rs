@@ -28,6 +28,7 @@ pub mod data;
 mod error;
 mod fixture;
 mod http;
+mod images;
 mod logind;
 mod polkit;
 mod process;
@@ -38,6 +39,7 @@ pub mod truth;
 
 pub use error::HarnessError;
 pub use http::HttpServer;
+pub use images::{Registry, ThrottledProxy};
 pub use logind::{Call, Inhibitor, RebootServices, StandInOptions};
 pub use polkit::PolkitAnswer;
 pub use sandbox::{Sandbox, SandboxOptions, TEST_USER};
@@ -233,6 +235,8 @@ const REQUIRED_TOOLS: &[(&str, &str)] = &[
     ("modifyrepo_c", "createrepo-c"),
     ("bwrap", "bubblewrap"),
     ("rofiles-fuse", "ostree"),
+    ("skopeo", "skopeo"),
+    ("docker-registry", "docker-registry"),
 ];
 
 /// Checks that every tool a [`Sandbox`] needs is installed (dbus-daemon, polkitd, ostree,

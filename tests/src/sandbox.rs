@@ -47,6 +47,10 @@ pub struct SandboxOptions {
     pub without_daemon: bool,
     /// Extra environment variables for the daemon (exported by its wrapper script).
     pub daemon_env: Vec<(String, String)>,
+    /// Give the daemon the sandbox's `containers/registries.conf.d` in place of the host's
+    /// `/etc/containers/registries.conf.d` (see [`Sandbox::trust_registry`]), for pulls from a
+    /// plain-HTTP loopback registry.
+    pub containers: bool,
 }
 
 /// The unprivileged test user.
@@ -244,6 +248,9 @@ impl Sandbox {
              mount --rbind /sys \"$D/sys\"\n\
              mount --bind {run} \"$D/run\"\n\
              mount --bind /tmp \"$D/tmp\"\n\
+             if [ -n \"${{RPMOSTREE_TEST_REGISTRIES:-}}\" ]; then\n\
+             \x20   mount --bind \"$RPMOSTREE_TEST_REGISTRIES\" \"$D/etc/containers/registries.conf.d\"\n\
+             fi\n\
              exec chroot \"$D\" \"$@\"\n",
             deployment = shell_quote(&self.booted_dir),
             sysroot = shell_quote(sysroot),
@@ -284,6 +291,14 @@ impl Sandbox {
             }
         }
         env.extend(options.daemon_env.iter().cloned());
+        if options.containers {
+            let dir = self.registries_conf_dir();
+            mkdir_mode(&dir, 0o755)?;
+            env.push((
+                "RPMOSTREE_TEST_REGISTRIES".to_owned(),
+                dir.display().to_string(),
+            ));
+        }
         let mut exports = String::new();
         for (k, v) in &env {
             if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -299,6 +314,12 @@ impl Sandbox {
                 "exec unshare --mount --propagation private {} {} --sysroot / --config {config}",
                 shell_quote(self.fake_boot_script()),
                 shell_quote(&copy),
+            )
+        } else if options.containers {
+            format!(
+                "exec unshare --mount --propagation private sh -c 'mount --bind \"$RPMOSTREE_TEST_REGISTRIES\" /etc/containers/registries.conf.d && exec \"$@\"' sh {} --sysroot {} --config {config}",
+                shell_quote(&copy),
+                shell_quote(&self.fixture.sysroot),
             )
         } else {
             format!(

@@ -21,6 +21,10 @@ const PACKAGES: &[&str] = &[
     "librpm-dev",
     "bubblewrap",
     "fuse3",
+    "libssl-dev",
+    "libzstd-dev",
+    "skopeo",
+    "docker-registry",
 ];
 
 /// Whether this process runs as root (effective uid 0).

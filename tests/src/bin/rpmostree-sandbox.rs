@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use rpmostree_tests::{Sandbox, SandboxOptions};
+use rpmostree_tests::{Registry, Sandbox, SandboxOptions};
 
 /// Where a kept sandbox records how to reach it, and where `stop` asks it to end.
 const STATE_DIR: &str = "/tmp/rpmostree-xtask-sandbox";
@@ -58,6 +58,7 @@ fn start(bin_dir: &Path) -> Result<Sandbox, String> {
     Sandbox::start(SandboxOptions {
         fake_booted: true,
         daemon_bin: Some(bin_dir.join("rpm-ostreed")),
+        containers: true,
         ..Default::default()
     })
     .map_err(|e| format!("starting the sandbox: {e}"))
@@ -188,7 +189,32 @@ fn demo() -> Result<(), String> {
     cli(&sb, &cli_bin, &["status"])?;
     on_disk(&sb)?;
 
+    say(
+        "Container images: a build system encapsulates the 3.0 tree as a bootable OCI image and pushes it to a registry (Debian's docker-registry on loopback); rebase to it, the daemon pulls it through skopeo's image proxy layer by layer, and the layered package stays on top",
+    );
+    let registry =
+        Registry::start(&sb.dir().join("registry")).map_err(|e| format!("registry: {e}"))?;
+    sb.build_image("3.0", "stable").map_err(|e| e.to_string())?;
+    let digest = registry
+        .push(&sb.oci_dir(), "stable", "testos:stable")
+        .map_err(|e| e.to_string())?;
+    sb.trust_registry(&registry.address())
+        .map_err(|e| e.to_string())?;
+    println!("   pushed {}/testos:stable ({digest})", registry.address());
+    let image = format!(
+        "ostree-unverified-registry:{}/testos:stable",
+        registry.address()
+    );
+    cli(&sb, &cli_bin, &["rebase", &image])?;
+    cli(&sb, &cli_bin, &["status"])?;
+    on_disk(&sb)?;
+
+    say("Back from the image to the ostree branch");
+    cli(&sb, &cli_bin, &["rebase", "origin:testos/stable"])?;
+    cli(&sb, &cli_bin, &["status", "-b"])?;
+
     say("Done; tearing the sandbox down (no process, mount or file is left behind)");
+    drop(registry);
     drop(sb);
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod common;
 
+mod images; // rebase/upgrade/deploy from OCI images (oci: and a loopback registry), bad images
 mod layering; // install, uninstall, overrides, file triggers, refused requests, upgrades
 mod local; // completions, man pages, usage errors, unreachable daemon
 mod operations; // rollback, cleanup, kargs, cancel, busy/--wait, polkit refusal
