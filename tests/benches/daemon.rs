@@ -11,6 +11,9 @@
 //! `RPMOSTREE_BENCH_ONLY=packages` runs only those rows. Package layering (`rpm-ostree
 //! install` on a base of 20,000 files, warm and cold package cache) is measured against
 //! the same trees built with the ostree CLI; `RPMOSTREE_BENCH_ONLY=layering` runs only that.
+//! Container images (a cold import of a 1 GiB image against skopeo, tar and ostree doing the
+//! same work, and an update that fetches one small layer) run only with
+//! `RPMOSTREE_BENCH_ONLY=images`: they write several GiB and take minutes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -121,6 +124,11 @@ fn main() {
         }
         Ok("layering") => {
             layering_benchmarks(&mut rows);
+            print_table(rows);
+            return;
+        }
+        Ok("images") => {
+            image_benchmarks(&mut rows);
             print_table(rows);
             return;
         }
@@ -887,5 +895,181 @@ fn layering_benchmarks(rows: &mut Vec<(String, String, String)>) {
         "the same install with a cold package cache (the RPM imported again)".to_owned(),
         ms(cold),
         format!("{:.2}x the ostree floor", ratio(cold)),
+    ));
+}
+
+/// The size of the benchmark image's tree.
+const IMAGE_BYTES: usize = 1 << 30;
+
+/// Importing a container image of 1 GiB from an `oci:` layout (`rpm-ostree rebase
+/// --download-only`, the image pulled through skopeo's proxy and written into the sysroot's
+/// repository; nothing deployed), cold each time, against the floor of the same data moved by
+/// the tools themselves in the same run: `skopeo copy` of the image to another `oci:` layout,
+/// `tar -xzf` of its layer, and `ostree commit` of the tree into a fresh bare repository.
+/// Then an update whose only new layer is a small derived one: only that layer is fetched.
+fn image_benchmarks(rows: &mut Vec<(String, String, String)>) {
+    const RUNS: usize = 3;
+    let cli = rpmostree_tests::target_bin("rpm-ostree");
+    let sb = Sandbox::start(SandboxOptions {
+        containers: true,
+        ..Default::default()
+    })
+    .unwrap();
+    // 1 GiB in 1 MiB files, each half pseudo-random and half zeros (compresses about 2:1,
+    // as OS content does).
+    let tree = sb.dir().join("bench-image-tree");
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..IMAGE_BYTES / (1 << 20) {
+        let dir = tree.join(format!("usr/share/bench/d{:02}", i / 64));
+        if i % 64 == 0 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        let mut data = vec![0u8; 1 << 20];
+        for chunk in data[..1 << 19].chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        std::fs::write(dir.join(format!("f{i:04}")), &data).unwrap();
+    }
+    let src = sb.dir().join("bench-image-src");
+    let ostree_in = |repo: &std::path::Path, args: &[&str]| {
+        let mut cmd = std::process::Command::new("ostree");
+        cmd.arg(format!("--repo={}", repo.display())).args(args);
+        run_timed(&mut cmd)
+    };
+    ostree_in(&src, &["init", "--mode=bare-user"]);
+    let commit = |dir: &std::path::Path, repo: &std::path::Path| {
+        ostree_in(
+            repo,
+            &[
+                "commit",
+                "--orphan",
+                "--owner-uid=0",
+                "--owner-gid=0",
+                "--add-metadata-string=version=9.0",
+                &format!("--tree=dir={}", dir.display()),
+            ],
+        )
+    };
+    let (_, rev) = commit(&tree, &src);
+    let digest = sb.encapsulate(&src, rev.trim(), "big").unwrap();
+    let layout = sb.oci_dir();
+    let image = sb.oci_image_ref("big");
+    let drop_images = || {
+        for prefix in ["ostree/container/image", "ostree/container/blob"] {
+            let out = sb.ostree(&["refs", "--list", prefix]).unwrap();
+            for r in out.lines().filter(|l| !l.is_empty()) {
+                sb.ostree(&["refs", "--delete", r]).unwrap();
+            }
+        }
+        sb.ostree(&["prune", "--refs-only"]).unwrap();
+    };
+    let run_cli = |args: &[&str]| {
+        let mut cmd = sb.command(cli.to_str().unwrap());
+        cmd.args(args);
+        run_timed(&mut cmd)
+    };
+    let import = median_of(RUNS, || {
+        drop_images();
+        run_cli(&["rebase", "--download-only", &image]).0
+    });
+    let layer = {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let m = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["digest"] == digest.as_str())
+            .unwrap()
+            .clone();
+        let blob = |d: &str| {
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:"))
+        };
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(m["digest"].as_str().unwrap())).unwrap())
+                .unwrap();
+        blob(manifest["layers"][0]["digest"].as_str().unwrap())
+    };
+    let layer_size = std::fs::metadata(&layer).unwrap().len();
+    let work = sb.dir().join("bench-image-floor");
+    let floor = median_of(RUNS, || {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(work.join("unpacked")).unwrap();
+        let fresh = work.join("repo");
+        ostree_in(&fresh, &["init", "--mode=bare"]);
+        let start = Instant::now();
+        run_timed(std::process::Command::new("skopeo").args([
+            "copy",
+            "--quiet",
+            &format!("oci:{}:big", layout.display()),
+            &format!("oci:{}:big", work.join("copy").display()),
+        ]));
+        run_timed(std::process::Command::new("tar").args([
+            "-xzf",
+            layer.to_str().unwrap(),
+            "-C",
+            work.join("unpacked").to_str().unwrap(),
+        ]));
+        commit(&tree, &fresh);
+        start.elapsed()
+    });
+    rows.push((
+        format!(
+            "container image import, 1 GiB tree ({} MiB layer), `oci:` layout, cold, median of {RUNS}",
+            layer_size >> 20
+        ),
+        ms(import),
+        format!(
+            "{:.2}x the floor: skopeo copy to another oci: layout + tar -xzf of the layer + ostree commit of the tree into a bare repo ({})",
+            import.as_secs_f64() / floor.as_secs_f64(),
+            ms(floor)
+        ),
+    ));
+
+    // An update that changes one layer: the base layer is already in the repository.
+    drop_images();
+    sb.derive_image("big", "upd1", &[("usr/share/derived/v", b"1\n")])
+        .unwrap();
+    sb.derive_image("big", "upd2", &[("usr/share/derived/v", b"2\n")])
+        .unwrap();
+    run_cli(&["rebase", "--download-only", &sb.oci_image_ref("upd1")]);
+    let refs = |prefix: &str| -> Vec<String> {
+        let out = sb.ostree(&["refs", "--list", prefix]).unwrap();
+        out.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let stored = refs("ostree/container");
+    let mut fetched = String::new();
+    let update = median_of(RUNS, || {
+        // Back to the state after upd1: upd2 and its layer not stored.
+        for r in refs("ostree/container") {
+            if !stored.contains(&r) {
+                sb.ostree(&["refs", "--delete", &r]).unwrap();
+            }
+        }
+        let (t, out) = run_cli(&["rebase", "--download-only", &sb.oci_image_ref("upd2")]);
+        fetched = out
+            .lines()
+            .find(|l| l.starts_with("Layers needed"))
+            .unwrap_or("no layer fetched")
+            .to_owned();
+        t
+    });
+    rows.push((
+        "update to an image whose only new layer is a small derived one (base layer stored)"
+            .to_owned(),
+        ms(update),
+        format!(
+            "{}; {:.3}x the cold import",
+            fetched,
+            update.as_secs_f64() / import.as_secs_f64()
+        ),
     ));
 }

@@ -50,11 +50,19 @@ impl Sandbox {
     /// exists is moved). Returns the manifest digest.
     pub fn build_image(&self, version: &str, tag: &str) -> Result<String, HarnessError> {
         let checksum = self.commit(IMAGE_BRANCH, version)?;
+        self.encapsulate(self.remote_repo(), &checksum, tag)
+            .map_err(|e| e.context(format!("the image of {version}")))
+    }
+
+    /// Encapsulates commit `rev` of the repository `repo` as a bootable image tagged `tag` in
+    /// [`Sandbox::oci_dir`] (a tag that exists is moved), as a build system would. Returns the
+    /// manifest digest.
+    pub fn encapsulate(&self, repo: &Path, rev: &str, tag: &str) -> Result<String, HarnessError> {
         let dir = self.oci_dir();
         fs::create_dir_all(&dir).map_err(|e| HarnessError::io("creating", &dir, e))?;
-        let repo = ostree_ext::ostree::Repo::new_for_path(self.remote_repo());
+        let repo = ostree_ext::ostree::Repo::new_for_path(repo);
         repo.open(ostree_ext::gio::Cancellable::NONE)
-            .map_err(|e| HarnessError::new(format!("opening the remote repository: {e}")))?;
+            .map_err(|e| HarnessError::new(format!("opening the repository: {e}")))?;
         let labels: BTreeMap<String, String> = [
             ("ostree.bootable", "true"),
             ("containers.bootc", "1"),
@@ -77,9 +85,9 @@ impl Sandbox {
             .map_err(|e| HarnessError::new(format!("building a runtime: {e}")))?;
         let digest = rt
             .block_on(ostree_ext::container::encapsulate(
-                &repo, &checksum, &config, None, &dest,
+                &repo, rev, &config, None, &dest,
             ))
-            .map_err(|e| HarnessError::new(format!("encapsulating {version} as {tag}: {e:#}")))?;
+            .map_err(|e| HarnessError::new(format!("encapsulating {rev} as {tag}: {e:#}")))?;
         Ok(digest.to_string())
     }
 
@@ -156,6 +164,21 @@ impl Sandbox {
     pub(crate) fn registries_conf_dir(&self) -> PathBuf {
         self.dir().join("containers").join("registries.conf.d")
     }
+}
+
+/// `len` bytes that gzip cannot shrink (xorshift64 from a fixed seed), for layers that must
+/// stay big on the wire.
+pub fn incompressible_bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// A free loopback port (bound, then released).

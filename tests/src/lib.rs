@@ -39,7 +39,7 @@ pub mod truth;
 
 pub use error::HarnessError;
 pub use http::HttpServer;
-pub use images::{Registry, ThrottledProxy};
+pub use images::{Registry, ThrottledProxy, incompressible_bytes};
 pub use logind::{Call, Inhibitor, RebootServices, StandInOptions};
 pub use polkit::PolkitAnswer;
 pub use sandbox::{Sandbox, SandboxOptions, TEST_USER};

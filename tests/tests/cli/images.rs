@@ -338,16 +338,7 @@ fn bad_images_are_clear_errors_and_change_nothing() {
 
     // A registry that goes away in the middle of the pull: a slow proxy in front of it, cut
     // off once part of a layer went through.
-    // Incompressible bytes (xorshift), so the layer stays big.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big: Vec<u8> = (0..6_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = rpmostree_tests::incompressible_bytes(6_000_000);
     sb.derive_image("stable", "big", &[("usr/share/big/blob", &big)])
         .unwrap();
     registry.push(&sb.oci_dir(), "big", "testos:big").unwrap();

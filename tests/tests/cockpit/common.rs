@@ -192,3 +192,23 @@ pub fn booted_status(sb: &Sandbox) -> Vec<AdminDeployment> {
             .expect("ostree admin status in the fake-booted deployment"),
     )
 }
+
+/// What cockpit-ostree does first on its channel: watch the Sysroot object and register as a
+/// client.
+pub fn watch_sysroot_and_register(b: &mut Bridge, channel: &str) {
+    b.add_match(
+        channel,
+        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
+    );
+    b.watch(
+        channel,
+        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
+    );
+    b.call_ok(
+        channel,
+        SYSROOT_PATH,
+        SYSROOT_IFACE,
+        "RegisterClient",
+        json!([{"id": {"t": "s", "v": "cockpit-ostree"}}]),
+    );
+}

@@ -8,6 +8,7 @@
 
 mod bridge; // the stdin/stdout driver, the property cache, the transcript
 mod common; // sandbox and bridge start-up, the transaction dance, deployment checks
+mod images; // Rebase to a container image, an upgrade that follows its tag, Rebase back
 
 mod negative; // no daemon -> not-found, unauthorised -> AccessDenied, concurrent -> busy
 mod packages; // "Check for updates" and the package tabs: update, pending deployment, rebase

@@ -115,26 +115,6 @@ fn pending_diff(b: &mut Bridge) -> Vec<Entry> {
     entries(b, "GetDeploymentsRpmDiff", &out[0])
 }
 
-/// What cockpit-ostree does first on its channel: watch the Sysroot object and register as a
-/// client.
-fn watch_sysroot_and_register(b: &mut Bridge, channel: &str) {
-    b.add_match(
-        channel,
-        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
-    );
-    b.watch(
-        channel,
-        json!({"path": SYSROOT_PATH, "interface": SYSROOT_IFACE}),
-    );
-    b.call_ok(
-        channel,
-        SYSROOT_PATH,
-        SYSROOT_IFACE,
-        "RegisterClient",
-        json!([{"id": {"t": "s", "v": "cockpit-ostree"}}]),
-    );
-}
-
 #[test]
 #[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn cockpit_ostree_check_for_updates_and_package_lists() {

@@ -1,0 +1,192 @@
+//! Container images over D-Bus with the typed proxies: `UpdateDeployment{set-refspec}` to an
+//! image, staged locked, with per-layer progress, then `FinalizeDeployment` by the image's
+//! digest; a cancel in the middle of a slow registry pull ends promptly and leaves nothing
+//! behind (no deployment, no layer a later pull would trust).
+
+use std::time::{Duration, Instant};
+
+use rpmostree_api::{
+    FinalizeDeploymentOptions, RebaseOptions, TransactionEvent, UpdateDeploymentModifiers,
+    UpdateDeploymentOptions,
+};
+use rpmostree_tests::{
+    RebootServices, Registry, Sandbox, SandboxOptions, StandInOptions, ThrottledProxy,
+};
+
+use crate::common::*;
+
+fn with_containers(fake_booted: bool) -> SandboxOptions {
+    SandboxOptions {
+        fake_booted,
+        containers: true,
+        ..Default::default()
+    }
+}
+
+fn layer_refs(sb: &Sandbox) -> String {
+    sb.ostree(&["refs", "--list", "ostree/container/blob"])
+        .unwrap()
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn an_image_staged_locked_by_update_deployment_is_finalized_by_its_digest() {
+    let Some(sb) = sandbox(with_containers(true)) else {
+        return;
+    };
+    let digest = sb.build_image("2.0", "stable").unwrap();
+    let image = sb.oci_image_ref("stable");
+    run(Duration::from_secs(240), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+        let mut txn = os
+            .update_deployment_transaction(
+                &UpdateDeploymentModifiers::new().set_refspec(image.clone()),
+                &UpdateDeploymentOptions::new().lock_finalization(true),
+            )
+            .await
+            .unwrap();
+        let mut layer_lines = Vec::new();
+        let mut bytes = 0;
+        txn.run(|e| match e {
+            TransactionEvent::PercentProgress { text, .. }
+                if text.starts_with("Fetching layer") =>
+            {
+                layer_lines.push(text.clone())
+            }
+            TransactionEvent::DownloadProgress { transfer, .. } => bytes = bytes.max(transfer.0),
+            _ => {}
+        })
+        .await
+        .unwrap();
+        assert!(
+            layer_lines.iter().any(|l| l.contains(" of ")),
+            "{layer_lines:?}"
+        );
+        assert!(bytes > 0, "DownloadProgress counts the bytes fetched");
+        let staged = sysroot.deployments().await.unwrap()[0].clone();
+        assert_eq!(staged.staged, Some(true));
+        assert_eq!(staged.finalization_locked, Some(true));
+        assert_eq!(
+            staged.container_image_reference.as_deref(),
+            Some(image.as_str())
+        );
+        assert_eq!(
+            staged.container_image_reference_digest.as_deref(),
+            Some(digest.as_str())
+        );
+        assert!(staged.origin.is_none(), "{staged:?}");
+
+        // A digest that is not the staged image's is refused; the image's own digest unlocks.
+        let services = RebootServices::start(
+            sb.bus_address(),
+            StandInOptions {
+                logind: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let err = os
+            .finalize_deployment_transaction(&FinalizeDeploymentOptions::new().checksum(wrong))
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .expect_err("a wrong digest");
+        assert!(
+            err.message().contains("Expected staged base checksum"),
+            "{err}"
+        );
+        os.finalize_deployment_transaction(
+            &FinalizeDeploymentOptions::new().checksum(digest.clone()),
+        )
+        .await
+        .unwrap()
+        .run(|_| {})
+        .await
+        .unwrap();
+        assert_eq!(
+            services
+                .calls()
+                .iter()
+                .filter(|c| c.method == "Reboot")
+                .count(),
+            1
+        );
+        wait_for("the unlock", Duration::from_secs(10), || async {
+            sysroot.deployments().await.unwrap()[0].finalization_locked == Some(false)
+        })
+        .await;
+    });
+}
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn a_cancel_in_the_middle_of_an_image_pull_ends_promptly_and_keeps_nothing() {
+    let Some(sb) = sandbox(with_containers(false)) else {
+        return;
+    };
+    let registry = Registry::start(&sb.dir().join("registry")).unwrap();
+    sb.build_image("2.0", "stable").unwrap();
+    let big = rpmostree_tests::incompressible_bytes(4_000_000);
+    sb.derive_image("stable", "big", &[("usr/share/big/blob", &big)])
+        .unwrap();
+    registry.push(&sb.oci_dir(), "big", "testos:big").unwrap();
+    let proxy = ThrottledProxy::start(registry.socket_address(), 400_000).unwrap();
+    sb.trust_registry(&proxy.address()).unwrap();
+    let before = sb.admin_status().unwrap();
+    let image = format!("ostree-unverified-registry:{}/testos:big", proxy.address());
+    run(Duration::from_secs(180), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        let mut txn = os
+            .rebase_transaction(&RebaseOptions::new(), &image, &[])
+            .await
+            .unwrap();
+        let cancel = txn.proxy.clone();
+        let mut cancelled_at = None;
+        let mut finished_at = None;
+        let result = txn
+            .run(|e| match e {
+                TransactionEvent::PercentProgress { text, percentage }
+                    if text.starts_with("Fetching layer")
+                        && *percentage >= 5
+                        && cancelled_at.is_none() =>
+                {
+                    cancelled_at = Some(Instant::now());
+                    let cancel = cancel.clone();
+                    tokio::spawn(async move { cancel.cancel().await });
+                }
+                TransactionEvent::Finished { .. } => finished_at = Some(Instant::now()),
+                _ => {}
+            })
+            .await;
+        let took = finished_at.expect("Finished") - cancelled_at.expect("a layer was fetching");
+        assert!(took < Duration::from_secs(5), "Cancel took {took:?}");
+        let err = result.expect_err("a cancelled pull fails");
+        assert!(err.message().contains("cancelled"), "{err}");
+    });
+    assert_eq!(sb.admin_status().unwrap(), before, "nothing was deployed");
+    assert!(layer_refs(&sb).trim().is_empty(), "{}", layer_refs(&sb));
+    sb.ostree(&["fsck"]).expect("ostree fsck is clean");
+    // The daemon still works: the same image through the registry itself.
+    sb.trust_registry(&registry.address()).unwrap();
+    let image = format!(
+        "ostree-unverified-registry:{}/testos:big",
+        registry.address()
+    );
+    run(Duration::from_secs(180), async {
+        let bus = bus(&sb).await;
+        let os = os(&bus).await;
+        os.rebase_transaction(&RebaseOptions::new(), &image, &[])
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+    });
+    assert_ne!(sb.admin_status().unwrap(), before);
+    drop(proxy);
+}
