@@ -190,3 +190,66 @@ fn a_cancel_in_the_middle_of_an_image_pull_ends_promptly_and_keeps_nothing() {
     assert_ne!(sb.admin_status().unwrap(), before);
     drop(proxy);
 }
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn sigkill_during_an_image_pull_leaves_a_sound_repository_and_the_pull_resumes() {
+    let Some(sb) = sandbox(with_containers(false)) else {
+        return;
+    };
+    let registry = Registry::start(&sb.dir().join("registry")).unwrap();
+    sb.build_image("2.0", "stable").unwrap();
+    let big = rpmostree_tests::incompressible_bytes(3_000_000);
+    sb.derive_image("stable", "big", &[("usr/share/big/blob", &big)])
+        .unwrap();
+    let digest = registry.push(&sb.oci_dir(), "big", "testos:big").unwrap();
+    let proxy = ThrottledProxy::start(registry.socket_address(), 1_000_000).unwrap();
+    sb.trust_registry(&proxy.address()).unwrap();
+    let before = sb.admin_status().unwrap();
+    let image = format!("ostree-unverified-registry:{}/testos:big", proxy.address());
+    // Kills at spread-out points of the pull: before, during and between the two layers.
+    for (i, bytes) in [100_000u64, 1_500_000, 3_000_000].into_iter().enumerate() {
+        let start = proxy.bytes();
+        run(Duration::from_secs(60), async {
+            let bus = bus(&sb).await;
+            let os = os(&bus).await;
+            let txn = os
+                .rebase_transaction(&RebaseOptions::new(), &image, &[])
+                .await
+                .unwrap();
+            txn.proxy.start().await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while proxy.bytes() < start + bytes && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let _ = sb.kill_daemon(9);
+        sb.wait_daemon_gone(Duration::from_secs(30)).unwrap();
+        if let Err(e) = sb.ostree(&["fsck"]) {
+            panic!("ostree fsck after kill {i}: {e}");
+        }
+        assert_eq!(
+            sb.admin_status().unwrap(),
+            before,
+            "kill {i}: nothing deployed"
+        );
+    }
+    // A new daemon pulls what is missing and deploys the image.
+    run(Duration::from_secs(120), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+        os.rebase_transaction(&RebaseOptions::new(), &image, &[])
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        let d = &sysroot.deployments().await.unwrap()[0];
+        assert_eq!(
+            d.container_image_reference_digest.as_deref(),
+            Some(digest.as_str())
+        );
+    });
+    sb.ostree(&["fsck"]).expect("ostree fsck is clean");
+}

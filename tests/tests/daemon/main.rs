@@ -9,7 +9,7 @@ mod common;
 
 mod authorization; // every mutating method is denied, then granted, through the real polkitd
 mod faults; // SIGKILL during pull and staging, cancel during staging, a restarted bus
-mod images; // UpdateDeployment to an image, FinalizeDeployment by digest, cancel mid-pull
+mod images; // UpdateDeployment to an image, FinalizeDeployment by digest, cancel and SIGKILL mid-pull
 mod lifetime; // activation, RegisterClient, idle exit, SIGKILL recovery, config errors
 mod objects; // introspection, GetAll, ObjectManager, properties from the sysroot, outside changes
 mod operations; // upgrade, deploy, rebase, kargs, update checks, staging and finalization
