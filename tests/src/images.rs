@@ -182,7 +182,7 @@ pub fn incompressible_bytes(len: usize) -> Vec<u8> {
 }
 
 /// A free loopback port (bound, then released).
-fn free_port() -> Result<u16, HarnessError> {
+pub(crate) fn free_port() -> Result<u16, HarnessError> {
     let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| HarnessError::new(format!("finding a free port: {e}")))?;
     l.local_addr()
@@ -322,20 +322,9 @@ impl Drop for Registry {
     }
 }
 
-/// Runs skopeo; stdout on success.
+/// Runs skopeo (at most 5 minutes); stdout on success.
 pub(crate) fn skopeo(args: &[&str]) -> Result<String, HarnessError> {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .map_err(|e| HarnessError::new(format!("running skopeo: {e}")))?;
-    if !out.status.success() {
-        return Err(HarnessError::new(format!(
-            "skopeo {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::process::run_ok(Command::new("skopeo").args(args), Duration::from_secs(300))
 }
 
 /// A TCP proxy on loopback in front of another server, whose answers it passes on at a limited

@@ -26,6 +26,7 @@ pub mod bench_fixture;
 mod bus;
 pub mod data;
 mod error;
+pub mod etcd;
 mod fixture;
 mod http;
 mod images;
@@ -237,6 +238,9 @@ const REQUIRED_TOOLS: &[(&str, &str)] = &[
     ("rofiles-fuse", "ostree"),
     ("skopeo", "skopeo"),
     ("docker-registry", "docker-registry"),
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
+    ("curl", "curl"),
 ];
 
 /// Checks that every tool a [`Sandbox`] needs is installed (dbus-daemon, polkitd, ostree,

@@ -25,6 +25,8 @@ const PACKAGES: &[&str] = &[
     "libzstd-dev",
     "skopeo",
     "docker-registry",
+    "protobuf-compiler",
+    "libprotobuf-dev",
 ];
 
 /// Whether this process runs as root (effective uid 0).

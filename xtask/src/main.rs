@@ -254,7 +254,16 @@ fn api_diff(args: &[String]) -> Result<(), String> {
 /// Builds the daemon and the CLI (release or debug).
 pub(crate) fn build_binaries(release: bool) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec!["build", "--locked", "-p", "rpm-ostreed", "-p", "rpm-ostree"];
+    let mut args = vec![
+        "build",
+        "--locked",
+        "-p",
+        "rpm-ostreed",
+        "-p",
+        "rpm-ostree",
+        "-p",
+        "rpmostree-fleetlock",
+    ];
     if release {
         args.insert(1, "--release");
     }
