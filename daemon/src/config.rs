@@ -61,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) lock_layering: bool,
     /// `Recommends`.
     pub(crate) recommends: bool,
+    /// `[Fleet]`: when automatic updates may reboot.
+    pub(crate) fleet: crate::fleet::FleetConfig,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             idle_exit_timeout: Duration::from_secs(60),
             lock_layering: false,
             recommends: true,
+            fleet: crate::fleet::FleetConfig::default(),
         }
     }
 }
@@ -101,7 +104,7 @@ impl Config {
                 continue;
             }
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                if name != "Daemon" && name != "Experimental" {
+                if name != "Daemon" && name != "Experimental" && name != "Fleet" {
                     tracing::warn!("line {lineno}: unknown group [{name}] is ignored");
                 }
                 group = Some(name.to_owned());
@@ -116,6 +119,13 @@ impl Config {
                     "line {lineno}: key '{key}' is outside of any group; put it under [Daemon]"
                 ),
                 Some("Daemon") => {}
+                Some("Fleet") => {
+                    config
+                        .fleet
+                        .set(key, value)
+                        .with_context(|| format!("line {lineno}: in [Fleet]"))?;
+                    continue;
+                }
                 Some(_) => continue,
             }
             match key {
@@ -141,6 +151,7 @@ impl Config {
                 }
             }
         }
+        config.fleet.check()?;
         Ok(config)
     }
 }

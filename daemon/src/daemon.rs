@@ -54,6 +54,8 @@ pub(crate) struct Daemon {
     /// reloads when it ends), and work waits for a load under way to finish.
     work_gate: Arc<tokio::sync::RwLock<()>>,
     exported: Mutex<Vec<String>>,
+    /// The reboot coordinator of automatic updates (`[Fleet]`).
+    fleet: Arc<crate::fleet::Coordinator>,
     /// Itself, for the engine's callbacks (which get `&self`).
     me: std::sync::Weak<Daemon>,
 }
@@ -336,9 +338,15 @@ impl Daemon {
         Ok(())
     }
 
-    /// Whether the daemon has nothing to do: no client, no transaction.
+    /// Whether the daemon has nothing to do: no client, no transaction, no FleetLock exchange
+    /// under way.
     fn is_idle(&self) -> bool {
-        lock(&self.clients).is_empty() && self.engine.active().is_none()
+        lock(&self.clients).is_empty() && self.engine.active().is_none() && !self.fleet.busy()
+    }
+
+    /// The reboot coordinator.
+    pub(crate) fn fleet(&self) -> &crate::fleet::Coordinator {
+        &self.fleet
     }
 }
 
@@ -476,6 +484,7 @@ pub(crate) async fn serve(
         reload_lock: tokio::sync::Mutex::new(()),
         work_gate: Arc::new(tokio::sync::RwLock::new(())),
         exported: Mutex::new(Vec::new()),
+        fleet: Arc::default(),
         me: me.clone(),
     });
     daemon
@@ -512,6 +521,11 @@ pub async fn run(options: Options) -> Result<()> {
         started.elapsed().as_millis()
     );
 
+    let fleet = daemon.config().fleet;
+    if fleet.strategy == crate::fleet::Strategy::FleetLock {
+        let node: Arc<dyn crate::fleet::Node> = Arc::new(FleetNode(Arc::clone(&daemon)));
+        tokio::spawn(crate::fleet::run(Arc::clone(&daemon.fleet), fleet, node));
+    }
     let (lost_tx, lost) = tokio::sync::oneshot::channel();
     tokio::spawn({
         let daemon = Arc::clone(&daemon);
@@ -531,6 +545,24 @@ pub async fn run(options: Options) -> Result<()> {
     }
     let _ = bus.release_name(BUS_NAME).await;
     Ok(())
+}
+
+/// What the fleet coordinator sees of the daemon.
+struct FleetNode(Arc<Daemon>);
+
+impl crate::fleet::Node for FleetNode {
+    fn idle(&self) -> bool {
+        self.0.engine.active().is_none()
+    }
+
+    fn staged_locked(&self) -> bool {
+        Path::new("/run/ostree/staged-deployment").exists()
+            && Path::new(crate::sysroot::STAGED_LOCKED_MARKER).exists()
+    }
+
+    fn reboot(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(crate::power::request(self.0.bus()))
+    }
 }
 
 /// Why [`watch`] returns when the bus connection closed.

@@ -12,6 +12,7 @@ mod authz;
 mod config;
 mod daemon;
 mod db;
+mod fleet;
 mod layering;
 mod object;
 mod power;

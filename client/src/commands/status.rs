@@ -49,6 +49,98 @@ pub struct State {
     /// The package diff from the booted to the pending deployment, shown when the cached
     /// update was not computed against the pending deployment.
     pub pending_diff: Option<PackageDiff>,
+    /// What the daemon's FleetLock coordinator is doing, when it runs.
+    pub fleet: Option<FleetLock>,
+}
+
+/// Where rpm-ostreed's FleetLock coordinator records what it is doing (`[Fleet]`
+/// `Strategy=fleetlock`).
+pub const FLEET_LOCK_FILE: &str = "/run/rpm-ostree/fleet-lock";
+
+/// The FleetLock coordinator's state, as recorded in [`FLEET_LOCK_FILE`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetLock {
+    /// The server URLs.
+    pub urls: String,
+    /// The group.
+    pub group: String,
+    /// The node id.
+    pub node_id: String,
+    /// `steady-state`, `idle`, `waiting-for-slot`, `waiting-for-window` or `rebooting`.
+    pub phase: String,
+    /// Attempts in this phase.
+    pub attempts: u64,
+    /// The last refusal or error: (kind, message).
+    pub last_error: Option<(String, String)>,
+    /// When the next attempt is due (unix seconds).
+    pub next_try: Option<u64>,
+}
+
+/// Parses [`FLEET_LOCK_FILE`] (group `[fleet-lock]`).
+pub fn read_fleet_lock(text: &str) -> Option<FleetLock> {
+    let mut in_group = false;
+    let mut f = FleetLock::default();
+    let (mut kind, mut error) = (None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_group = line == "[fleet-lock]";
+        } else if let (true, Some((k, v))) = (in_group, line.split_once('=')) {
+            let v = v.trim().to_owned();
+            match k.trim() {
+                "urls" => f.urls = v,
+                "group" => f.group = v,
+                "node-id" => f.node_id = v,
+                "phase" => f.phase = v,
+                "attempts" => f.attempts = v.parse().unwrap_or(0),
+                "next-try" => f.next_try = v.parse().ok(),
+                "last-error-kind" => kind = Some(v),
+                "last-error" => error = Some(v),
+                _ => {}
+            }
+        }
+    }
+    if let (Some(k), Some(e)) = (kind, error) {
+        f.last_error = Some((k, e));
+    }
+    (!f.phase.is_empty()).then_some(f)
+}
+
+/// The `FleetLock:` block: the service, then what the coordinator does and why it waits.
+fn fleet_lock_lines(f: &FleetLock, now: u64) -> String {
+    let node: String = f.node_id.chars().take(12).collect();
+    let mut out = format!(
+        "FleetLock: group {}, node {node}{} ({})
+",
+        f.group,
+        if f.node_id.chars().count() > 12 {
+            "…"
+        } else {
+            ""
+        },
+        f.urls.replace(';', ", ")
+    );
+    let doing = match f.phase.as_str() {
+        "steady-state" => "reporting steady state",
+        "idle" => "idle (steady state reported)",
+        "waiting-for-slot" => "waiting for a reboot slot",
+        "waiting-for-window" => "waiting for the maintenance window",
+        "rebooting" => "reboot slot granted; rebooting",
+        other => other,
+    };
+    let mut state = doing.to_owned();
+    if let Some((kind, value)) = &f.last_error
+        && f.phase != "idle"
+    {
+        state.push_str(&format!(
+            "; last answer: {kind}: {value} (attempt {})",
+            f.attempts
+        ));
+    }
+    if let Some(t) = f.next_try.filter(|_| f.phase != "idle") {
+        state.push_str(&format!("; next try in {} s", t.saturating_sub(now)));
+    }
+    out.push_str(&format!("  FleetLockState: {state}\n"));
+    out
 }
 
 /// Where rpm-ostreed records the update driver that registered (`--register-driver`).
@@ -110,6 +202,9 @@ pub async fn run(daemon: &Daemon, ctx: &Context, args: &StatusArgs) -> Result<Ex
             .ok()
             .and_then(|t| read_update_driver(&t)),
         pending_diff,
+        fleet: std::fs::read_to_string(FLEET_LOCK_FILE)
+            .ok()
+            .and_then(|t| read_fleet_lock(&t)),
     };
     if args.json {
         println!("{}", json(&state, args.booted));
@@ -240,6 +335,13 @@ pub fn human(state: &State, args: &StatusArgs, style: Style) -> Result<String> {
                 .clone()
                 .unwrap_or_else(|| format!("{TIMER_UNIT}: unknown state"))
         ));
+    }
+    if let Some(f) = &state.fleet {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        out.push_str(&fleet_lock_lines(f, now));
     }
     if let Some(t) = &state.transaction {
         out.push_str(&format!("Transaction: {}\n", t.display_title()));
@@ -1038,5 +1140,16 @@ mod tests {
             deployment("1.1", true),
             deployment("1.0", false)
         ]));
+    }
+
+    #[test]
+    fn the_fleet_lock_block_says_what_the_node_waits_for() {
+        let text = "[fleet-lock]\nurls=http://a:9090/;http://b:9090/\ngroup=workers\nnode-id=583627a932274834a8ebd99f4ed41c0d\nphase=waiting-for-slot\nattempts=3\nupdated=100\nlast-error-kind=failed_lock\nlast-error=all 3 semaphore slots currently locked\nnext-try=140\n";
+        let f = read_fleet_lock(text).expect("parses");
+        assert_eq!(
+            fleet_lock_lines(&f, 100),
+            "FleetLock: group workers, node 583627a93227… (http://a:9090/, http://b:9090/)\n  FleetLockState: waiting for a reboot slot; last answer: failed_lock: all 3 semaphore slots currently locked (attempt 3); next try in 40 s\n"
+        );
+        assert!(read_fleet_lock("[other]\nphase=idle\n").is_none());
     }
 }

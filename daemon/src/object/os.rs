@@ -375,6 +375,10 @@ impl OSHandler for OsObject {
                 )));
             }
         };
+        // With the fleetlock strategy an apply stages locked, and the fleet coordinator
+        // reboots once a FleetLock server grants a slot.
+        let fleet = policy == "apply"
+            && self.d.config().fleet.strategy == crate::fleet::Strategy::FleetLock;
         let (kind, reboot) = match policy {
             "none" => return Ok((false, String::new())),
             "check" => (
@@ -384,6 +388,14 @@ impl OSHandler for OsObject {
                 false,
             ),
             "stage" => (self.request().into(), false),
+            _ if fleet => (
+                DeployRequest {
+                    lock_finalization: true,
+                    ..self.request()
+                }
+                .into(),
+                false,
+            ),
             _ => (self.request().into(), true),
         };
         let address = self
@@ -396,6 +408,9 @@ impl OSHandler for OsObject {
                 reboot,
             )
             .await?;
+        if fleet {
+            self.d.fleet().arm();
+        }
         Ok((true, address))
     }
 

@@ -15,6 +15,8 @@ use fleetlock::client::{Backoff, Client, Outcome};
 use fleetlock::semaphore::{self, Value};
 use rpmostree_tests::etcd::{EtcdCluster, FleetLockServer};
 
+mod daemons; // three real daemons in fake-booted sandboxes taking turns through the server
+
 /// A fresh directory for one test's cluster and servers (on disk: etcd preallocates its WAL).
 fn test_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("rpmostree-fleet-{}-{name}", std::process::id()));
