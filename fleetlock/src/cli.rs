@@ -40,6 +40,12 @@ enum Command {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Write the man page (roff) to DIR.
+    #[command(hide = true)]
+    Man {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// Free the slot a node holds (for a node that will not report steady state).
     Release {
         /// The configuration file.
@@ -106,6 +112,14 @@ async fn shutdown_signal() {
 
 async fn command(command: Command) -> Result<()> {
     match command {
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            let path = dir.join("rpm-ostree-fleetlock.1");
+            std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+            Ok(())
+        }
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             crate::server::serve(config, shutdown_signal(), |api, status| {

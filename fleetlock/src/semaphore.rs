@@ -90,6 +90,8 @@ pub struct Semaphore {
     client: etcd_client::Client,
     timeout: Duration,
     max_hold: Option<Duration>,
+    /// Optimistic transactions lost to another writer (each one retried).
+    conflicts: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Semaphore {
@@ -130,7 +132,13 @@ impl Semaphore {
             client,
             timeout,
             max_hold,
+            conflicts: Default::default(),
         })
+    }
+
+    /// How many optimistic transactions lost to another writer so far (each was retried).
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs one etcd exchange within the timeout.
@@ -223,6 +231,10 @@ impl Semaphore {
         let r = self
             .call(kv.txn(Txn::new().when(when).and_then(then)))
             .await?;
+        if !r.succeeded() {
+            self.conflicts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(r.succeeded())
     }
 

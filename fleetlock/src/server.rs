@@ -218,6 +218,12 @@ impl Service {
             }
         }
         out.push_str(&slots);
+        if let Some(sem) = self.semaphore.get() {
+            out.push_str(&format!(
+                "# HELP fleetlock_semaphore_conflicts_total Optimistic etcd transactions lost to another writer (each retried).\n# TYPE fleetlock_semaphore_conflicts_total counter\nfleetlock_semaphore_conflicts_total {}\n",
+                sem.conflicts()
+            ));
+        }
         out.push_str("# HELP fleetlock_requests_total FleetLock requests answered, by endpoint and status.\n# TYPE fleetlock_requests_total counter\n");
         let requests = self
             .requests

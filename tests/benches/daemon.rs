@@ -13,7 +13,9 @@
 //! the same trees built with the ostree CLI; `RPMOSTREE_BENCH_ONLY=layering` runs only that.
 //! Container images (a cold import of a 1 GiB image against skopeo, tar and ostree doing the
 //! same work, and an update that fetches one small layer) run only with
-//! `RPMOSTREE_BENCH_ONLY=images`: they write several GiB and take minutes.
+//! `RPMOSTREE_BENCH_ONLY=images`: they write several GiB and take minutes. The fleet load
+//! (10,000 simulated FleetLock nodes against two server replicas on a 3-member etcd) runs with
+//! `cargo bench` (`cargo xtask bench`) or alone with `RPMOSTREE_BENCH_ONLY=fleet`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -132,7 +134,17 @@ fn main() {
             print_table(rows);
             return;
         }
+        Ok("fleet") => {
+            fleet_benchmarks(&mut rows);
+            print_table(rows);
+            return;
+        }
         _ => {}
+    }
+    // The fleet load (10,000 simulated nodes) runs under `cargo bench`, not when `cargo test`
+    // runs this binary as a smoke test.
+    if std::env::args().any(|a| a == "--bench") {
+        fleet_benchmarks(&mut rows);
     }
 
     // 1. Activation to first reply, and idle RSS.
@@ -1072,4 +1084,179 @@ fn image_benchmarks(rows: &mut Vec<(String, String, String)>) {
             update.as_secs_f64() / import.as_secs_f64()
         ),
     ));
+}
+
+/// One load scenario's figures.
+struct FleetLoad {
+    wall: Duration,
+    requests: usize,
+    pre_reboot: Vec<Duration>,
+    steady_state: Vec<Duration>,
+    refused: usize,
+    conflicts: u64,
+}
+
+/// `nodes` simulated nodes in `groups` groups of `slots` slots each run one update cycle
+/// (pre-reboot until granted, a short "reboot", steady-state until granted) against `servers`
+/// with at most `in_flight` requests at once; returns the figures, with the servers'
+/// optimistic-conflict counters read from their metrics.
+fn fleet_load(
+    servers: &[rpmostree_tests::etcd::FleetLockServer],
+    nodes: usize,
+    groups: &[String],
+    in_flight: usize,
+) -> FleetLoad {
+    use fleetlock::client::{Backoff, Client, Outcome};
+    use std::sync::{Arc, Mutex};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let gate = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let samples = Arc::new(Mutex::new((Vec::new(), Vec::new(), 0usize)));
+    let conflicts_before = servers.iter().map(server_conflicts).sum::<u64>();
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..nodes {
+            let (urls, gate, samples) = (urls.clone(), gate.clone(), samples.clone());
+            let group = groups[i % groups.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                let client = Client::new(
+                    &urls,
+                    &format!("node{i:05}"),
+                    &group,
+                    Duration::from_secs(30),
+                )
+                .unwrap();
+                for pre in [true, false] {
+                    let mut backoff =
+                        Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+                    loop {
+                        let permit = gate.acquire().await.unwrap();
+                        let t = Instant::now();
+                        let r = if pre {
+                            client.pre_reboot().await
+                        } else {
+                            client.steady_state().await
+                        };
+                        let took = t.elapsed();
+                        drop(permit);
+                        let granted = matches!(r, Ok(Outcome::Granted));
+                        {
+                            let mut s = samples.lock().unwrap();
+                            if pre {
+                                s.0.push(took)
+                            } else {
+                                s.1.push(took)
+                            }
+                            if !granted {
+                                s.2 += 1;
+                            }
+                        }
+                        if granted {
+                            break;
+                        }
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                    if pre {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let wall = start.elapsed();
+    let (pre_reboot, steady_state, refused) = std::mem::take(&mut *samples.lock().unwrap());
+    FleetLoad {
+        wall,
+        requests: pre_reboot.len() + steady_state.len(),
+        pre_reboot,
+        steady_state,
+        refused,
+        conflicts: servers.iter().map(server_conflicts).sum::<u64>() - conflicts_before,
+    }
+}
+
+/// `fleetlock_semaphore_conflicts_total` from a server's metrics.
+fn server_conflicts(server: &rpmostree_tests::etcd::FleetLockServer) -> u64 {
+    let out = std::process::Command::new("curl")
+        .args(["-s", &format!("http://{}/metrics", server.status_address())])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("fleetlock_semaphore_conflicts_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The fleet load on loopback: a 3-member etcd (Debian's), two replicas of the release
+/// `rpm-ostree-fleetlock`, and simulated nodes (the node-side client code). 10,000 nodes in
+/// 100 groups of 5 slots; then 1,000 nodes in one group of 10 slots (every request on one
+/// etcd key).
+fn fleet_benchmarks(rows: &mut Vec<(String, String, String)>) {
+    use rpmostree_tests::etcd::{EtcdCluster, FleetLockServer};
+    let dir = std::env::temp_dir().join(format!("rpmostree-bench-fleet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cluster = EtcdCluster::start(&dir.join("etcd"), 3).unwrap();
+    let bin = rpmostree_tests::target_bin("rpm-ostree-fleetlock");
+    let names: Vec<String> = (0..100).map(|g| format!("g{g:03}")).collect();
+    let mut groups: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 5)).collect();
+    groups.push(("hot", 10));
+    let servers: Vec<FleetLockServer> = (0..2)
+        .map(|i| {
+            FleetLockServer::start(
+                &bin,
+                &dir.join(format!("s{i}")),
+                &cluster.endpoints(),
+                &groups,
+                "",
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut report = |what: &str, load: FleetLoad| {
+        let rate = load.requests as f64 / load.wall.as_secs_f64();
+        let (mut pre, mut steady) = (load.pre_reboot, load.steady_state);
+        rows.push((
+            format!("{what}: wall time, {} requests", load.requests),
+            ms(load.wall),
+            format!(
+                "{rate:.0} requests/s; {} refused (slot taken), {} optimistic conflicts retried in the servers",
+                load.refused, load.conflicts
+            ),
+        ));
+        rows.push((
+            format!("{what}: pre-reboot latency p50 / p99"),
+            format!(
+                "{} / {}",
+                ms(percentile(&mut pre, 0.5)),
+                ms(percentile(&mut pre, 0.99))
+            ),
+            format!("{} requests (granted or refused)", pre.len()),
+        ));
+        rows.push((
+            format!("{what}: steady-state latency p50 / p99"),
+            format!(
+                "{} / {}",
+                ms(percentile(&mut steady, 0.5)),
+                ms(percentile(&mut steady, 0.99))
+            ),
+            format!("{} requests", steady.len()),
+        ));
+    };
+    let load = fleet_load(&servers, 10_000, &names, 200);
+    report("10,000 nodes, 100 groups of 5 slots", load);
+    // One group: every request on one etcd key.
+    let hot = fleet_load(&servers, 1_000, &["hot".to_owned()], 200);
+    report("1,000 nodes, 1 group of 10 slots", hot);
+    drop(servers);
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
 }

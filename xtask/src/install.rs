@@ -145,6 +145,49 @@ pub(crate) fn install_tree(root: &Path, args: &[String]) -> Result<Vec<String>, 
     std::fs::create_dir_all(&man).map_err(|e| e.to_string())?;
     cli_output(&cli, &["man", &man.display().to_string()])?;
 
+    // Automatic updates: the timer that acts on AutomaticUpdatePolicy.
+    for unit in [
+        "rpm-ostreed-automatic.service",
+        "rpm-ostreed-automatic.timer",
+    ] {
+        let text = std::fs::read_to_string(data.join(unit)).map_err(|e| format!("{unit}: {e}"))?;
+        write(
+            &dest(&format!("{prefix}/lib/systemd/system/{unit}")),
+            &text.replace("/usr/bin/rpm-ostree", &format!("{prefix}/bin/rpm-ostree")),
+        )?;
+    }
+
+    // The FleetLock server: binary, unit, configuration, man page.
+    let fleet = root.join("fleetlock/data");
+    let server = dest(&format!("{prefix}/bin/rpm-ostree-fleetlock"));
+    copy(&bin.join("rpm-ostree-fleetlock"), &server, 0o755)?;
+    let unit = std::fs::read_to_string(fleet.join("rpm-ostree-fleetlock.service"))
+        .map_err(|e| format!("rpm-ostree-fleetlock.service: {e}"))?;
+    write(
+        &dest(&format!(
+            "{prefix}/lib/systemd/system/rpm-ostree-fleetlock.service"
+        )),
+        &unit.replace(
+            "/usr/bin/rpm-ostree-fleetlock",
+            &format!("{prefix}/bin/rpm-ostree-fleetlock"),
+        ),
+    )?;
+    copy(
+        &fleet.join("config.toml"),
+        &dest("/etc/airlock/config.toml"),
+        0o644,
+    )?;
+    let out = std::process::Command::new(&server)
+        .args(["man", &man.display().to_string()])
+        .output()
+        .map_err(|e| format!("{}: {e}", server.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "rpm-ostree-fleetlock man failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+
     let mut files = Vec::new();
     collect(&a.destdir, &a.destdir, &mut files)?;
     files.sort();
@@ -184,6 +227,7 @@ mod tests {
         let root = crate::root();
         if !root.join("target/debug/rpm-ostree").exists()
             || !root.join("target/debug/rpm-ostreed").exists()
+            || !root.join("target/debug/rpm-ostree-fleetlock").exists()
         {
             // `cargo test --workspace` builds both binaries before running tests.
             panic!("build rpm-ostree and rpm-ostreed first (cargo build --workspace)");
@@ -217,6 +261,12 @@ mod tests {
             "/usr/share/fish/vendor_completions.d/rpm-ostree.fish",
             "/usr/share/man/man1/rpm-ostree.1",
             "/usr/share/man/man1/rpm-ostree-status.1",
+            "/usr/lib/systemd/system/rpm-ostreed-automatic.service",
+            "/usr/lib/systemd/system/rpm-ostreed-automatic.timer",
+            "/usr/bin/rpm-ostree-fleetlock",
+            "/usr/lib/systemd/system/rpm-ostree-fleetlock.service",
+            "/etc/airlock/config.toml",
+            "/usr/share/man/man1/rpm-ostree-fleetlock.1",
         ] {
             assert!(
                 files.iter().any(|f| f == expected),
@@ -232,6 +282,25 @@ mod tests {
         .unwrap();
         assert!(activation.contains("Name=org.projectatomic.rpmostree1"));
         assert!(activation.contains("SystemdService=rpm-ostreed.service"));
+        let timer = std::fs::read_to_string(
+            dest.join("usr/lib/systemd/system/rpm-ostreed-automatic.service"),
+        )
+        .unwrap();
+        assert!(timer.contains(
+            "ExecStart=/usr/bin/rpm-ostree upgrade --quiet --trigger-automatic-update-policy"
+        ));
+        // The shipped server configuration is one the server accepts.
+        let server = dest.join("usr/bin/rpm-ostree-fleetlock");
+        let out = std::process::Command::new(&server)
+            .args(["slots", "-c"])
+            .arg(dest.join("etc/airlock/config.toml"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("parsing the configuration") && !err.contains("is required"),
+            "{err}"
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dest.join("usr/libexec/rpm-ostreed"))
             .unwrap()

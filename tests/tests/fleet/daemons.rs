@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use rpmostree_api::{AutomaticUpdateTriggerOptions, OSProxy};
-use rpmostree_tests::etcd::{EtcdCluster, FleetLockServer};
 use rpmostree_tests::{RebootServices, Sandbox, SandboxOptions, StandInOptions};
 
 use crate::*;
@@ -32,16 +31,8 @@ fn three_daemons_take_turns_rebooting_through_fleetlock() {
     }
     let dir = test_dir("daemons");
     let _removed = Removed(dir.clone());
-    let cluster = EtcdCluster::start(&dir.join("etcd"), 3).unwrap();
+    let (cluster, server) = cluster_and_server(&dir, 3, &[("workers", 1)], "");
     let endpoints = cluster.endpoints();
-    let server = FleetLockServer::start(
-        &server_bin(),
-        &dir.join("s0"),
-        &endpoints,
-        &[("workers", 1)],
-        "",
-    )
-    .unwrap();
     let mut nodes = Vec::new();
     for i in 0..3 {
         let sb = Sandbox::start(SandboxOptions {

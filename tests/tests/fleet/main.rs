@@ -42,6 +42,25 @@ fn server_bin() -> std::path::PathBuf {
     bin
 }
 
+/// A cluster of `members` and one server for `groups` (plus `extra` lines in `[lock]`).
+fn cluster_and_server(
+    dir: &std::path::Path,
+    members: usize,
+    groups: &[(&str, u64)],
+    extra: &str,
+) -> (EtcdCluster, FleetLockServer) {
+    let cluster = EtcdCluster::start(&dir.join("etcd"), members).unwrap();
+    let server = FleetLockServer::start(
+        &server_bin(),
+        &dir.join("s0"),
+        &cluster.endpoints(),
+        groups,
+        extra,
+    )
+    .unwrap();
+    (cluster, server)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -214,16 +233,8 @@ fn thirty_nodes_share_three_slots_through_leader_and_replica_failures() {
 fn a_restarted_node_keeps_its_one_slot_and_steady_state_frees_it() {
     let dir = test_dir("restart");
     let _removed = Removed(dir.clone());
-    let cluster = EtcdCluster::start(&dir.join("etcd"), 3).unwrap();
+    let (cluster, server) = cluster_and_server(&dir, 3, &[("workers", 2)], "");
     let endpoints = cluster.endpoints();
-    let server = FleetLockServer::start(
-        &server_bin(),
-        &dir.join("s0"),
-        &endpoints,
-        &[("workers", 2)],
-        "",
-    )
-    .unwrap();
     let rt = runtime();
     rt.block_on(async {
         let d = Duration::from_secs(5);
@@ -261,16 +272,8 @@ fn a_restarted_node_keeps_its_one_slot_and_steady_state_frees_it() {
 fn without_quorum_nothing_is_granted_and_the_cluster_recovers() {
     let dir = test_dir("quorum");
     let _removed = Removed(dir.clone());
-    let mut cluster = EtcdCluster::start(&dir.join("etcd"), 3).unwrap();
+    let (mut cluster, server) = cluster_and_server(&dir, 3, &[("workers", 1)], "");
     let endpoints = cluster.endpoints();
-    let server = FleetLockServer::start(
-        &server_bin(),
-        &dir.join("s0"),
-        &endpoints,
-        &[("workers", 1)],
-        "",
-    )
-    .unwrap();
     let rt = runtime();
     let d = Duration::from_secs(10);
     let a = Client::new(&[server.url()], "node-a", "workers", d).unwrap();
@@ -313,16 +316,8 @@ fn without_quorum_nothing_is_granted_and_the_cluster_recovers() {
 fn the_server_speaks_airlocks_protocol_and_admin_commands() {
     let dir = test_dir("protocol");
     let _removed = Removed(dir.clone());
-    let cluster = EtcdCluster::start(&dir.join("etcd"), 1).unwrap();
+    let (cluster, server) = cluster_and_server(&dir, 1, &[("workers", 3)], "");
     let bin = server_bin();
-    let server = FleetLockServer::start(
-        &bin,
-        &dir.join("s0"),
-        &cluster.endpoints(),
-        &[("workers", 3)],
-        "",
-    )
-    .unwrap();
     let rt = runtime();
     let post = |path: &str, header: bool, body: &str| {
         let mut cmd = std::process::Command::new("curl");
@@ -400,15 +395,7 @@ fn the_server_speaks_airlocks_protocol_and_admin_commands() {
 fn a_holder_past_max_hold_is_released() {
     let dir = test_dir("maxhold");
     let _removed = Removed(dir.clone());
-    let cluster = EtcdCluster::start(&dir.join("etcd"), 1).unwrap();
-    let server = FleetLockServer::start(
-        &server_bin(),
-        &dir.join("s0"),
-        &cluster.endpoints(),
-        &[("workers", 1)],
-        "max_hold_secs = 1",
-    )
-    .unwrap();
+    let (cluster, server) = cluster_and_server(&dir, 1, &[("workers", 1)], "max_hold_secs = 1");
     let rt = runtime();
     rt.block_on(async {
         let d = Duration::from_secs(5);
