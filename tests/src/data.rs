@@ -143,10 +143,12 @@ mod tests {
         assert!(c.lines().any(|l| l == "[Daemon]"));
         assert!(c.lines().any(|l| l == "#AutomaticUpdatePolicy=none"));
         assert!(c.lines().any(|l| l == "#IdleExitTimeout=60"));
+        assert!(c.lines().any(|l| l == "[Fleet]"));
+        assert!(c.lines().any(|l| l == "#Strategy=immediate"));
         // Every setting is commented out: the file changes nothing.
         assert!(
             c.lines()
-                .all(|l| l.is_empty() || l.starts_with('#') || l == "[Daemon]")
+                .all(|l| l.is_empty() || l.starts_with('#') || l == "[Daemon]" || l == "[Fleet]")
         );
     }
 }
