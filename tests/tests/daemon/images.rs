@@ -1,13 +1,13 @@
 //! Container images over D-Bus with the typed proxies: `UpdateDeployment{set-refspec}` to an
 //! image, staged locked, with per-layer progress, then `FinalizeDeployment` by the image's
-//! digest; a cancel in the middle of a slow registry pull ends promptly and leaves nothing
+//! digest, an `Upgrade` that follows the tag and a `Rebase` back to the branch; a cancel in the middle of a slow registry pull ends promptly and leaves nothing
 //! behind (no deployment, no layer a later pull would trust).
 
 use std::time::{Duration, Instant};
 
 use rpmostree_api::{
     FinalizeDeploymentOptions, RebaseOptions, TransactionEvent, UpdateDeploymentModifiers,
-    UpdateDeploymentOptions,
+    UpdateDeploymentOptions, UpgradeOptions,
 };
 use rpmostree_tests::{
     RebootServices, Registry, Sandbox, SandboxOptions, StandInOptions, ThrottledProxy,
@@ -119,6 +119,38 @@ fn an_image_staged_locked_by_update_deployment_is_finalized_by_its_digest() {
             sysroot.deployments().await.unwrap()[0].finalization_locked == Some(false)
         })
         .await;
+    });
+    // The daemon asked for a reboot and accepts no more changes (as a system going down): a
+    // new one follows the tag to a new image, then goes back to the branch.
+    sb.kill_daemon(15).unwrap();
+    sb.wait_daemon_gone(Duration::from_secs(30)).unwrap();
+    let v3 = sb.build_image("3.0", "stable").unwrap();
+    run(Duration::from_secs(240), async {
+        let bus = bus(&sb).await;
+        let sysroot = sysroot(&bus).await;
+        let os = os(&bus).await;
+        os.upgrade_transaction(&UpgradeOptions::new())
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        let staged = sysroot.deployments().await.unwrap()[0].clone();
+        assert_eq!(
+            staged.container_image_reference_digest.as_deref(),
+            Some(v3.as_str())
+        );
+        assert_eq!(staged.version.as_deref(), Some("3.0"));
+        os.rebase_transaction(&RebaseOptions::new(), "origin:testos/stable", &[])
+            .await
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        let staged = sysroot.deployments().await.unwrap()[0].clone();
+        assert_eq!(staged.origin.as_deref(), Some("origin:testos/stable"));
+        assert!(staged.container_image_reference.is_none(), "{staged:?}");
+        assert_eq!(staged.version.as_deref(), Some("2.0"));
     });
 }
 
