@@ -359,6 +359,16 @@ pub(crate) async fn run(coordinator: Arc<Coordinator>, config: FleetConfig, node
         }
     };
     coordinator.busy.store(true, Ordering::SeqCst);
+    // A daemon stopped while its update waited for a slot (killed, restarted) takes up the
+    // wait again once steady state is reported: the update is still staged and locked.
+    let interrupted = std::fs::read_to_string(STATE_FILE).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l == "phase=waiting-for-slot" || l == "phase=waiting-for-window")
+    });
+    if interrupted && node.staged_locked() {
+        tracing::info!("FleetLock: resuming the wait for a reboot slot of the staged update");
+        coordinator.armed.store(true, Ordering::SeqCst);
+    }
     coordinator.set(&config, &id, |s| {
         *s = State {
             phase: "steady-state".into(),

@@ -168,3 +168,106 @@ fn three_daemons_take_turns_rebooting_through_fleetlock() {
         assert!(state.contains("phase=idle"), "{state}");
     }
 }
+
+#[test]
+#[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
+fn a_daemon_killed_while_waiting_for_a_slot_resumes_the_wait() {
+    if !rpmostree_tests::root_or_skip("a_daemon_killed_while_waiting_for_a_slot_resumes_the_wait") {
+        return;
+    }
+    let dir = test_dir("resume");
+    let _removed = Removed(dir.clone());
+    let (_cluster, server) = cluster_and_server(&dir, 1, &[("workers", 1)], "");
+    let sb = Sandbox::start(SandboxOptions {
+        fake_booted: true,
+        extra_config: Some(format!(
+            "AutomaticUpdatePolicy=apply\n[Fleet]\nStrategy=fleetlock\nURL={}\nGroup=workers\nNodeId=node0\nMaxRetryIntervalSecs=1\n",
+            server.url()
+        )),
+        ..Default::default()
+    })
+    .unwrap();
+    let logind = RebootServices::start(
+        sb.bus_address(),
+        StandInOptions {
+            logind: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let rt = runtime();
+    // Another host holds the only slot.
+    let other = fleetlock::client::Client::new(
+        &[server.url()],
+        "other-host",
+        "workers",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(
+        rt.block_on(other.pre_reboot()).unwrap(),
+        fleetlock::client::Outcome::Granted
+    );
+    rt.block_on(async {
+        let bus = zbus::connection::Builder::address(sb.bus_address())
+            .build()
+            .await
+            .unwrap();
+        let os = OSProxy::builder(&bus)
+            .path("/org/projectatomic/rpmostree1/testos")
+            .build()
+            .await
+            .unwrap();
+        let (_, txn) = os
+            .automatic_update_trigger_transaction(
+                &AutomaticUpdateTriggerOptions::new().mode("auto"),
+            )
+            .await
+            .unwrap();
+        txn.expect("a transaction").run(|_| {}).await.unwrap();
+    });
+    let wait_phase = |phase: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !fleet_state(&sb).contains(&format!("phase={phase}")) {
+            assert!(
+                Instant::now() < deadline,
+                "never {phase}: {}",
+                fleet_state(&sb)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_phase("waiting-for-slot");
+    // Killed in the middle of the wait, then started again (by activation).
+    sb.kill_daemon(9).unwrap();
+    sb.wait_daemon_gone(Duration::from_secs(30)).unwrap();
+    let before = fleet_state(&sb);
+    std::thread::sleep(Duration::from_millis(1100));
+    sb.start_daemon().unwrap();
+    // The new daemon reports steady state, then takes up the wait (its own writes).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = fleet_state(&sb);
+        if now != before && now.contains("phase=waiting-for-slot") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the wait was not resumed: {now}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(reboots(&logind), 0, "no reboot while the slot is taken");
+    // The other host is done: this one gets the slot and reboots.
+    assert_eq!(
+        rt.block_on(other.steady_state()).unwrap(),
+        fleetlock::client::Outcome::Granted
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reboots(&logind) == 0 {
+        assert!(Instant::now() < deadline, "no reboot: {}", fleet_state(&sb));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !sb.dir()
+            .join("run/ostree/staged-deployment-locked")
+            .exists()
+    );
+}
