@@ -23,6 +23,51 @@ fn fleet_state(sb: &Sandbox) -> String {
     std::fs::read_to_string(sb.dir().join("run/rpm-ostree/fleet-lock")).unwrap_or_default()
 }
 
+/// A fake-booted sandbox whose daemon applies automatic updates through FleetLock at `url`
+/// as `node`, with a logind stand-in recording reboots.
+fn fleet_node(url: &str, node: &str) -> (Sandbox, RebootServices) {
+    let sb = Sandbox::start(SandboxOptions {
+        fake_booted: true,
+        extra_config: Some(format!(
+            "AutomaticUpdatePolicy=apply\n[Fleet]\nStrategy=fleetlock\nURL={url}\nGroup=workers\nNodeId={node}\nMaxRetryIntervalSecs=1\n"
+        )),
+        ..Default::default()
+    })
+    .unwrap();
+    let logind = RebootServices::start(
+        sb.bus_address(),
+        StandInOptions {
+            logind: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (sb, logind)
+}
+
+/// Runs the automatic update of `sb` (as rpm-ostreed-automatic.timer would start it) to its end.
+fn trigger_automatic_update(rt: &tokio::runtime::Runtime, sb: &Sandbox) {
+    rt.block_on(async {
+        let bus = zbus::connection::Builder::address(sb.bus_address())
+            .build()
+            .await
+            .unwrap();
+        let os = OSProxy::builder(&bus)
+            .path("/org/projectatomic/rpmostree1/testos")
+            .build()
+            .await
+            .unwrap();
+        let (enabled, txn) = os
+            .automatic_update_trigger_transaction(
+                &AutomaticUpdateTriggerOptions::new().mode("auto"),
+            )
+            .await
+            .unwrap();
+        assert!(enabled);
+        txn.expect("a transaction").run(|_| {}).await.unwrap();
+    });
+}
+
 #[test]
 #[ignore = "system test: needs root; `cargo xtask test` runs it as root"]
 fn three_daemons_take_turns_rebooting_through_fleetlock() {
@@ -33,49 +78,13 @@ fn three_daemons_take_turns_rebooting_through_fleetlock() {
     let _removed = Removed(dir.clone());
     let (cluster, server) = cluster_and_server(&dir, 3, &[("workers", 1)], "");
     let endpoints = cluster.endpoints();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let sb = Sandbox::start(SandboxOptions {
-            fake_booted: true,
-            extra_config: Some(format!(
-                "AutomaticUpdatePolicy=apply\n[Fleet]\nStrategy=fleetlock\nURL={}\nGroup=workers\nNodeId=node{i}\nMaxRetryIntervalSecs=1\n",
-                server.url()
-            )),
-            ..Default::default()
-        })
-        .unwrap();
-        let logind = RebootServices::start(
-            sb.bus_address(),
-            StandInOptions {
-                logind: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        nodes.push((sb, logind));
-    }
+    let nodes: Vec<(Sandbox, RebootServices)> = (0..3)
+        .map(|i| fleet_node(&server.url(), &format!("node{i}")))
+        .collect();
     let rt = runtime();
     // The automatic update of every node (as rpm-ostreed-automatic.timer would start it).
     for (sb, _) in &nodes {
-        rt.block_on(async {
-            let bus = zbus::connection::Builder::address(sb.bus_address())
-                .build()
-                .await
-                .unwrap();
-            let os = OSProxy::builder(&bus)
-                .path("/org/projectatomic/rpmostree1/testos")
-                .build()
-                .await
-                .unwrap();
-            let (enabled, txn) = os
-                .automatic_update_trigger_transaction(
-                    &AutomaticUpdateTriggerOptions::new().mode("auto"),
-                )
-                .await
-                .unwrap();
-            assert!(enabled);
-            txn.expect("a transaction").run(|_| {}).await.unwrap();
-        });
+        trigger_automatic_update(&rt, sb);
         assert!(
             sb.dir().join("run/ostree/staged-deployment").exists(),
             "staged"
@@ -178,23 +187,7 @@ fn a_daemon_killed_while_waiting_for_a_slot_resumes_the_wait() {
     let dir = test_dir("resume");
     let _removed = Removed(dir.clone());
     let (_cluster, server) = cluster_and_server(&dir, 1, &[("workers", 1)], "");
-    let sb = Sandbox::start(SandboxOptions {
-        fake_booted: true,
-        extra_config: Some(format!(
-            "AutomaticUpdatePolicy=apply\n[Fleet]\nStrategy=fleetlock\nURL={}\nGroup=workers\nNodeId=node0\nMaxRetryIntervalSecs=1\n",
-            server.url()
-        )),
-        ..Default::default()
-    })
-    .unwrap();
-    let logind = RebootServices::start(
-        sb.bus_address(),
-        StandInOptions {
-            logind: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (sb, logind) = fleet_node(&server.url(), "node0");
     let rt = runtime();
     // Another host holds the only slot.
     let other = fleetlock::client::Client::new(
@@ -208,24 +201,7 @@ fn a_daemon_killed_while_waiting_for_a_slot_resumes_the_wait() {
         rt.block_on(other.pre_reboot()).unwrap(),
         fleetlock::client::Outcome::Granted
     );
-    rt.block_on(async {
-        let bus = zbus::connection::Builder::address(sb.bus_address())
-            .build()
-            .await
-            .unwrap();
-        let os = OSProxy::builder(&bus)
-            .path("/org/projectatomic/rpmostree1/testos")
-            .build()
-            .await
-            .unwrap();
-        let (_, txn) = os
-            .automatic_update_trigger_transaction(
-                &AutomaticUpdateTriggerOptions::new().mode("auto"),
-            )
-            .await
-            .unwrap();
-        txn.expect("a transaction").run(|_| {}).await.unwrap();
-    });
+    trigger_automatic_update(&rt, &sb);
     let wait_phase = |phase: &str| {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !fleet_state(&sb).contains(&format!("phase={phase}")) {
