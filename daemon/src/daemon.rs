@@ -556,7 +556,7 @@ impl crate::fleet::Node for FleetNode {
     }
 
     fn staged_locked(&self) -> bool {
-        Path::new("/run/ostree/staged-deployment").exists()
+        Path::new(crate::sysroot::STAGED_DEPLOYMENT).exists()
             && Path::new(crate::sysroot::STAGED_LOCKED_MARKER).exists()
     }
 

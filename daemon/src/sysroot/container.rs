@@ -149,13 +149,10 @@ pub(crate) fn image_of_commit(meta: &glib::Variant) -> Option<(String, Option<St
     Some((digest, version))
 }
 
-/// The manifest stored on an image's commit.
-fn manifest_of_commit(repo: &ostree::Repo, commit: &str) -> Result<Option<ImageManifest>> {
-    let (obj, _) = repo
-        .load_commit(commit)
-        .with_context(|| format!("loading commit {commit}"))?;
-    let dict = glib::VariantDict::new(Some(&obj.child_value(0)));
-    dict.lookup::<String>(META_MANIFEST)
+/// The manifest stored in an image commit's metadata `meta` (`None` for another commit).
+fn manifest_of(meta: &glib::Variant) -> Result<Option<ImageManifest>> {
+    glib::VariantDict::new(Some(meta))
+        .lookup::<String>(META_MANIFEST)
         .ok()
         .flatten()
         .map(|m| serde_json::from_str(&m).context("parsing the image manifest of the deployment"))
@@ -172,18 +169,13 @@ pub(crate) fn stored(
     Ok(state.as_deref().map(ImageState::from))
 }
 
-/// The layer statistics from the image of commit `from` to the image of commit `to` (`None`
-/// when either is not an image's commit).
-pub(crate) fn layer_diff(repo: &ostree::Repo, from: &str, to: &str) -> Result<Option<LayerDiff>> {
-    Ok(
-        match (
-            manifest_of_commit(repo, from)?,
-            manifest_of_commit(repo, to)?,
-        ) {
-            (Some(a), Some(b)) => Some(LayerDiff::new(&a, &b)),
-            _ => None,
-        },
-    )
+/// The layer statistics from the image of the commit with metadata `from` to that of `to`
+/// (`None` when either is not an image's commit).
+pub(crate) fn layer_diff(from: &glib::Variant, to: &glib::Variant) -> Result<Option<LayerDiff>> {
+    Ok(match (manifest_of(from)?, manifest_of(to)?) {
+        (Some(a), Some(b)) => Some(LayerDiff::new(&a, &b)),
+        _ => None,
+    })
 }
 
 /// Runs `fut` to completion on this (blocking) thread in a runtime of its own, or fails with
@@ -448,8 +440,8 @@ pub(crate) fn check(
     imgref: &OstreeImageReference,
     deployed: &str,
 ) -> Result<Option<ImageUpdate>> {
-    let current = manifest_of_commit(repo, deployed)?;
-    let deployed_meta = repo.load_commit(deployed)?.0.child_value(0);
+    let deployed_meta = super::commit_info(repo, deployed)?.2;
+    let current = manifest_of(&deployed_meta)?;
     let deployed_digest = image_of_commit(&deployed_meta).map(|(d, _)| d);
     let progress = op.progress.clone();
     let (digest, manifest, config) = run(op, async {

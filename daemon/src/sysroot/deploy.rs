@@ -87,6 +87,38 @@ fn image_digest(revision: &Revision) -> Result<String> {
     Ok(digest)
 }
 
+/// The image `image` (at `digest` when given) in the repository: pulled, or with `cache_only`
+/// the one already there; says which digest and version it is.
+fn image_state(
+    op: &Op<'_>,
+    repo: &ostree::Repo,
+    image: &OstreeImageReference,
+    digest: Option<&str>,
+    cache_only: bool,
+) -> Result<container::ImageState> {
+    let state = if cache_only {
+        container::stored(repo, image)?
+            .filter(|s| digest.is_none_or(|d| d == s.digest))
+            .ok_or_else(|| anyhow!("Image {image} is not in the repository"))?
+    } else {
+        let pull_ref = match digest {
+            Some(d) => container::with_digest(image, d)?,
+            None => image.clone(),
+        };
+        container::pull(op, repo, &pull_ref, image)?
+    };
+    op.progress.message(&format!(
+        "Image {image}: digest {}{}",
+        state.digest,
+        state
+            .version
+            .as_deref()
+            .map(|v| format!(", version {v}"))
+            .unwrap_or_default()
+    ));
+    Ok(state)
+}
+
 /// What a deploy-family transaction asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DeployRequest {
@@ -612,73 +644,54 @@ pub(crate) fn deploy(op: &Op<'_>, req: &DeployRequest) -> Result<Report> {
         base.csum().to_string()
     } else if req.no_pull_base {
         base_commit.clone()
-    } else if let Source::Image(image) = &source {
-        let digest = req.revision.as_ref().map(image_digest).transpose()?;
-        if let (None, Some(p), None) = (&digest, &pinned, &req.rebase) {
-            op.progress
-                .message(&format!("Pinned to image {p}; no upgrade available"));
-            return Ok(Report::unchanged(format!("pinned to {p}")));
-        }
-        let state = if req.cache_only {
-            container::stored(&repo, image)?
-                .filter(|s| digest.as_ref().is_none_or(|d| *d == s.digest))
-                .ok_or_else(|| anyhow!("Image {image} is not in the repository"))?
-        } else {
-            let pull_ref = match &digest {
-                Some(d) => container::with_digest(image, d)?,
-                None => image.clone(),
-            };
-            container::pull(op, &repo, &pull_ref, image)?
-        };
-        op.progress.message(&format!(
-            "Image {image}: digest {}{}",
-            state.digest,
-            state
-                .version
-                .as_deref()
-                .map(|v| format!(", version {v}"))
-                .unwrap_or_default()
-        ));
-        pin = digest;
-        state.commit
     } else {
-        let Source::Ostree(refspec) = &source else {
-            unreachable!("images are handled above")
-        };
-        match &req.revision {
-            Some(Revision::Checksum(c)) => {
-                if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
-                    pull(op, &repo, remote, &[c], Fetch::Full, 0)?;
-                }
-                repo.load_commit(c).map_err(|_| {
-                    anyhow!(
-                        "Commit {c} not found in the repository or on remote {}",
-                        refspec.remote.as_deref().unwrap_or("(local)")
-                    )
-                })?;
-                c.clone()
-            }
-            Some(Revision::Version(v)) => {
-                let c = find_version(op, &repo, refspec, v, req.cache_only)?;
-                if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
-                    pull(op, &repo, remote, &[&c], Fetch::Full, 0)?;
-                }
-                op.progress.message(&format!("Resolved version {v} to {c}"));
-                c
-            }
-            None => {
-                if let (Some(p), None) = (&pinned, &req.rebase) {
+        match &source {
+            Source::Image(image) => {
+                let digest = req.revision.as_ref().map(image_digest).transpose()?;
+                if let (None, Some(p), None) = (&digest, &pinned, &req.rebase) {
                     op.progress
-                        .message(&format!("Pinned to commit {p}; no upgrade available"));
+                        .message(&format!("Pinned to image {p}; no upgrade available"));
                     return Ok(Report::unchanged(format!("pinned to {p}")));
                 }
-                if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
-                    pull(op, &repo, remote, &[&refspec.branch], Fetch::Full, 0)?;
-                }
-                repo.resolve_rev(&refspec.to_string(), false)?
-                    .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
-                    .to_string()
+                let state = image_state(op, &repo, image, digest.as_deref(), req.cache_only)?;
+                pin = digest;
+                state.commit
             }
+            Source::Ostree(refspec) => match &req.revision {
+                Some(Revision::Checksum(c)) => {
+                    if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
+                        pull(op, &repo, remote, &[c], Fetch::Full, 0)?;
+                    }
+                    repo.load_commit(c).map_err(|_| {
+                        anyhow!(
+                            "Commit {c} not found in the repository or on remote {}",
+                            refspec.remote.as_deref().unwrap_or("(local)")
+                        )
+                    })?;
+                    c.clone()
+                }
+                Some(Revision::Version(v)) => {
+                    let c = find_version(op, &repo, refspec, v, req.cache_only)?;
+                    if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
+                        pull(op, &repo, remote, &[&c], Fetch::Full, 0)?;
+                    }
+                    op.progress.message(&format!("Resolved version {v} to {c}"));
+                    c
+                }
+                None => {
+                    if let (Some(p), None) = (&pinned, &req.rebase) {
+                        op.progress
+                            .message(&format!("Pinned to commit {p}; no upgrade available"));
+                        return Ok(Report::unchanged(format!("pinned to {p}")));
+                    }
+                    if let (Some(remote), false) = (&refspec.remote, req.cache_only) {
+                        pull(op, &repo, remote, &[&refspec.branch], Fetch::Full, 0)?;
+                    }
+                    repo.resolve_rev(&refspec.to_string(), false)?
+                        .ok_or_else(|| anyhow!("Ref {refspec} not found"))?
+                        .to_string()
+                }
+            },
         }
     };
     op.check_cancelled()?;
@@ -993,7 +1006,7 @@ fn cache_staged_update(
     if base == target {
         return super::cached_update::write(op.path, &osname, None);
     }
-    let (version, timestamp, _) = super::commit_info(&repo, target)?;
+    let (version, timestamp, meta) = super::commit_info(&repo, target)?;
     let setup = repo_setup_for(op.path, sysroot, &osname)?;
     let warn = |w: &str| tracing::info!("{w}");
     let packages =
@@ -1009,12 +1022,12 @@ fn cache_staged_update(
         manifest_diff: None,
     };
     if let Source::Image(_) = source {
-        let new = container::image_of_commit(&super::commit_info(&repo, target)?.2);
-        if let Some((digest, version)) = new {
+        if let Some((digest, version)) = container::image_of_commit(&meta) {
             check.checksum = digest;
             check.version = version;
         }
-        check.manifest_diff = container::layer_diff(&repo, &base, target)?;
+        let base_meta = super::commit_info(&repo, &base)?.2;
+        check.manifest_diff = container::layer_diff(&base_meta, &meta)?;
     }
     super::cached_update::write(op.path, &osname, Some(&check))
 }

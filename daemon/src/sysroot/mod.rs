@@ -25,6 +25,9 @@ use ostree::{gio, glib};
 /// Where libostree leaves the marker of a staged deployment locked against finalization.
 pub(crate) const STAGED_LOCKED_MARKER: &str = "/run/ostree/staged-deployment-locked";
 
+/// Where libostree records the staged deployment of the running system.
+pub(crate) const STAGED_DEPLOYMENT: &str = "/run/ostree/staged-deployment";
+
 /// Whether `remote` verifies GPG signatures and, when it does, the signatures of `checksum`
 /// verified against its keys: one `ostree_gpg_verify_result_get_all` tuple each, `None` when the
 /// commit has none that verify. A commit's signatures and a remote's keys rarely change, so
@@ -254,7 +257,7 @@ impl Fingerprint {
         if path == Path::new("/") {
             places.extend(
                 [
-                    "/run/ostree/staged-deployment",
+                    STAGED_DEPLOYMENT,
                     STAGED_LOCKED_MARKER,
                     "/var/cache/rpm-ostree",
                 ]
@@ -341,14 +344,6 @@ pub(crate) fn commit_info(
     Ok((version, ostree::commit_get_timestamp(&commit), meta))
 }
 
-/// A key of the `[origin]` group of a deployment's origin file.
-fn string_key(d: &ostree::Deployment, key: &str) -> Option<String> {
-    d.origin()?
-        .string("origin", key)
-        .ok()
-        .map(|s| s.to_string())
-}
-
 fn describe(
     repo: &ostree::Repo,
     d: &ostree::Deployment,
@@ -414,6 +409,7 @@ fn describe(
         }
         let string = |g: &str, k: &str| origin.string(g, k).ok().map(|s| s.to_string());
         info.refspec = string("origin", "refspec").or_else(|| string("origin", "baserefspec"));
+        info.container_image_reference = string("origin", "container-image-reference");
         info.override_commit = string("origin", "override-commit");
         if let Some(url) = string("origin", "custom-url") {
             info.custom_origin = Some((
@@ -422,8 +418,7 @@ fn describe(
             ));
         }
     }
-    if let Some(image) = string_key(d, "container-image-reference") {
-        info.container_image_reference = Some(image);
+    if info.container_image_reference.is_some() {
         // The image's digest and version are on its commit (the base of a layered one).
         let meta = info
             .base
