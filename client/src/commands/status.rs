@@ -78,25 +78,19 @@ pub struct FleetLock {
 
 /// Parses [`FLEET_LOCK_FILE`] (group `[fleet-lock]`).
 pub fn read_fleet_lock(text: &str) -> Option<FleetLock> {
-    let mut in_group = false;
     let mut f = FleetLock::default();
     let (mut kind, mut error) = (None, None);
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_group = line == "[fleet-lock]";
-        } else if let (true, Some((k, v))) = (in_group, line.split_once('=')) {
-            let v = v.trim().to_owned();
-            match k.trim() {
-                "urls" => f.urls = v,
-                "group" => f.group = v,
-                "node-id" => f.node_id = v,
-                "phase" => f.phase = v,
-                "attempts" => f.attempts = v.parse().unwrap_or(0),
-                "next-try" => f.next_try = v.parse().ok(),
-                "last-error-kind" => kind = Some(v),
-                "last-error" => error = Some(v),
-                _ => {}
-            }
+    for (k, v) in group_entries(text, "fleet-lock") {
+        match k.as_str() {
+            "urls" => f.urls = v,
+            "group" => f.group = v,
+            "node-id" => f.node_id = v,
+            "phase" => f.phase = v,
+            "attempts" => f.attempts = v.parse().unwrap_or(0),
+            "next-try" => f.next_try = v.parse().ok(),
+            "last-error-kind" => kind = Some(v),
+            "last-error" => error = Some(v),
+            _ => {}
         }
     }
     if let (Some(k), Some(e)) = (kind, error) {
@@ -149,20 +143,31 @@ pub const UPDATE_DRIVER_FILE: &str = "/run/rpm-ostree/update-driver";
 /// Reads the registered update driver: a key file with group `[update-driver]` and keys
 /// `driver-name` and `driver-sd-unit`.
 pub fn read_update_driver(text: &str) -> Option<(String, String)> {
+    let entries = group_entries(text, "update-driver");
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    get("driver-name")
+        .filter(|n| !n.is_empty())
+        .map(|n| (n, get("driver-sd-unit").unwrap_or_default()))
+}
+
+/// The `key=value` entries of `[group]` in key-file text (what the daemon writes to /run).
+fn group_entries(text: &str, group: &str) -> Vec<(String, String)> {
+    let header = format!("[{group}]");
     let mut in_group = false;
-    let (mut name, mut unit) = (None, String::new());
+    let mut out = Vec::new();
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
-            in_group = line == "[update-driver]";
+            in_group = line == header;
         } else if let (true, Some((k, v))) = (in_group, line.split_once('=')) {
-            match k.trim() {
-                "driver-name" => name = Some(v.trim().to_owned()),
-                "driver-sd-unit" => unit = v.trim().to_owned(),
-                _ => {}
-            }
+            out.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    name.filter(|n| !n.is_empty()).map(|n| (n, unit))
+    out
 }
 
 /// Reads the state and prints it.
