@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::HarnessError;
-use crate::images::free_port;
+use crate::process::free_port;
 
 /// How long a new cluster may take to accept writes.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

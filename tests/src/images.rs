@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::background::{Background, runtime};
 use crate::error::HarnessError;
+use crate::process::free_port;
 use crate::sandbox::Sandbox;
 
 /// The branch of the remote repository that image commits go to.
@@ -149,6 +150,25 @@ impl Sandbox {
         Ok(descriptor.digest().to_string())
     }
 
+    /// An image `testos:big` in `registry` (image `stable` of [`Sandbox::oci_dir`] plus a layer
+    /// of `bytes` incompressible bytes) reached through a [`ThrottledProxy`] passing on `rate`
+    /// bytes per second, which the daemon trusts: (the proxy, the image reference through it,
+    /// the manifest digest). A test can slow a pull down, count its bytes, and cut it off.
+    pub fn big_image_behind_proxy(
+        &self,
+        registry: &Registry,
+        bytes: usize,
+        rate: u64,
+    ) -> Result<(ThrottledProxy, String, String), HarnessError> {
+        let big = incompressible_bytes(bytes);
+        self.derive_image("stable", "big", &[("usr/share/big/blob", &big)])?;
+        let digest = registry.push(&self.oci_dir(), "big", "testos:big")?;
+        let proxy = ThrottledProxy::start(registry.socket_address(), rate)?;
+        self.trust_registry(&proxy.address())?;
+        let image = format!("ostree-unverified-registry:{}/testos:big", proxy.address());
+        Ok((proxy, image, digest))
+    }
+
     /// Lets the daemon's image pulls use the plain-HTTP registry at `address` (a drop-in in
     /// the sandbox's `registries.conf.d`, which the daemon sees in place of the host's when
     /// the sandbox was started with [`crate::SandboxOptions::containers`]).
@@ -179,15 +199,6 @@ pub fn incompressible_bytes(len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-/// A free loopback port (bound, then released).
-pub(crate) fn free_port() -> Result<u16, HarnessError> {
-    let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| HarnessError::new(format!("finding a free port: {e}")))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| HarnessError::new(format!("finding a free port: {e}")))
 }
 
 /// Whether an HTTP server answers `GET /v2/` at `address`.

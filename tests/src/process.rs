@@ -280,6 +280,15 @@ pub(crate) fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// A free loopback port (bound, then released).
+pub(crate) fn free_port() -> Result<u16, HarnessError> {
+    let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| HarnessError::new(format!("finding a free port: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| HarnessError::new(format!("finding a free port: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rpmostree_tests::{Registry, Sandbox, SandboxOptions, ThrottledProxy};
+use rpmostree_tests::{Registry, Sandbox, SandboxOptions};
 
 use crate::common::*;
 
@@ -338,13 +338,9 @@ fn bad_images_are_clear_errors_and_change_nothing() {
 
     // A registry that goes away in the middle of the pull: a slow proxy in front of it, cut
     // off once part of a layer went through.
-    let big = rpmostree_tests::incompressible_bytes(6_000_000);
-    sb.derive_image("stable", "big", &[("usr/share/big/blob", &big)])
+    let (mut proxy, image, _) = sb
+        .big_image_behind_proxy(&registry, 6_000_000, 1_000_000)
         .unwrap();
-    registry.push(&sb.oci_dir(), "big", "testos:big").unwrap();
-    let mut proxy = ThrottledProxy::start(registry.socket_address(), 1_000_000).unwrap();
-    sb.trust_registry(&proxy.address()).unwrap();
-    let image = format!("ostree-unverified-registry:{}/testos:big", proxy.address());
     let mut cmd = sb.command(cli_bin().to_str().unwrap());
     cmd.args(["rebase", &image]);
     let child = std::thread::spawn(move || run_with_timeout(cmd, CLI_TIMEOUT));

@@ -9,9 +9,7 @@ use rpmostree_api::{
     FinalizeDeploymentOptions, RebaseOptions, TransactionEvent, UpdateDeploymentModifiers,
     UpdateDeploymentOptions, UpgradeOptions,
 };
-use rpmostree_tests::{
-    RebootServices, Registry, Sandbox, SandboxOptions, StandInOptions, ThrottledProxy,
-};
+use rpmostree_tests::{RebootServices, Registry, Sandbox, SandboxOptions, StandInOptions};
 
 use crate::common::*;
 
@@ -162,14 +160,10 @@ fn a_cancel_in_the_middle_of_an_image_pull_ends_promptly_and_keeps_nothing() {
     };
     let registry = Registry::start(&sb.dir().join("registry")).unwrap();
     sb.build_image("2.0", "stable").unwrap();
-    let big = rpmostree_tests::incompressible_bytes(4_000_000);
-    sb.derive_image("stable", "big", &[("usr/share/big/blob", &big)])
+    let (proxy, image, _) = sb
+        .big_image_behind_proxy(&registry, 4_000_000, 400_000)
         .unwrap();
-    registry.push(&sb.oci_dir(), "big", "testos:big").unwrap();
-    let proxy = ThrottledProxy::start(registry.socket_address(), 400_000).unwrap();
-    sb.trust_registry(&proxy.address()).unwrap();
     let before = sb.admin_status().unwrap();
-    let image = format!("ostree-unverified-registry:{}/testos:big", proxy.address());
     run(Duration::from_secs(180), async {
         let bus = bus(&sb).await;
         let os = os(&bus).await;
@@ -231,14 +225,10 @@ fn sigkill_during_an_image_pull_leaves_a_sound_repository_and_the_pull_resumes()
     };
     let registry = Registry::start(&sb.dir().join("registry")).unwrap();
     sb.build_image("2.0", "stable").unwrap();
-    let big = rpmostree_tests::incompressible_bytes(3_000_000);
-    sb.derive_image("stable", "big", &[("usr/share/big/blob", &big)])
+    let (proxy, image, digest) = sb
+        .big_image_behind_proxy(&registry, 3_000_000, 1_000_000)
         .unwrap();
-    let digest = registry.push(&sb.oci_dir(), "big", "testos:big").unwrap();
-    let proxy = ThrottledProxy::start(registry.socket_address(), 1_000_000).unwrap();
-    sb.trust_registry(&proxy.address()).unwrap();
     let before = sb.admin_status().unwrap();
-    let image = format!("ostree-unverified-registry:{}/testos:big", proxy.address());
     // Kills at spread-out points of the pull: before, during and between the two layers.
     for (i, bytes) in [100_000u64, 1_500_000, 3_000_000].into_iter().enumerate() {
         let start = proxy.bytes();
